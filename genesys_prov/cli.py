@@ -1,0 +1,290 @@
+"""The command line: parse options, call one library function, render the result.
+
+Every expected failure is a :class:`~genesys_prov.errors.GenesysProvError`; it becomes a
+one-line ``Error: ...`` on stderr and the documented exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import yaml
+from rich.console import Console
+
+from genesys_prov import __version__, redact, report
+from genesys_prov.config import Config, load_config
+from genesys_prov.errors import EXIT_CHANGES_FAILED, EXIT_CONNECT, EXIT_USAGE, GenesysProvError
+from genesys_prov.mapping import default_mappings_text
+from genesys_prov.sync import SyncResult, run_check, run_sync
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    # Pipes and cron logs: tables wide enough that values are not folded.
+    console = Console(highlight=False, width=140)
+
+
+def fail(exc: GenesysProvError) -> NoReturn:
+    """Print ``Error: <one line>`` and exit with the error's code."""
+    message = redact.scrub(str(exc))
+    click.echo(f"Error: {message}", err=True)  # never wrapped: one line stays one line
+    sys.exit(exc.exit_code)
+
+
+@contextlib.contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """Turn domain exceptions into ``Error: ...`` and their exit code."""
+    try:
+        yield
+    except GenesysProvError as exc:
+        fail(exc)
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(redact.RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    if verbose < 3:  # urllib3 and msal are chatty below that
+        logging.getLogger("urllib3").setLevel(max(level, logging.INFO))
+        logging.getLogger("msal").setLevel(max(level, logging.INFO))
+
+
+class Context:
+    """Options shared by every command."""
+
+    def __init__(self, config_path: str | None, verbose: int) -> None:
+        self.config_path = config_path
+        self.verbose = verbose
+
+    def config(self) -> Config:
+        """Load the configuration or exit 2."""
+        with errors_to_exit():
+            return load_config(self.config_path)
+        raise AssertionError("unreachable")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH", envvar="GENESYS_PROV_CONFIG",
+              help="Configuration file (default: $GENESYS_PROV_CONFIG, else ./genesys-prov.yaml).")
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (repeatable).")
+@click.version_option(__version__, prog_name="genesys-prov")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """Provision Microsoft Entra ID users into Genesys Cloud over SCIM 2.0.
+
+    Reads users from Microsoft Graph, applies the attribute mappings, compares the result
+    with the SCIM target, and creates, updates, deactivates and reactivates users.
+
+    Example:
+
+        genesys-prov check
+
+        genesys-prov sync --dry-run
+
+    Exit codes: 0 success, 1 some changes failed, 2 usage or configuration error,
+    3 blocked by a safety guard, 4 cannot connect or authenticate, 5 another run holds
+    the lock.
+    """
+    _setup_logging(verbose)
+    ctx.obj = Context(config_path, verbose)
+
+
+@cli.command()
+@click.option("--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="How to print the result.")
+@click.pass_obj
+def check(obj: Context, output: str) -> None:
+    """Test both connections without writing anything.
+
+    Gets a Graph token and reads one user; authenticates to the target and filters for a
+    random userName (expecting an empty list); reads /ServiceProviderConfig and /Schemas
+    when the target offers them. Exits 4 if a side is unreachable or refuses.
+
+    Example:
+
+        genesys-prov --config genesys-prov.yaml check
+    """
+    config = obj.config()
+    with errors_to_exit():
+        result = run_check(config)
+    if output == "json":
+        click.echo(report.to_json(result.data()))
+    else:
+        console.print(report.check_table(result))
+    if not result.ok:
+        sys.exit(EXIT_CONNECT)
+
+
+def _progress() -> tuple[Callable[[str, int], None], Callable[[], None]]:
+    """A progress callback: a live status line on a terminal, nothing otherwise."""
+    if not err_console.is_terminal:
+        return (lambda stage, n: None), (lambda: None)
+    status = err_console.status("starting…")
+    status.start()
+    labels = {"source": "reading the directory", "target": "reading the target",
+              "apply": "applying changes"}
+
+    def update(stage: str, n: int) -> None:
+        status.update(f"{labels.get(stage, stage)}: {n}")
+
+    return update, status.stop
+
+
+def _render_sync(result: SyncResult, output: str, max_rows: int) -> None:
+    if output == "json":
+        click.echo(report.to_json(result.data()))
+        return
+    for renderable in report.plan_renderables(result.plan, max_rows):
+        console.print(renderable)
+    if result.applied is not None and result.applied.failed:
+        console.print(report.failures_table(result.applied.outcomes, max_rows))
+    console.print(report.summary_line(result))
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Plan and print; send no writes.")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="How to print the plan and the result.")
+@click.option("--max-rows", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Changes shown in the table output (JSON always has all).")
+@click.pass_obj
+def sync(obj: Context, dry_run: bool, output: str, max_rows: int) -> None:
+    """Read the directory and the target, plan, and apply the plan.
+
+    With --dry-run the plan is printed and nothing is written. Exits 1 when some changes
+    failed (the others are applied).
+
+    Example:
+
+        genesys-prov sync --dry-run
+
+        genesys-prov sync --output json > result.json
+    """
+    config = obj.config()
+    update, stop = _progress()
+    try:
+        with errors_to_exit():
+            result = run_sync(config, dry_run=dry_run, progress=update)
+    finally:
+        stop()
+    _render_sync(result, output, max_rows)
+    if result.failed:
+        sys.exit(EXIT_CHANGES_FAILED)
+
+
+def _write_sandbox_config(sandbox: Any, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "mappings.yaml").write_text(default_mappings_text(), encoding="utf-8")
+    path = directory / "genesys-prov.yaml"
+    text = yaml.safe_dump(sandbox.config(mappings="mappings.yaml"), sort_keys=False)
+    partial = path.with_suffix(".yaml.partial")
+    partial.write_text("# Points at a genesys-prov sandbox; valid while it runs.\n" + text,
+                       encoding="utf-8")
+    partial.replace(path)  # atomic: whoever waits for the file never reads half of it
+    return path
+
+
+@cli.command()
+@click.option("--users", type=click.IntRange(min=1), default=None,
+              help="Serve N synthetic users instead of the demo directory.")
+@click.option("--seed", type=int, default=42, show_default=True,
+              help="Seed of the synthetic directory.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("sandbox"), show_default=True,
+              help="Where to write genesys-prov.yaml, mappings.yaml and the test CA.")
+@click.option("--quiet", is_flag=True, help="Print nothing (for scripts and the benchmark).")
+def sandbox(users: int | None, seed: int, directory: Path, quiet: bool) -> None:
+    """Serve the Graph and Genesys emulators on 127.0.0.1 until Ctrl-C.
+
+    Writes a configuration pointing at them (credentials are the sandbox's own, not
+    secrets), so any other command can be tried against it.
+
+    Example:
+
+        genesys-prov sandbox --users 1000
+
+        genesys-prov --config sandbox/genesys-prov.yaml sync --dry-run
+    """
+    from genesys_prov.sandbox import Sandbox
+
+    directory = directory.resolve()
+    with errors_to_exit(), Sandbox(users=users, seed=seed, workdir=directory) as sb:
+        # A long-running server keeps counters, not a log of every request.
+        sb.graph.record_requests = False
+        sb.genesys.record_requests = False
+        path = _write_sandbox_config(sb, directory)
+        if not quiet:
+            console.print(f"Graph emulator:   {sb.graph_url}  (authority {sb.authority_host})")
+            console.print(f"Genesys emulator: {sb.genesys_url}")
+            console.print(f"Configuration:    {path}\n")
+            console.print(path.read_text(encoding="utf-8"), markup=False)
+            console.print(f"Try: genesys-prov --config {path} sync --dry-run")
+            console.print("Serving until Ctrl-C…")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            if not quiet:
+                console.print("stopped")
+
+
+@cli.command()
+@click.option("--max-rows", type=click.IntRange(min=0), default=40, show_default=True,
+              help="Changes shown per table.")
+def demo(max_rows: int) -> None:
+    """Run a real sync against the built-in sandbox: dry-run, sync, and a second sync.
+
+    Starts the Graph and Genesys emulators in-process, shows the plan of a dry-run (and
+    that it wrote nothing), applies it, then syncs again to show that nothing is left to
+    do.
+
+    Example:
+
+        genesys-prov demo
+    """
+    from genesys_prov.sandbox import Sandbox
+
+    with errors_to_exit(), tempfile.TemporaryDirectory(prefix="genesys-prov-demo-") as tmp, \
+            Sandbox(workdir=Path(tmp)) as sb:
+        config = load_config(_write_sandbox_config(sb, Path(tmp)))
+        console.rule("genesys-prov demo")
+        console.print(f"Directory: {len(sb.graph.users)} users in the Graph emulator; "
+                      f"Genesys emulator holds {len(sb.genesys.users)} users.\n")
+        console.rule("1. sync --dry-run")
+        result = run_sync(config, dry_run=True)
+        _render_sync(result, "table", max_rows)
+        console.print(f"Genesys emulator received {len(sb.genesys.writes())} write(s).\n")
+        console.rule("2. sync")
+        result = run_sync(config)
+        _render_sync(result, "table", max_rows)
+        console.rule("3. sync again")
+        sb.genesys.reset_log()
+        result = run_sync(config)
+        console.print(report.counts_table(result.plan))
+        console.print(report.summary_line(result))
+        console.print(f"Genesys emulator received {len(sb.genesys.writes())} write(s).")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli(prog_name="genesys-prov", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("Error: interrupted", err=True)
+        sys.exit(130)
+
+
+__all__ = ["EXIT_USAGE", "cli", "main"]

@@ -1,0 +1,218 @@
+"""HTTP plumbing shared by the Graph reader and the SCIM client.
+
+- :func:`make_session`: the one session factory (TLS verification, connection pool sized
+  for the workers, a User-Agent).
+- :class:`RateLimiter`: one limiter shared by every worker thread; a 429 from the server
+  pauses all of them for ``Retry-After``.
+- :class:`HttpClient`: every request has a timeout; 429 is honoured for every method;
+  5xx and connection errors are retried only for idempotent requests (a POST never is);
+  counts requests by method for the benchmark and the summary.
+"""
+
+from __future__ import annotations
+
+import collections
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from genesys_prov import __version__, redact
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+USER_AGENT = f"genesys-prov/{__version__}"
+
+
+class _Session(requests.Session):
+    """A session whose own ``verify`` wins over ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``.
+
+    Plain requests lets those variables override ``Session.verify``, so a configured
+    ``ca_bundle`` would be ignored on machines that set them. Proxies from the environment
+    are still honoured."""
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None and self.verify is not True:
+            settings["verify"] = self.verify
+        return settings
+
+
+def make_session(verify: str | bool = True, pool_size: int = 4) -> requests.Session:
+    """Return a :class:`requests.Session` set up the way every part of the tool uses it.
+
+    ``verify`` is a CA bundle path or True; ``pool_size`` should be at least the number of
+    concurrent workers."""
+    session = _Session()
+    session.verify = verify
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 2), max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+class RateLimiter:
+    """A thread-safe limiter: at most ``per_minute`` request starts in any minute, evenly
+    spaced; 0 disables it. :meth:`pause` makes every caller wait (a server's
+    ``Retry-After``)."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.per_minute = per_minute
+        self._interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._paused_until = 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self.waited = 0.0
+
+    def acquire(self) -> None:
+        """Block until the caller may start one request."""
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next, self._paused_until)
+            self._next = start + self._interval
+            wait = start - now
+            self.waited += wait
+        if wait > 0:
+            self._sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` from now."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+
+def retry_after_seconds(value: str | None, default: float) -> float:
+    """Parse a ``Retry-After`` header (seconds or an HTTP date); ``default`` if absent."""
+    if not value:
+        return default
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    return max(0.0, when.timestamp() - time.time())
+
+
+class TransportError(Exception):
+    """A request got no usable answer (connection failure, timeout, retries exhausted).
+
+    ``ambiguous`` is True when a non-idempotent request may have been applied."""
+
+    def __init__(self, message: str, ambiguous: bool = False,
+                 response: requests.Response | None = None) -> None:
+        super().__init__(redact.scrub(message))
+        self.ambiguous = ambiguous
+        self.response = response
+
+
+@dataclass
+class RetryPolicy:
+    """How many times and how long to retry."""
+
+    max_throttle_retries: int = 25
+    max_error_retries: int = 4
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    default_retry_after: float = 5.0
+    max_retry_after: float = 300.0
+
+
+@dataclass
+class HttpClient:
+    """Sends requests through one session and one limiter, with timeouts and safe retries.
+
+    Example::
+
+        client = HttpClient(make_session(), RateLimiter(300), timeout=30)
+        response = client.request("GET", "https://api.example/Users", params={"count": 1})
+    """
+
+    session: requests.Session
+    limiter: RateLimiter
+    timeout: float = 30.0
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    throttled: int = 0
+    _count_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def request(
+        self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
+        json: Any = None, data: Any = None, headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None, auth: Any = None,
+    ) -> requests.Response:
+        """Send one request, retrying as the policy allows; return the final response
+        (which may be an HTTP error: the caller interprets statuses)."""
+        method = method.upper()
+        safe = method in IDEMPOTENT if idempotent is None else idempotent
+        throttles = errors = 0
+        while True:
+            self.limiter.acquire()
+            with self._count_lock:
+                self.counts[method] += 1
+            try:
+                response = self.session.request(
+                    method, url, params=params, json=json, data=data, headers=headers,
+                    timeout=self.timeout, auth=auth,
+                )
+            except requests.RequestException as exc:
+                what = f"{method} {_short(url)}: {type(exc).__name__}: {exc}"
+                if not safe:
+                    raise TransportError(what, ambiguous=True) from exc
+                errors += 1
+                if errors > self.policy.max_error_retries:
+                    raise TransportError(what) from exc
+                delay = self._backoff(errors)
+                log.debug("retrying in %.1fs after %s", delay, what)
+                self.sleep(delay)
+                continue
+            if response.status_code == 429:
+                throttles += 1
+                with self._count_lock:
+                    self.throttled += 1
+                if throttles > self.policy.max_throttle_retries:
+                    return response
+                delay = min(
+                    retry_after_seconds(response.headers.get("Retry-After"),
+                                        self.policy.default_retry_after),
+                    self.policy.max_retry_after,
+                )
+                log.debug("429 from %s %s; waiting %.1fs", method, _short(url), delay)
+                self.limiter.pause(delay)
+                continue
+            if response.status_code in RETRY_STATUSES and safe:
+                errors += 1
+                if errors > self.policy.max_error_retries:
+                    return response
+                delay = retry_after_seconds(response.headers.get("Retry-After"),
+                                            self._backoff(errors))
+                delay = min(delay, self.policy.max_retry_after)
+                log.debug("%s from %s %s; retrying in %.1fs", response.status_code, method,
+                          _short(url), delay)
+                self.sleep(delay)
+                continue
+            return response
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.policy.backoff_cap, self.policy.backoff_base * 2 ** (attempt - 1))
+        return float(base * (0.5 + random.random() / 2))
+
+
+def _short(url: str) -> str:
+    return redact.scrub(url.split("?", 1)[0])

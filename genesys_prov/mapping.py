@@ -1,0 +1,364 @@
+"""Attribute mappings: load ``mappings.yaml`` and turn a directory user into the SCIM
+values it should have in the target (a :class:`DesiredUser`).
+
+A mapping entry has exactly one of ``source`` (a directory attribute, Entra or Graph
+name), ``constant`` or ``expression``; optional ``default`` (used on create when the value
+is null), ``apply: always | on_create`` and ``match`` (matching precedence, 1 first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genesys_prov import expressions, scimpath
+from genesys_prov.errors import EvaluationError, ExpressionError, MappingError
+from genesys_prov.scimpath import TargetPath
+
+# Entra's source attribute names that differ from Graph's, and how to read them.
+ENTRA_ALIASES: dict[str, str] = {
+    "objectId": "id",
+    "mobile": "mobilePhone",
+    "telephoneNumber": "businessPhones",
+    "facsimileTelephoneNumber": "faxNumber",
+    "physicalDeliveryOfficeName": "officeLocation",
+}
+for _n in range(1, 16):
+    ENTRA_ALIASES[f"extensionAttribute{_n}"] = (
+        f"onPremisesExtensionAttributes.extensionAttribute{_n}"
+    )
+
+# Graph user properties a mapping may name (plus extension_<appId>_<name>).
+GRAPH_USER_PROPERTIES = frozenset({
+    "id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "mailNickname",
+    "jobTitle", "department", "companyName", "employeeId", "employeeType", "accountEnabled",
+    "usageLocation", "preferredLanguage", "city", "state", "country", "postalCode",
+    "streetAddress", "officeLocation", "employeeHireDate", "userType", "mobilePhone",
+    "businessPhones", "faxNumber", "onPremisesExtensionAttributes", "proxyAddresses",
+    "otherMails", "onPremisesSamAccountName", "onPremisesImmutableId",
+    "onPremisesUserPrincipalName", "onPremisesDomainName", "onPremisesDistinguishedName",
+    "onPremisesSecurityIdentifier", "onPremisesSyncEnabled", "createdDateTime",
+    "externalUserState", "creationType", "ageGroup", "imAddresses", "showInAddressList",
+    "preferredName", "securityIdentifier", "employeeLeaveDateTime", "employeeOrgData",
+})
+# Computed or reference attributes: not read as plain properties.
+COMPUTED = frozenset({"IsSoftDeleted"})
+REFERENCES = frozenset({"manager", "members"})
+
+_ENTRY_KEYS = {"target", "source", "constant", "expression", "default", "apply", "match"}
+
+
+@dataclass(frozen=True)
+class AttributeMapping:
+    """One mapping entry."""
+
+    target: str
+    path: TargetPath
+    source: str | None = None
+    constant: Any = None
+    expression: expressions.Expression | None = None
+    default: Any = None
+    apply: str = "always"
+    match: int | None = None
+
+    @property
+    def kind(self) -> str:
+        """``direct``, ``constant`` or ``expression``."""
+        if self.expression is not None:
+            return "expression"
+        return "direct" if self.source is not None else "constant"
+
+    @property
+    def is_reference(self) -> bool:
+        """True for ``manager``/``members``: references wired by the groups support."""
+        return self.source in REFERENCES
+
+    @property
+    def redacted(self) -> bool:
+        """True when the value must never be shown (``Redact(...)``)."""
+        return self.expression is not None and self.expression.redacted
+
+    def source_names(self) -> frozenset[str]:
+        """Directory attributes this mapping reads, as written."""
+        if self.expression is not None:
+            return self.expression.attributes()
+        return frozenset({self.source}) if self.source is not None else frozenset()
+
+
+@dataclass(frozen=True)
+class Mappings:
+    """The validated mappings for users and groups."""
+
+    user: tuple[AttributeMapping, ...]
+    group: tuple[AttributeMapping, ...] = ()
+    digest: str = ""
+    path: Path | None = None
+
+    @property
+    def user_match(self) -> tuple[AttributeMapping, ...]:
+        """User mappings used for matching, in precedence order."""
+        return tuple(sorted((m for m in self.user if m.match is not None),
+                            key=lambda m: m.match or 0))
+
+    @property
+    def active_mapping(self) -> AttributeMapping | None:
+        """The mapping for the target's ``active`` attribute, if any."""
+        return next((m for m in self.user if m.path.is_boolean and m.path.attr == "active"),
+                    None)
+
+    def graph_select(self) -> list[str]:
+        """The Graph ``$select`` list: exactly the properties the user mappings read, plus
+        ``id``, ``userPrincipalName``, ``displayName`` and ``accountEnabled`` which every run
+        needs (identity in reports, IsSoftDeleted)."""
+        needed = {"id", "userPrincipalName", "displayName", "accountEnabled"}
+        for mapping in self.user:
+            if mapping.is_reference:
+                continue
+            for name in mapping.source_names():
+                prop = graph_property(name)
+                if prop is not None:
+                    needed.add(prop.split(".", 1)[0])
+        return sorted(needed)
+
+    def target_attributes(self) -> list[str]:
+        """Top-level target attributes the user mappings write (for SCIM ``attributes=``),
+        always with ``userName`` and ``active``: RFC 7643 does not return ``active`` by
+        default once ``attributes=`` is given, and the plan needs it."""
+        seen: dict[str, None] = {"userName": None, "active": None}
+        for mapping in self.user:
+            if not mapping.is_reference:
+                seen[mapping.path.qualified_attr] = None
+        return list(seen)
+
+
+def graph_property(name: str) -> str | None:
+    """The Graph property path behind a source attribute name (None for computed ones)."""
+    if name in COMPUTED or name in REFERENCES:
+        return None
+    return ENTRA_ALIASES.get(name, name)
+
+
+def _known_source(name: str) -> bool:
+    if name in COMPUTED or name in REFERENCES or name in ENTRA_ALIASES:
+        return True
+    if name.startswith("extension_"):
+        return True
+    root = name.split(".", 1)[0]
+    return root in GRAPH_USER_PROPERTIES
+
+
+def read_source(user: dict[str, Any], name: str) -> Any:
+    """Read a source attribute (Entra or Graph name) from a Graph user object.
+
+    ``IsSoftDeleted`` is true when the account is disabled (or marked removed);
+    ``telephoneNumber`` is the first of ``businessPhones``."""
+    if name == "IsSoftDeleted":
+        return bool(user.get("@removed")) or user.get("accountEnabled") is False
+    prop = ENTRA_ALIASES.get(name, name)
+    if "." in prop:
+        head, _, tail = prop.partition(".")
+        inner = user.get(head)
+        return inner.get(tail) if isinstance(inner, dict) else None
+    value = user.get(prop)
+    if name == "telephoneNumber":
+        return value[0] if isinstance(value, list) and value else None
+    if value == "":
+        return None
+    return value
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+def default_mappings_text() -> str:
+    """The built-in default Genesys mappings (the same as the repository's mappings.yaml)."""
+    return (Path(__file__).parent / "data" / "mappings.yaml").read_text(encoding="utf-8")
+
+
+def load_mappings(path: str | os.PathLike[str]) -> Mappings:
+    """Read and validate a mappings file.
+
+    Example::
+
+        mappings = load_mappings("mappings.yaml")
+        [m.target for m in mappings.user]
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MappingError(f"cannot read mappings file {p}: {exc.strerror}") from exc
+    return parse_mappings(text, where=str(p), path=p)
+
+
+def parse_mappings(text: str, where: str = "mappings", path: Path | None = None) -> Mappings:
+    """Validate mappings YAML text."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise MappingError(f"{where}: {getattr(exc, 'problem', None) or 'invalid YAML'}{pos}")\
+            from exc
+    if not isinstance(raw, dict):
+        raise MappingError(f"{where}: expected 'user:' and 'group:' lists at the top level")
+    unknown = set(raw) - {"user", "group", "user_scope", "group_scope"}
+    if unknown:
+        raise MappingError(f"{where}: unknown section {sorted(unknown)[0]!r} "
+                           "(expected user, group)")
+    if "user" not in raw:
+        raise MappingError(f"{where}: the 'user' list is missing")
+    user = _entries(raw["user"], "user", where)
+    group = _entries(raw.get("group") or [], "group", where)
+    _check_user(user, where)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Mappings(user=user, group=group, digest=digest, path=path)
+
+
+def _entries(raw: Any, section: str, where: str) -> tuple[AttributeMapping, ...]:
+    if not isinstance(raw, list):
+        raise MappingError(f"{where}: {section}: expected a list of mappings")
+    out = []
+    targets: set[str] = set()
+    for i, entry in enumerate(raw):
+        at = f"{where}: {section}[{i}]"
+        if not isinstance(entry, dict):
+            raise MappingError(f"{at}: expected a mapping like {{target: ..., source: ...}}")
+        extra = set(entry) - _ENTRY_KEYS
+        if extra:
+            raise MappingError(f"{at}: unknown key {sorted(extra)[0]!r}")
+        target = entry.get("target")
+        if not isinstance(target, str) or not target:
+            raise MappingError(f"{at}: 'target' is required")
+        at = f"{where}: {section} mapping {target!r}"
+        if target.lower() in targets:
+            raise MappingError(f"{at}: mapped twice")
+        targets.add(target.lower())
+        kinds = [k for k in ("source", "constant", "expression") if k in entry]
+        if len(kinds) != 1:
+            raise MappingError(f"{at}: needs exactly one of source, constant, expression")
+        try:
+            path = scimpath.parse_path(target)
+        except MappingError as exc:
+            raise MappingError(f"{where}: {section}: {exc}") from exc
+        apply = entry.get("apply", "always")
+        if apply not in ("always", "on_create"):
+            raise MappingError(f"{at}: apply must be 'always' or 'on_create', got {apply!r}")
+        match = entry.get("match")
+        if match is not None and (not isinstance(match, int) or isinstance(match, bool)
+                                  or match < 1):
+            raise MappingError(f"{at}: match must be a positive integer (the precedence)")
+        source = entry.get("source")
+        if source is not None and (not isinstance(source, str) or not source):
+            raise MappingError(f"{at}: source must be an attribute name")
+        expression = None
+        if "expression" in entry:
+            if not isinstance(entry["expression"], str):
+                raise MappingError(f"{at}: expression must be a string")
+            try:
+                expression = expressions.parse(entry["expression"])
+            except ExpressionError as exc:
+                raise MappingError(f"{at}: {exc}") from exc
+        out.append(AttributeMapping(
+            target=target, path=path, source=source, constant=entry.get("constant"),
+            expression=expression, default=entry.get("default"), apply=apply, match=match,
+        ))
+    return tuple(out)
+
+
+def _check_user(user: Iterable[AttributeMapping], where: str) -> None:
+    precedences: dict[int, str] = {}
+    matching = 0
+    for m in user:
+        for name in m.source_names():
+            if not _known_source(name):
+                raise MappingError(
+                    f"{where}: user mapping {m.target!r}: unknown source attribute {name!r}"
+                )
+        if m.match is not None:
+            matching += 1
+            if m.match in precedences:
+                raise MappingError(f"{where}: user mappings {precedences[m.match]!r} and "
+                                   f"{m.target!r} have the same match precedence {m.match}")
+            precedences[m.match] = m.target
+            if m.path.filter_attr is not None and m.path.attr.lower() != "emails":
+                raise MappingError(f"{where}: user mapping {m.target!r}: cannot match on a "
+                                   "filtered multi-valued attribute")
+    if not matching:
+        raise MappingError(f"{where}: no user mapping is marked for matching "
+                           "(add match: 1 to one, usually userName)")
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+@dataclass
+class DesiredUser:
+    """What one directory user should look like in the target."""
+
+    source_id: str
+    identity: str
+    soft_deleted: bool
+    active: bool
+    values: dict[str, Any] = field(default_factory=dict)        # always-applied, non-null
+    create_only: dict[str, Any] = field(default_factory=dict)   # on_create values + defaults
+    match_keys: list[tuple[str, Any]] = field(default_factory=list)  # (target, value)
+    redacted: frozenset[str] = frozenset()
+    error: str | None = None
+
+
+def evaluate(mapping: AttributeMapping, user: dict[str, Any]) -> Any:
+    """The value a mapping produces for one directory user (may be None or IGNORE)."""
+    if mapping.expression is not None:
+        return mapping.expression.evaluate(lambda name: read_source(user, name))
+    if mapping.source is not None:
+        return read_source(user, mapping.source)
+    return mapping.constant
+
+
+def desired_user(user: dict[str, Any], mappings: Mappings) -> DesiredUser:
+    """Apply the user mappings to one Graph user.
+
+    A mapping that fails for this user (an expression error, a value of the wrong type)
+    marks the whole user as failed with the reason; nulls are never sent."""
+    source_id = str(user.get("id", ""))
+    identity = str(user.get("userPrincipalName") or user.get("displayName") or source_id)
+    soft = bool(read_source(user, "IsSoftDeleted"))
+    desired = DesiredUser(source_id=source_id, identity=identity, soft_deleted=soft,
+                          active=not soft)
+    redacted = set()
+    for m in mappings.user:
+        if m.is_reference:
+            continue
+        try:
+            value = evaluate(m, user)
+            if value is expressions.IGNORE:
+                continue
+            value = scimpath.coerce(m.path, value)
+        except (EvaluationError, ValueError) as exc:
+            desired.error = f"mapping {m.target!r}: {exc}"
+            return desired
+        if m.redacted:
+            redacted.add(m.target)
+        if m.path.is_boolean and m.path.attr.lower() == "active":
+            if value is not None:
+                desired.active = bool(value)
+            continue
+        if value is None:
+            if m.default is not None:
+                desired.create_only[m.target] = scimpath.coerce(m.path, m.default)
+            continue
+        if m.apply == "on_create":
+            desired.create_only[m.target] = value
+        else:
+            desired.values[m.target] = value
+    for m in mappings.user_match:
+        value = desired.values.get(m.target, desired.create_only.get(m.target))
+        if value is not None:
+            desired.match_keys.append((m.target, value))
+    desired.redacted = frozenset(redacted)
+    return desired

@@ -1,0 +1,225 @@
+"""The sandbox: faithful local emulators of Microsoft Graph (with its Entra token endpoint)
+and of the Genesys Cloud SCIM API, served over HTTPS on 127.0.0.1 with a throw-away CA.
+
+Example::
+
+    with Sandbox() as sb:                 # the demo directory
+        config = sb.config()              # a genesys-prov.yaml dict pointing at it
+        ...
+        assert sb.genesys.writes() == []
+
+Three servers run in daemon threads: the Entra authority (``authority_host``), Graph
+(``graph_url``) and Genesys (API and ``/oauth/token`` on one host).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import shutil
+import ssl
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import trustme
+
+from genesys_prov.sandbox._http import EmulatorServer, RecordedRequest, server_context
+from genesys_prov.sandbox.directory import demo_directory, generate_directory, service_principal
+from genesys_prov.sandbox.genesys import (
+    BASE_PATH,
+    TOKEN_PATH,
+    GenesysEmulator,
+    scim_error_response,
+)
+from genesys_prov.sandbox.graph import GraphEmulator, graph_error_response
+
+__all__ = [
+    "GenesysEmulator",
+    "GraphEmulator",
+    "RecordedRequest",
+    "Sandbox",
+    "demo_directory",
+    "generate_directory",
+]
+
+_log = logging.getLogger(__name__)
+
+TENANT_ID = "8a3f5c2e-4b1d-4e6f-9a7c-2d5e8f1b3c4a"
+GRAPH_CLIENT_ID = "5d9e1c7a-3f2b-4a8d-b6e0-9c4f2a7d1e83"
+GRAPH_CLIENT_SECRET = "Sbx8Q~sandbox-graph-client-secret.NotASecret"
+GENESYS_CLIENT_ID = "e7a2c9f4-6b1d-4f3e-8a5c-2d9b7e1f4a06"
+GENESYS_CLIENT_SECRET = "sandbox-genesys-client-secret-NotASecret"
+GENESYS_STATIC_TOKEN = "sandbox-genesys-static-token-NotASecret"
+
+
+class Sandbox:
+    """Starts both emulators on 127.0.0.1 (ephemeral ports, HTTPS with a trustme CA) in
+    background threads.
+
+    ``users=None`` serves the built-in demo directory (= ``examples/demo-directory.json``);
+    ``users=N`` serves N synthetic users generated from ``seed``; ``directory`` serves an
+    explicit directory dict (same shape). The connection facts (URLs, credentials,
+    ``ca_bundle``) are valid after :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        users: int | None = None,
+        seed: int = 42,
+        directory: dict[str, Any] | None = None,
+        genesys_rate_limit_per_minute: int | None = None,
+        workdir: Path | None = None,
+    ) -> None:
+        """Build the emulators' state; nothing listens until :meth:`start`."""
+        if directory is None:
+            directory = demo_directory() if users is None else generate_directory(users, seed)
+        else:
+            directory = copy.deepcopy(directory)
+        self.directory = directory
+        self.tenant_id = TENANT_ID
+        self.client_id = GRAPH_CLIENT_ID
+        self.client_secret = GRAPH_CLIENT_SECRET
+        sp = directory.get("service_principal") or service_principal()
+        self.service_principal_id: str = sp["id"]
+        self.genesys_client_id = GENESYS_CLIENT_ID
+        self.genesys_client_secret = GENESYS_CLIENT_SECRET
+        self.genesys_static_token = GENESYS_STATIC_TOKEN
+        self.graph = GraphEmulator(
+            directory, TENANT_ID, GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET, sp
+        )
+        self.genesys = GenesysEmulator(
+            GENESYS_CLIENT_ID,
+            GENESYS_CLIENT_SECRET,
+            GENESYS_STATIC_TOKEN,
+            rate_limit_per_minute=genesys_rate_limit_per_minute,
+            seed=seed,
+        )
+        self.authority_host = ""
+        self.graph_url = ""
+        self.genesys_url = ""
+        self.genesys_token_url = ""
+        self._workdir_arg = workdir
+        self._own_workdir: Path | None = None
+        self.workdir: Path | None = workdir
+        self.ca_bundle = Path()
+        self._ca: Any = None
+        self._servers: list[EmulatorServer] = []
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Sandbox:
+        """Create the CA, bind the three servers, seed Genesys; returns self."""
+        if self._started:
+            return self
+        if self._workdir_arg is None:
+            self._own_workdir = Path(tempfile.mkdtemp(prefix="genesys-prov-sandbox-"))
+            self.workdir = self._own_workdir
+        else:
+            self.workdir = self._workdir_arg
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        ca = trustme.CA(organization_name="genesys-prov sandbox")
+        self._ca = ca
+        self.ca_bundle = self.workdir / "sandbox-ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_bundle))
+        context: ssl.SSLContext = server_context(ca.issue_cert("127.0.0.1", "localhost"))
+
+        login = EmulatorServer(self.graph.login_app, context, "entra")
+        graph = EmulatorServer(self.graph.graph_app, context, "graph", graph_error_response)
+        genesys = EmulatorServer(self.genesys, context, "genesys", scim_error_response)
+        self._servers = [login, graph, genesys]
+        try:
+            self.authority_host = login.start()
+            self.graph_url = graph.start()
+            genesys_host = genesys.start()
+            self.graph.authority_host = self.authority_host
+            self.graph.graph_url = self.graph_url
+            self.genesys.base_url = genesys_host
+            self.genesys_url = f"{genesys_host}{BASE_PATH}"
+            self.genesys_token_url = f"{genesys_host}{TOKEN_PATH}"
+            self.genesys.load(self.directory.get("genesys", {}))
+        except BaseException:
+            self.stop()
+            raise
+        self._started = True
+        _log.debug("sandbox started: graph %s, genesys %s", self.graph_url, self.genesys_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop the servers (and remove the temporary workdir if the sandbox made one)."""
+        stoppers = [threading.Thread(target=server.stop) for server in self._servers]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+        self._servers = []
+        self._started = False
+        if self._own_workdir is not None:
+            shutil.rmtree(self._own_workdir, ignore_errors=True)
+            self._own_workdir = None
+
+    def __enter__(self) -> Sandbox:
+        """Start and return the sandbox."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the sandbox."""
+        self.stop()
+
+    # ------------------------------------------------------------------ helpers
+
+    def config(self, mappings: str = "mappings.yaml", oauth: bool = True) -> dict[str, Any]:
+        """A ``genesys-prov.yaml`` dict pointing at this sandbox."""
+        target: dict[str, Any] = {"url": self.genesys_url}
+        if oauth:
+            target["oauth"] = {
+                "client_id": self.genesys_client_id,
+                "client_secret": self.genesys_client_secret,
+                "token_url": self.genesys_token_url,
+            }
+        else:
+            target["token"] = self.genesys_static_token
+        target.update({"flavor": "genesys", "rate_limit_per_minute": 0, "concurrency": 4})
+        return {
+            "source": {
+                "tenant_id": self.tenant_id,
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "authority_host": self.authority_host,
+                "graph_url": self.graph_url,
+                "scope": "all",
+                "service_principal_id": self.service_principal_id,
+            },
+            "target": target,
+            "mappings": mappings,
+            "ca_bundle": str(self.ca_bundle),
+        }
+
+    def issue_client_certificate(self) -> tuple[Path, str]:
+        """A client certificate for Graph certificate credentials.
+
+        Writes ``sandbox-client.pem`` (private key + certificate) into the workdir, registers
+        its thumbprint with the Graph emulator (which then accepts only registered
+        thumbprints) and returns (path, SHA-1 thumbprint in upper-case hex).
+        """
+        if self._ca is None or self.workdir is None:
+            raise RuntimeError("start the sandbox first")
+        leaf = self._ca.issue_cert("genesys-prov-client", key_type=trustme.KeyType.RSA)
+        cert_pem: bytes = leaf.cert_chain_pems[0].bytes()
+        key_pem: bytes = leaf.private_key_pem.bytes()
+        path = self.workdir / "sandbox-client.pem"
+        path.write_bytes(key_pem + cert_pem)
+        thumbprint = hashlib.sha1(
+            ssl.PEM_cert_to_DER_cert(cert_pem.decode("ascii")), usedforsecurity=False
+        ).hexdigest().upper()
+        self.graph.certificate_thumbprints.add(thumbprint)
+        return path, thumbprint

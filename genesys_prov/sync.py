@@ -1,0 +1,222 @@
+"""The pipeline: source (Graph) → mapping → plan → apply, and the connection check.
+
+These are the library entry points the CLI calls; they never print or exit. Progress is
+reported through an optional callback ``progress(stage, done)``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from genesys_prov import apply as applying
+from genesys_prov.config import Config
+from genesys_prov.errors import AuthError, GenesysProvError, TargetError
+from genesys_prov.http import HttpClient, RateLimiter, make_session
+from genesys_prov.mapping import Mappings, desired_user, load_mappings
+from genesys_prov.plan import Plan, build_plan
+from genesys_prov.rules import apply_genesys_rules
+from genesys_prov.source import GraphReader
+from genesys_prov.target import ScimClient
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class Connections:
+    """The HTTP clients of one run: Graph and SCIM each get their own limiter."""
+
+    graph: GraphReader
+    scim: ScimClient
+    graph_http: HttpClient
+    scim_http: HttpClient
+
+    def request_counts(self) -> dict[str, dict[str, int]]:
+        """Requests sent so far, by side and method."""
+        return {"graph": dict(self.graph_http.counts), "target": dict(self.scim_http.counts)}
+
+
+def connect(config: Config) -> Connections:
+    """Build the Graph reader and SCIM client for a configuration (no request is sent)."""
+    workers = config.target.concurrency
+    graph_http = HttpClient(make_session(config.verify, pool_size=2), RateLimiter(0),
+                            timeout=config.target.timeout)
+    scim_http = HttpClient(make_session(config.verify, pool_size=workers),
+                           RateLimiter(config.target.rate_limit_per_minute),
+                           timeout=config.target.timeout)
+    return Connections(GraphReader(config.source, graph_http),
+                       ScimClient(config.target, scim_http), graph_http, scim_http)
+
+
+@dataclass
+class SyncResult:
+    """What a sync read, planned and (unless dry-run) applied."""
+
+    plan: Plan
+    dry_run: bool
+    applied: applying.ApplyResult | None = None
+    requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        """True when any user failed (in planning or applying)."""
+        return bool(self.plan.failures) or bool(self.applied and self.applied.failed)
+
+    def data(self) -> dict[str, Any]:
+        """JSON-ready form (the ``--output json`` document)."""
+        return {
+            "dry_run": self.dry_run,
+            "plan": self.plan.data(),
+            "result": self.applied.data() if self.applied else None,
+            "requests": self.requests,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
+                  progress: Progress | None = None) -> tuple[Plan, dict[str, float]]:
+    """Read both sides completely and build the plan. Any read failure raises before a
+    single write is sent."""
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    desired = []
+    genesys = config.target.flavor == "genesys"
+    region = config.target.phone_default_region
+    for n, user in enumerate(conn.graph.iter_users(mappings.graph_select()), start=1):
+        wanted = desired_user(user, mappings)
+        desired.append(apply_genesys_rules(wanted, region) if genesys else wanted)
+        if progress and n % 1000 == 0:
+            progress("source", n)
+    if progress:
+        progress("source", len(desired))
+    timings["read_source"] = time.monotonic() - started
+    started = time.monotonic()
+    target = []
+    for n, resource in enumerate(conn.scim.list_users(mappings.target_attributes()), start=1):
+        target.append(resource)
+        if progress and n % 1000 == 0:
+            progress("target", n)
+    if progress:
+        progress("target", len(target))
+    timings["read_target"] = time.monotonic() - started
+    started = time.monotonic()
+    plan = build_plan(desired, target, mappings)
+    timings["plan"] = time.monotonic() - started
+    return plan, timings
+
+
+def run_sync(config: Config, *, dry_run: bool = False,
+             progress: Progress | None = None) -> SyncResult:
+    """Read the directory and the target, plan, and apply unless ``dry_run``.
+
+    Example::
+
+        result = run_sync(load_config("genesys-prov.yaml"), dry_run=True)
+        result.plan.counts()
+    """
+    mappings = load_mappings(config.mappings_path)
+    conn = connect(config)
+    plan, timings = read_and_plan(config, mappings, conn, progress)
+    result = SyncResult(plan=plan, dry_run=dry_run, timings=timings)
+    if not dry_run and plan.changes:
+        done = 0
+
+        def tick(_: applying.Outcome) -> None:
+            nonlocal done
+            done += 1
+            if progress and (done % 100 == 0 or done == len(plan.changes)):
+                progress("apply", done)
+
+        matching = [m.target for m in mappings.user_match]
+        result.applied = applying.apply_plan(plan, conn.scim, matching,
+                                             config.target.concurrency, on_outcome=tick)
+        timings["apply"] = result.applied.elapsed
+        if result.applied.aborted:
+            result.requests = conn.request_counts()
+    result.requests = conn.request_counts()
+    return result
+
+
+# --- check ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CheckStep:
+    """One step of the connection test."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class CheckResult:
+    """The connection test's steps, Entra's "Test connection" and a bit more."""
+
+    steps: list[CheckStep] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every step passed."""
+        return all(s.ok for s in self.steps)
+
+    def data(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"ok": self.ok,
+                "steps": [{"name": s.name, "ok": s.ok, "detail": s.detail} for s in self.steps]}
+
+
+def run_check(config: Config) -> CheckResult:
+    """Test both connections without writing: a Graph token and one read; the target's
+    auth with ``GET /Users?filter=userName eq "<random GUID>"`` (expects an empty list),
+    then ``/ServiceProviderConfig`` and ``/Schemas`` when offered."""
+    mappings = load_mappings(config.mappings_path)
+    conn = connect(config)
+    result = CheckResult()
+
+    def step(name: str, fn: Callable[[], str], required: bool = True) -> bool:
+        try:
+            result.steps.append(CheckStep(name, True, fn()))
+            return True
+        except GenesysProvError as exc:
+            if required or isinstance(exc, AuthError):
+                result.steps.append(CheckStep(name, False, str(exc)))
+            else:
+                result.steps.append(CheckStep(name, True, f"not offered ({exc})"))
+            return False
+
+    def graph_token() -> str:
+        conn.graph.token()
+        return f"token acquired from {config.source.authority_host}"
+
+    def graph_read() -> str:
+        body = conn.graph.get("/users", {"$select": ",".join(mappings.graph_select()),
+                                         "$top": "1"})
+        return f"read {len(body.get('value') or [])} user(s) with the mapped $select"
+
+    def target_probe() -> str:
+        found = conn.scim.find_users("userName", str(uuid.uuid4()))
+        if found:
+            raise TargetError("a random userName matched users: the target ignores filters")
+        return "authenticated; a filter for a random userName returned an empty list"
+
+    def spc() -> str:
+        body = conn.scim.get("/ServiceProviderConfig")
+        patch = (body.get("patch") or {}).get("supported") if isinstance(body, dict) else None
+        return f"patch supported: {patch}"
+
+    def schemas() -> str:
+        body = conn.scim.get("/Schemas")
+        items = body.get("Resources", body) if isinstance(body, dict) else body
+        return f"{len(items) if isinstance(items, list) else 0} schema(s)"
+
+    if step("graph: token", graph_token):
+        step("graph: read users", graph_read)
+    if step("target: authenticate and filter", target_probe):
+        step("target: /ServiceProviderConfig", spc, required=False)
+        step("target: /Schemas", schemas, required=False)
+    return result
+

@@ -1,0 +1,87 @@
+"""Applying: failures are per change, auth failures stop the run, POST is never re-sent
+blindly, and concurrency is bounded."""
+
+import json
+
+import requests
+import responses
+
+from genesys_prov.apply import apply_plan
+from genesys_prov.config import TargetConfig
+from genesys_prov.http import HttpClient, RateLimiter, make_session
+from genesys_prov.plan import Action, AttributeChange, Change, Plan
+from genesys_prov.target import ScimClient
+
+BASE = "https://api.example.test/api/v2/scim/v2"
+
+
+def client() -> ScimClient:
+    http = HttpClient(make_session(), RateLimiter(0), timeout=5, sleep=lambda s: None)
+    return ScimClient(TargetConfig(url=BASE, token="tok-123456"), http)
+
+
+def create(name: str) -> Change:
+    return Change(Action.CREATE, name, f"s-{name}", None, (
+        AttributeChange("displayName", None, name.title()),
+        AttributeChange("userName", None, name)))
+
+
+def update(tid: str) -> Change:
+    return Change(Action.UPDATE, tid, f"s-{tid}", tid, (AttributeChange("title", "a", "b"),))
+
+
+@responses.activate
+def test_one_failure_does_not_stop_the_others():
+    responses.post(f"{BASE}/Users", status=400, json={"scimType": "invalidValue",
+                                                      "detail": "bad phone"})
+    responses.patch(f"{BASE}/Users/t1", json={"id": "t1"})
+    result = apply_plan(Plan(changes=(create("a@x"), update("t1"))), client(), ["userName"], 2)
+    assert result.counts() == {"success": 1, "failure": 1}
+    (failed,) = result.failed
+    assert failed.code == "HTTP400" and "bad phone" in (failed.error or "")
+
+
+@responses.activate
+def test_ambiguous_post_is_looked_up_not_resent():
+    responses.post(f"{BASE}/Users", body=requests.ConnectionError("reset by peer"))
+    responses.get(f"{BASE}/Users", json={"totalResults": 1, "Resources": [
+        {"id": "t9", "userName": "a@x", "displayName": "A@X"}]})
+    result = apply_plan(Plan(changes=(create("a@x"),)), client(), ["userName"], 1)
+    (outcome,) = result.outcomes
+    assert outcome.status == "adopted" and outcome.target_id == "t9"
+    methods = [c.request.method for c in responses.calls]
+    assert methods == ["POST", "GET"]  # one POST only; nothing differs, so no PATCH
+    assert "filter=userName%20eq%20%22a%40x%22" in responses.calls[1].request.url
+
+
+@responses.activate
+def test_conflict_adopts_and_patches_only_the_difference():
+    responses.post(f"{BASE}/Users", status=409, json={"scimType": "uniqueness",
+                                                      "detail": "taken"})
+    responses.get(f"{BASE}/Users", json={"totalResults": 1, "Resources": [
+        {"id": "t9", "userName": "a@x", "displayName": "Old"}]})
+    responses.patch(f"{BASE}/Users/t9", status=204)
+    result = apply_plan(Plan(changes=(create("a@x"),)), client(), ["userName"], 1)
+    assert result.outcomes[0].status == "adopted"
+    body = json.loads(responses.calls[2].request.body)
+    assert body["Operations"] == [{"op": "replace", "path": "displayName", "value": "A@X"}]
+
+
+@responses.activate
+def test_auth_failure_stops_the_run():
+    responses.patch(f"{BASE}/Users/t1", status=401, json={"detail": "expired"})
+    changes = tuple(update(f"t{i}") for i in range(1, 6))
+    result = apply_plan(Plan(changes=changes), client(), ["userName"], 1)
+    assert result.aborted is not None
+    assert result.counts()["failure"] == 5
+    assert len(responses.calls) == 1
+    assert [o.code for o in result.outcomes][1:] == ["Aborted"] * 4
+
+
+@responses.activate
+def test_outcomes_are_in_plan_order_whatever_the_completion_order():
+    for i in range(20):
+        responses.patch(f"{BASE}/Users/t{i:02d}", status=204)
+    changes = tuple(sorted((update(f"t{i:02d}") for i in range(20)), key=lambda c: c.sort_key))
+    result = apply_plan(Plan(changes=changes), client(), ["userName"], 4)
+    assert [o.change for o in result.outcomes] == list(changes)

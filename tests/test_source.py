@@ -1,0 +1,75 @@
+"""The Graph reader against `responses`: $select, paging by nextLink, errors."""
+
+import pytest
+import requests
+import responses
+
+from genesys_prov.config import SourceConfig
+from genesys_prov.errors import AuthError, SourceError
+from genesys_prov.http import HttpClient, RateLimiter, make_session
+from genesys_prov.source import GraphReader
+
+GRAPH = "https://graph.example.test"
+
+
+def reader() -> GraphReader:
+    cfg = SourceConfig(tenant_id="t", client_id="c", client_secret="graph-secret-1",
+                       graph_url=GRAPH)
+    r = GraphReader(cfg, HttpClient(make_session(), RateLimiter(0), timeout=5,
+                                    sleep=lambda s: None))
+    r.token = lambda: "graph-token"  # type: ignore[method-assign]
+    return r
+
+
+@responses.activate
+def test_pages_follow_next_link_with_select_and_top():
+    nxt = f"{GRAPH}/v1.0/users?$skiptoken=abc"
+    responses.get(f"{GRAPH}/v1.0/users", json={"value": [{"id": "1"}], "@odata.nextLink": nxt})
+    responses.get(nxt, json={"value": [{"id": "2"}]})
+    users = list(reader().iter_users(["id", "mail"]))
+    assert [u["id"] for u in users] == ["1", "2"]
+    first = responses.calls[0].request
+    assert "%24select=id%2Cmail" in first.url and "%24top=999" in first.url
+    assert first.headers["Authorization"] == "Bearer graph-token"
+    assert responses.calls[1].request.url == nxt
+
+
+@responses.activate
+def test_throttling_is_retried():
+    responses.get(f"{GRAPH}/v1.0/users", status=429, headers={"Retry-After": "1"})
+    responses.get(f"{GRAPH}/v1.0/users", status=503)
+    responses.get(f"{GRAPH}/v1.0/users", json={"value": []})
+    assert list(reader().iter_users(["id"])) == []
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_next_link_to_another_host_is_refused():
+    responses.get(f"{GRAPH}/v1.0/users",
+                  json={"value": [], "@odata.nextLink": "https://evil.example/steal"})
+    with pytest.raises(SourceError, match="another host"):
+        list(reader().iter_users(["id"]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"status": 403, "json": {"error": {"code": "Authorization_RequestDenied",
+                                            "message": "Insufficient privileges"}}},
+         AuthError, "Insufficient privileges"),
+        ({"status": 400, "json": {"error": {"code": "Request_BadRequest",
+                                            "message": "Could not find a property"}}},
+         SourceError, "HTTP 400: Request_BadRequest: Could not find a property"),
+        ({"status": 200, "body": "<html>"}, SourceError, "not JSON"),
+        ({"status": 200, "json": {"values": []}}, SourceError, "no 'value' list"),
+        ({"status": 200, "json": {"value": [{"displayName": "no id"}]}}, SourceError,
+         "without an id"),
+        ({"body": requests.ConnectionError("refused")}, SourceError, "ConnectionError"),
+    ],
+)
+@responses.activate
+def test_bad_answers_are_clear_errors(kwargs, error, message):
+    for _ in range(6):
+        responses.get(f"{GRAPH}/v1.0/users", **kwargs)
+    with pytest.raises(error, match=message):
+        list(reader().iter_users(["id"]))
