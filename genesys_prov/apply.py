@@ -26,7 +26,7 @@ FAILURE = "failure"
 ADOPTED = "adopted"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one change."""
 

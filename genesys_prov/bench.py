@@ -8,6 +8,7 @@ reported is the sync's own. Run: ``python -m genesys_prov.bench --users 10000``.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import subprocess
 import sys
@@ -38,17 +39,31 @@ def _start_sandbox(users: int, directory: Path) -> tuple[subprocess.Popen[bytes]
     return proc, config
 
 
-def _line(label: str, result: SyncResult, seconds: float, users: int) -> dict[str, Any]:
-    target = result.requests.get("target", {})
-    graph = result.requests.get("graph", {})
+def _row(label: str, result: SyncResult, seconds: float, users: int) -> dict[str, Any]:
     counts = result.plan.counts()
-    row = {"run": label, "seconds": round(seconds, 2),
-           "users_per_second": round(users / seconds, 1) if seconds else None,
-           "graph_requests": dict(graph), "target_requests": dict(target),
-           "changes": {k: v for k, v in counts.items() if v}}
     failed = result.applied.counts()["failure"] if result.applied else 0
-    row["failed"] = failed + counts["failed"]
-    return row
+    return {
+        "run": label, "seconds": round(seconds, 2),
+        "users_per_second": round(users / seconds, 1) if seconds else None,
+        "graph_requests": result.requests.get("graph", {}),
+        "target_requests": result.requests.get("target", {}),
+        "changes": {k: v for k, v in counts.items() if v},
+        "failed": failed + counts["failed"],
+        "timings": {k: round(v, 2) for k, v in result.timings.items()},
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def run_one(config_path: str, label: str, users: int) -> None:
+    """One sync in this process; prints its figures as one JSON line (own peak memory)."""
+    config = load_config(config_path)
+    started = time.monotonic()
+    result = run_sync(config)
+    print(json.dumps(_row(label, result, time.monotonic() - started, users)))
+
+
+def _fmt(counter: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,40 +71,46 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--one", metavar="CONFIG", help=argparse.SUPPRESS)
+    parser.add_argument("--label", default="sync", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one:
+        run_one(args.one, args.label, args.users)
+        return
+    rows = []
     with tempfile.TemporaryDirectory(prefix="genesys-prov-bench-") as tmp:
         started = time.monotonic()
         proc, config_path = _start_sandbox(args.users, Path(tmp))
-        print(f"sandbox with {args.users} users ready in {time.monotonic() - started:.1f}s")
+        print(f"sandbox with {args.users} users ready in {time.monotonic() - started:.1f}s",
+              flush=True)
         try:
             text = config_path.read_text(encoding="utf-8")
             text = text.replace("concurrency: 4", f"concurrency: {args.concurrency}")
             config_path.write_text(text, encoding="utf-8")
-            config = load_config(config_path)
-            rows = []
             for label in ("first full sync", "no-change re-sync"):
-                t0 = time.monotonic()
-                result = run_sync(config)
-                rows.append(_line(label, result, time.monotonic() - t0, args.users))
+                # each run in its own process, so each peak memory figure is its own
+                out = subprocess.run(
+                    [sys.executable, "-m", "genesys_prov.bench", "--one", str(config_path),
+                     "--label", label, "--users", str(args.users)],
+                    check=True, capture_output=True, text=True)
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("\n| run | users | seconds | users/s | Graph requests | target requests | "
-          "changes | failed |\n|---|---|---|---|---|---|---|---|")
+    print(f"\nconcurrency {args.concurrency}, rate limit off, sandbox in its own process\n")
+    print("| run | users | seconds | users/s | Graph requests | target requests | changes | "
+          "failed | peak RSS |\n|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        graph = ", ".join(f"{k} {v}" for k, v in sorted(r["graph_requests"].items()))
-        target = ", ".join(f"{k} {v}" for k, v in sorted(r["target_requests"].items()))
         changes = ", ".join(f"{k} {v}" for k, v in r["changes"].items())
         print(f"| {r['run']} | {args.users} | {r['seconds']} | {r['users_per_second']} | "
-              f"{graph} | {target} | {changes} | {r['failed']} |")
-    print(f"\npeak memory of the sync process (max RSS): {peak_mib:.0f} MiB")
-    first = rows[0]["target_requests"]
-    total = sum(first.values())
-    print(f"at Genesys' 300 requests/minute the first sync's {total} target requests "
-          f"take at least {total / 300:.0f} min; the re-sync's "
-          f"{sum(rows[1]['target_requests'].values())} take "
-          f"{sum(rows[1]['target_requests'].values()) / 300:.1f} min")
+              f"{_fmt(r['graph_requests'])} | {_fmt(r['target_requests'])} | {changes} | "
+              f"{r['failed']} | {r['peak_rss_mib']} MiB |")
+    for r in rows:
+        print(f"{r['run']}: phases (s) {r['timings']}")
+    for r in rows:
+        total = sum(r["target_requests"].values())
+        print(f"{r['run']}: {total} target requests = at least {total / 300:.1f} min at "
+              "Genesys' 300 requests/minute")
 
 
 if __name__ == "__main__":

@@ -181,6 +181,9 @@ def sync(obj: Context, dry_run: bool, output: str, max_rows: int) -> None:
     finally:
         stop()
     _render_sync(result, output, max_rows)
+    if result.applied is not None and result.applied.aborted:
+        click.echo(f"Error: the run stopped: {redact.scrub(result.applied.aborted)}", err=True)
+        sys.exit(EXIT_CONNECT)
     if result.failed:
         sys.exit(EXIT_CHANGES_FAILED)
 

@@ -296,7 +296,7 @@ def _check_user(user: Iterable[AttributeMapping], where: str) -> None:
 
 # --- evaluation ------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class DesiredUser:
     """What one directory user should look like in the target."""
 

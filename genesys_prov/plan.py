@@ -31,7 +31,7 @@ class Action(StrEnum):
 _ORDER = {Action.CREATE: 0, Action.UPDATE: 1, Action.REACTIVATE: 2, Action.DEACTIVATE: 3}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttributeChange:
     """One attribute's old → new value; ``op`` is the SCIM PATCH op that will set it
     (``replace``, or ``add`` when the multi-valued element does not exist yet)."""
@@ -50,7 +50,7 @@ class AttributeChange:
                 "op": self.op}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """A typed change to one target user."""
 
@@ -77,7 +77,7 @@ class Change:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Skipped:
     """A directory user deliberately not acted on, with the reason."""
 
@@ -90,7 +90,7 @@ class Skipped:
         return {"identity": self.identity, "source_id": self.source_id, "reason": self.reason}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Failure:
     """A directory user that cannot be planned (Entra's error codes where they exist)."""
 
@@ -106,7 +106,7 @@ class Failure:
                 "reason": self.reason, "target_ids": list(self.target_ids)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Unmanaged:
     """A target user that no directory user matches; left alone."""
 
@@ -119,7 +119,7 @@ class Unmanaged:
         return {"target_id": self.target_id, "userName": self.user_name, "active": self.active}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     """Everything a run would do, and everything it decided not to do."""
 

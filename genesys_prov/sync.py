@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from genesys_prov import apply as applying
 from genesys_prov.config import Config
 from genesys_prov.errors import AuthError, GenesysProvError, TargetError
 from genesys_prov.http import HttpClient, RateLimiter, make_session
-from genesys_prov.mapping import Mappings, desired_user, load_mappings
+from genesys_prov.mapping import DesiredUser, Mappings, desired_user, load_mappings
 from genesys_prov.plan import Plan, build_plan
 from genesys_prov.rules import apply_genesys_rules
 from genesys_prov.source import GraphReader
@@ -77,31 +77,50 @@ class SyncResult:
         }
 
 
+T = TypeVar("T")
+
+
+def _collect(items: Iterable[T], stage: str, progress: Progress | None) -> list[T]:
+    """Drain an iterator into a list, reporting progress every 1,000 items."""
+    out: list[T] = []
+    for item in items:
+        out.append(item)
+        if progress and len(out) % 1000 == 0:
+            progress(stage, len(out))
+    if progress:
+        progress(stage, len(out))
+    return out
+
+
+def _compact(resource: dict[str, Any]) -> dict[str, Any]:
+    """Keep what planning reads: drop ``schemas`` and all of ``meta`` but its version
+    (memory stays small at 100,000 users)."""
+    resource.pop("schemas", None)
+    meta = resource.pop("meta", None)
+    if isinstance(meta, dict) and meta.get("version"):
+        resource["meta"] = {"version": meta["version"]}
+    return resource
+
+
 def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
                   progress: Progress | None = None) -> tuple[Plan, dict[str, float]]:
     """Read both sides completely and build the plan. Any read failure raises before a
     single write is sent."""
-    timings: dict[str, float] = {}
-    started = time.monotonic()
-    desired = []
     genesys = config.target.flavor == "genesys"
     region = config.target.phone_default_region
-    for n, user in enumerate(conn.graph.iter_users(mappings.graph_select()), start=1):
-        wanted = desired_user(user, mappings)
-        desired.append(apply_genesys_rules(wanted, region) if genesys else wanted)
-        if progress and n % 1000 == 0:
-            progress("source", n)
-    if progress:
-        progress("source", len(desired))
+
+    def wanted(user: dict[str, Any]) -> DesiredUser:
+        desired = desired_user(user, mappings)
+        return apply_genesys_rules(desired, region) if genesys else desired
+
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    users = (wanted(u) for u in conn.graph.iter_users(mappings.graph_select()))
+    desired = _collect(users, "source", progress)
     timings["read_source"] = time.monotonic() - started
     started = time.monotonic()
-    target = []
-    for n, resource in enumerate(conn.scim.list_users(mappings.target_attributes()), start=1):
-        target.append(resource)
-        if progress and n % 1000 == 0:
-            progress("target", n)
-    if progress:
-        progress("target", len(target))
+    listing = (_compact(r) for r in conn.scim.list_users(mappings.target_attributes()))
+    target = _collect(listing, "target", progress)
     timings["read_target"] = time.monotonic() - started
     started = time.monotonic()
     plan = build_plan(desired, target, mappings)
@@ -135,8 +154,6 @@ def run_sync(config: Config, *, dry_run: bool = False,
         result.applied = applying.apply_plan(plan, conn.scim, matching,
                                              config.target.concurrency, on_outcome=tick)
         timings["apply"] = result.applied.elapsed
-        if result.applied.aborted:
-            result.requests = conn.request_counts()
     result.requests = conn.request_counts()
     return result
 

@@ -262,3 +262,79 @@ def test_secrets_never_in_verbose_output(sandbox: Sandbox, tmp_path: Path, capfd
     everything = result.stdout + result.stderr + captured.out + captured.err
     for secret in (sandbox.client_secret, sandbox.genesys_client_secret):
         assert secret not in everything
+
+
+def test_certificate_credential_gets_a_graph_token(sandbox: Sandbox, tmp_path: Path) -> None:
+    key_path, thumbprint = sandbox.issue_client_certificate()
+    config = sandbox.config()
+    del config["source"]["client_secret"]
+    config["source"]["certificate"] = {"private_key_path": str(key_path),
+                                       "thumbprint": thumbprint}
+    cfg = str(write_config(tmp_path, config))
+    code, out = sync(cfg, "--dry-run")
+    assert code == 0
+    assert out["plan"]["counts"]["create"] > 0
+    assert key_path.read_text() not in json.dumps(out)
+
+
+def test_expired_genesys_token_is_renewed_once_mid_run(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg, "--dry-run")[0] == 0
+    # every token issued so far is now invalid; the next run's first call re-authenticates
+    sandbox.genesys.expire_tokens()
+    from genesys_prov.config import load_config
+    from genesys_prov.sync import connect
+
+    conn = connect(load_config(cfg))
+    conn.scim._bearer()  # a token the server is about to forget
+    sandbox.genesys.expire_tokens()
+    assert list(conn.scim.list_users(["userName"]))
+    tokens = [r for r in sandbox.genesys.requests if r.path.endswith("/oauth/token")]
+    assert len(tokens) >= 3  # dry-run, the forgotten one, the renewal
+
+
+def test_graph_failing_writes_nothing_and_exits_4(sandbox: Sandbox,
+                                                   tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    sandbox.graph.throttle_next(50, retry_after=0, status=503)
+    result = run_cli("--config", cfg, "sync")
+    assert result.exit_code == 4
+    assert result.stderr.startswith("Error: Graph: GET /v1.0/users failed with HTTP 503")
+    assert sandbox.genesys.writes() == []
+
+
+def test_demo_command_shows_plan_sync_and_silence() -> None:
+    result = run_cli("demo")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "1. sync --dry-run" in out and "2. sync" in out and "3. sync again" in out
+    assert "Dry run: would apply" in out and "nothing was written" in out
+    assert "Genesys emulator received 0 write(s)." in out
+    assert "Applied " in out and ", 0 failed" in out
+    assert out.rstrip().endswith("Genesys emulator received 0 write(s).")
+    assert "Nothing to do: the target already matches the directory." in out
+
+
+def test_sandbox_command_serves_until_stopped(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    directory = tmp_path / "sb"
+    proc = subprocess.Popen([sys.executable, "-m", "genesys_prov", "sandbox", "--users", "30",
+                             "--dir", str(directory)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        config = directory / "genesys-prov.yaml"
+        deadline = time.monotonic() + 60
+        while not config.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert config.exists(), proc.stderr.read() if proc.poll() is not None else "timeout"
+        code, out = sync(str(config), "--dry-run")
+        assert code == 0
+        assert out["plan"]["source_users"] == 30
+    finally:
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=30)
+    assert "Genesys emulator:" in stdout and "sync --dry-run" in stdout
