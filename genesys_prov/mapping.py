@@ -8,6 +8,7 @@ is null), ``apply: always | on_create`` and ``match`` (matching precedence, 1 fi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Iterable
@@ -111,6 +112,15 @@ class Mappings:
         """The mapping for the target's ``active`` attribute, if any."""
         return next((m for m in self.user if m.path.is_boolean and m.path.attr == "active"),
                     None)
+
+    def user_paths(self) -> tuple[tuple[str, TargetPath], ...]:
+        """(target name, parsed path) of every user mapping that flows as a value
+        (references excluded), in file order."""
+        return self._user_paths
+
+    @functools.cached_property
+    def _user_paths(self) -> tuple[tuple[str, TargetPath], ...]:
+        return tuple((m.target, m.path) for m in self.user if not m.is_reference)
 
     def graph_select(self) -> list[str]:
         """The Graph ``$select`` list: exactly the properties the user mappings read, plus

@@ -165,25 +165,57 @@ class Plan:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class TargetUser:
+    """The part of a target user that planning reads: identity, state, and the value of
+    each mapped attribute (``values[i]`` for ``Mappings.user_paths()[i]``). Keeping this
+    instead of the SCIM JSON keeps memory small at 100,000 users."""
+
+    id: str
+    user_name: str
+    active: bool
+    version: str | None
+    values: tuple[Any, ...]
+    present: tuple[bool, ...]  # does the multi-valued element of a filter path exist?
+
+
+def snapshot(resource: dict[str, Any], mappings: Mappings) -> TargetUser:
+    """Reduce a SCIM user resource to a :class:`TargetUser`."""
+    paths = mappings.user_paths()
+    meta = resource.get("meta")
+    version = meta.get("version") if isinstance(meta, dict) else None
+    return TargetUser(
+        id=str(resource.get("id")),
+        user_name=str(resource.get("userName", "")),
+        active=resource.get("active", True) is not False,
+        version=version if isinstance(version, str) else None,
+        values=tuple(scimpath.get_value(resource, p) for _, p in paths),
+        present=tuple(scimpath.has_element(resource, p) for _, p in paths),
+    )
+
+
 def _norm(path: scimpath.TargetPath, value: Any) -> Any:
     return value.lower() if isinstance(value, str) and path.case_insensitive else value
 
 
-def build_plan(desired: Iterable[DesiredUser], target: Sequence[dict[str, Any]],
-               mappings: Mappings) -> Plan:
+def build_plan(desired: Iterable[DesiredUser],
+               target: Sequence[TargetUser | dict[str, Any]], mappings: Mappings) -> Plan:
     """Compare desired users with the target's users and return the plan.
 
-    Pure: no I/O. Matching follows the mappings' ``match`` precedence; two target users
-    for one source user is a ``DuplicateTargetEntries`` failure, never a guess."""
+    Pure: no I/O. ``target`` holds :class:`TargetUser` snapshots (SCIM dicts are accepted
+    and reduced). Matching follows the mappings' ``match`` precedence; two target users for
+    one source user is a ``DuplicateTargetEntries`` failure, never a guess."""
+    paths = dict(mappings.user_paths())
+    position = {name: i for i, (name, _) in enumerate(mappings.user_paths())}
     match_paths = {m.target: m.path for m in mappings.user_match}
-    paths = {m.target: m.path for m in mappings.user}
     has_active = mappings.active_mapping is not None
-    index: dict[str, dict[Any, list[dict[str, Any]]]] = {t: {} for t in match_paths}
-    for resource in target:
+    users = [t if isinstance(t, TargetUser) else snapshot(t, mappings) for t in target]
+    index: dict[str, dict[Any, list[TargetUser]]] = {t: {} for t in match_paths}
+    for snap in users:
         for name, path in match_paths.items():
-            value = scimpath.get_value(resource, path)
+            value = snap.values[position[name]]
             if value is not None:
-                index[name].setdefault(_norm(path, value), []).append(resource)
+                index[name].setdefault(_norm(path, value), []).append(snap)
     changes: list[Change] = []
     skipped: list[Skipped] = []
     failures: list[Failure] = []
@@ -200,13 +232,13 @@ def build_plan(desired: Iterable[DesiredUser], target: Sequence[dict[str, Any]],
             failures.append(Failure(user.identity, user.source_id, "MandatoryFieldsMissing",
                                     f"no value for any matching attribute ({names})"))
             continue
-        found: list[dict[str, Any]] = []
+        found: list[TargetUser] = []
         for name, value in user.match_keys:
             found = index[name].get(_norm(match_paths[name], value), [])
             if found:
                 break
         if len(found) > 1:
-            ids = tuple(sorted(str(r.get("id")) for r in found))
+            ids = tuple(sorted(t.id for t in found))
             failures.append(Failure(user.identity, user.source_id, "DuplicateTargetEntries",
                                     f"{len(found)} target users match ({', '.join(ids)})", ids))
             continue
@@ -225,8 +257,8 @@ def build_plan(desired: Iterable[DesiredUser], target: Sequence[dict[str, Any]],
                                   tuple(sorted(items, key=lambda a: a.attribute)),
                                   reason="no matching user in the target"))
             continue
-        resource = found[0]
-        target_id = str(resource.get("id"))
+        snap = found[0]
+        target_id = snap.id
         if target_id in claimed:
             failures.append(Failure(
                 user.identity, user.source_id, "DuplicateSourceEntries",
@@ -234,8 +266,8 @@ def build_plan(desired: Iterable[DesiredUser], target: Sequence[dict[str, Any]],
                 f"{claimed[target_id]}", (target_id,)))
             continue
         claimed[target_id] = user.source_id
-        version = (resource.get("meta") or {}).get("version")
-        target_active = resource.get("active", True) is not False
+        version = snap.version
+        target_active = snap.active
         if not user.active:
             if target_active:
                 why = "account is disabled" if user.soft_deleted else "mapped active is false"
@@ -248,10 +280,10 @@ def build_plan(desired: Iterable[DesiredUser], target: Sequence[dict[str, Any]],
         diffs = []
         for name, new in user.values.items():
             path = paths[name]
-            old = scimpath.get_value(resource, path)
+            old = snap.values[position[name]]
             if old is not None and scimpath.same_value(path, old, new):
                 continue
-            op = scimpath.patch_operation(path, new, scimpath.has_element(resource, path))["op"]
+            op = scimpath.patch_operation(path, new, snap.present[position[name]])["op"]
             diffs.append(AttributeChange(name, old, new, op, redacted=name in user.redacted))
         diffs.sort(key=lambda a: a.attribute)
         if not target_active:
@@ -265,9 +297,7 @@ def build_plan(desired: Iterable[DesiredUser], target: Sequence[dict[str, Any]],
         else:
             unchanged += 1
     unmanaged = sorted(
-        (Unmanaged(str(r.get("id")), str(r.get("userName", "")), r.get("active", True)
-                   is not False)
-         for r in target if str(r.get("id")) not in claimed),
+        (Unmanaged(t.id, t.user_name, t.active) for t in users if t.id not in claimed),
         key=lambda u: (u.user_name.lower(), u.target_id),
     )
     return Plan(
@@ -277,5 +307,5 @@ def build_plan(desired: Iterable[DesiredUser], target: Sequence[dict[str, Any]],
         unmanaged=tuple(unmanaged),
         unchanged=unchanged,
         source_users=sources,
-        target_users=len(target),
+        target_users=len(users),
     )

@@ -17,7 +17,7 @@ from genesys_prov.config import Config
 from genesys_prov.errors import AuthError, GenesysProvError, TargetError
 from genesys_prov.http import HttpClient, RateLimiter, make_session
 from genesys_prov.mapping import DesiredUser, Mappings, desired_user, load_mappings
-from genesys_prov.plan import Plan, build_plan
+from genesys_prov.plan import Plan, build_plan, snapshot
 from genesys_prov.rules import apply_genesys_rules
 from genesys_prov.source import GraphReader
 from genesys_prov.target import ScimClient
@@ -92,16 +92,6 @@ def _collect(items: Iterable[T], stage: str, progress: Progress | None) -> list[
     return out
 
 
-def _compact(resource: dict[str, Any]) -> dict[str, Any]:
-    """Keep what planning reads: drop ``schemas`` and all of ``meta`` but its version
-    (memory stays small at 100,000 users)."""
-    resource.pop("schemas", None)
-    meta = resource.pop("meta", None)
-    if isinstance(meta, dict) and meta.get("version"):
-        resource["meta"] = {"version": meta["version"]}
-    return resource
-
-
 def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
                   progress: Progress | None = None) -> tuple[Plan, dict[str, float]]:
     """Read both sides completely and build the plan. Any read failure raises before a
@@ -119,7 +109,7 @@ def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
     desired = _collect(users, "source", progress)
     timings["read_source"] = time.monotonic() - started
     started = time.monotonic()
-    listing = (_compact(r) for r in conn.scim.list_users(mappings.target_attributes()))
+    listing = (snapshot(r, mappings) for r in conn.scim.list_users(mappings.target_attributes()))
     target = _collect(listing, "target", progress)
     timings["read_target"] = time.monotonic() - started
     started = time.monotonic()

@@ -338,3 +338,33 @@ def test_sandbox_command_serves_until_stopped(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         stdout, _ = proc.communicate(timeout=30)
     assert "Genesys emulator:" in stdout and "sync --dry-run" in stdout
+
+
+def test_one_bad_user_fails_alone_and_exits_1(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    bad = next(u for u in sandbox.graph.users if u.get("accountEnabled", True))
+    sandbox.graph.set_user(bad["id"], mobilePhone="call reception")
+    result = run_cli("--config", cfg, "sync", "--output", "json")
+    assert result.exit_code == 1
+    out = json.loads(result.stdout)
+    (failure,) = out["plan"]["failures"]
+    assert failure["source_id"] == bad["id"] and "call reception" in failure["reason"]
+    assert out["result"]["counts"]["failure"] == 0
+    held = genesys_by_username(sandbox)
+    assert bad["userPrincipalName"].lower() not in held
+    others = [u for u in sandbox.graph.users
+              if u.get("accountEnabled", True) and u["id"] != bad["id"]]
+    assert all(u["userPrincipalName"].lower() in held for u in others)
+
+
+def test_target_refusal_of_one_write_is_reported_with_scim_detail(sandbox: Sandbox,
+                                                                  tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    sandbox.graph.set_user(sandbox.graph.users[0]["id"], userPrincipalName="not-an-email")
+    result = run_cli("--config", cfg, "sync", "--output", "json")
+    assert result.exit_code == 1
+    out = json.loads(result.stdout)
+    failed = [o for o in out["result"]["outcomes"] if o["status"] == "failure"]
+    assert len(failed) == 1
+    assert failed[0]["error"].startswith("POST /Users: HTTP 400")
+    assert out["result"]["counts"]["success"] >= 20
