@@ -155,17 +155,18 @@ class HttpClient:
     def request(
         self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
         json: Any = None, data: Any = None, headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None, auth: Any = None,
+        idempotent: bool | None = None, auth: Any = None, count_as: str | None = None,
     ) -> requests.Response:
         """Send one request, retrying as the policy allows; return the final response
-        (which may be an HTTP error: the caller interprets statuses)."""
+        (which may be an HTTP error: the caller interprets statuses). ``count_as`` files
+        the request under another name in :attr:`counts` (``token`` for OAuth)."""
         method = method.upper()
         safe = method in IDEMPOTENT if idempotent is None else idempotent
         throttles = errors = 0
         while True:
             self.limiter.acquire()
             with self._count_lock:
-                self.counts[method] += 1
+                self.counts[count_as or method] += 1
             try:
                 response = self.session.request(
                     method, url, params=params, json=json, data=data, headers=headers,

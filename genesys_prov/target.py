@@ -114,6 +114,7 @@ class ScimClient:
             response = self.http.request(
                 "POST", oauth.token_url, data={"grant_type": "client_credentials"},
                 auth=(oauth.client_id, oauth.client_secret), idempotent=True,
+                count_as="token",
             )
         except TransportError as exc:
             raise TargetError(f"Genesys OAuth: cannot reach {oauth.token_url}: {exc}") from exc
