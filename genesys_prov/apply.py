@@ -13,13 +13,28 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from genesys_prov import scimpath
 from genesys_prov.errors import AuthError, ConnectError, GenesysProvError, ScimError
 from genesys_prov.http import TransportError
-from genesys_prov.plan import Action, AttributeChange, Change, Plan
-from genesys_prov.target import ScimClient, build_create, build_patch
+from genesys_prov.plan import (
+    LATE_WAVE,
+    Action,
+    AttributeChange,
+    Change,
+    GroupAction,
+    GroupChange,
+    MemberRef,
+    Plan,
+)
+from genesys_prov.target import (
+    ScimClient,
+    build_create,
+    build_group_create,
+    build_group_patches,
+    build_patch,
+)
 
 SUCCESS = "success"
 FAILURE = "failure"
@@ -28,9 +43,9 @@ ADOPTED = "adopted"
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one change."""
+    """What happened to one change (a user change or a group change)."""
 
-    change: Change
+    change: Change | GroupChange
     status: str
     target_id: str | None = None
     error: str | None = None
@@ -47,23 +62,25 @@ class ApplyResult:
     """The outcome of every change, and totals."""
 
     outcomes: list[Outcome] = field(default_factory=list)
+    group_outcomes: list[Outcome] = field(default_factory=list)
     elapsed: float = 0.0
     aborted: str | None = None
 
     def counts(self) -> dict[str, int]:
-        """Outcomes by status."""
-        counter = Counter(o.status for o in self.outcomes)
+        """Outcomes by status (user and group changes together)."""
+        counter = Counter(o.status for o in self.outcomes + self.group_outcomes)
         return {SUCCESS: counter[SUCCESS] + counter[ADOPTED], FAILURE: counter[FAILURE]}
 
     @property
     def failed(self) -> list[Outcome]:
         """Outcomes that failed."""
-        return [o for o in self.outcomes if o.status == FAILURE]
+        return [o for o in self.outcomes + self.group_outcomes if o.status == FAILURE]
 
     def data(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"counts": self.counts(), "elapsed_seconds": round(self.elapsed, 3),
-                "aborted": self.aborted, "outcomes": [o.data() for o in self.outcomes]}
+                "aborted": self.aborted, "outcomes": [o.data() for o in self.outcomes],
+                "group_outcomes": [o.data() for o in self.group_outcomes]}
 
 
 def _error_code(exc: Exception) -> str:
@@ -79,28 +96,68 @@ def _error_code(exc: Exception) -> str:
 
 
 class Applier:
-    """Runs changes against a SCIM client."""
+    """Runs changes against a SCIM client, resolving references to users created in the
+    same run."""
 
-    def __init__(self, client: ScimClient, match_attributes: list[str]) -> None:
+    def __init__(self, client: ScimClient, match_attributes: list[str],
+                 member_batch_size: int = 50) -> None:
         self.client = client
         self.match_attributes = match_attributes
+        self.member_batch_size = member_batch_size
+        self.created: dict[str, str] = {}  # source id → target id of users created now
+        self._lock = threading.Lock()
+
+    def resolve(self, ref: MemberRef) -> str | None:
+        """The target id behind a reference (None when its user was not created)."""
+        if ref.target_id:
+            return ref.target_id
+        with self._lock:
+            return self.created.get(ref.source_id or "")
+
+    def _remember(self, source_id: str, target_id: str) -> None:
+        with self._lock:
+            self.created[source_id] = target_id
 
     def apply_one(self, change: Change) -> Outcome:
-        """Apply one change and report its outcome (never raises for a per-user failure)."""
+        """Apply one user change and report its outcome (never raises for a per-user
+        failure; an authentication failure is raised, since every later change would fail
+        too)."""
         try:
             if change.action is Action.CREATE:
-                return self._create(change)
+                outcome = self._create(change)
+                if outcome.target_id and outcome.status != FAILURE:
+                    self._remember(change.source_id, outcome.target_id)
+                return outcome
+            target_id = change.target_id or self.created.get(change.source_id)
+            if target_id is None:
+                return Outcome(change, FAILURE, None, "the user was not created in this run",
+                               "Dependency")
+            self.client.patch_user(target_id, build_patch(change, self.resolve))
+            return Outcome(change, SUCCESS, target_id)
+        except AuthError:
+            raise
+        except (ScimError, TransportError, ConnectError) as exc:
+            return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
+
+    def apply_group(self, change: GroupChange) -> Outcome:
+        """Apply one group change: create (generic targets) or PATCH in member batches."""
+        try:
+            if change.action is GroupAction.CREATE:
+                created = self.client.create_group(build_group_create(change, self.resolve))
+                return Outcome(change, SUCCESS, str(created["id"]))
             assert change.target_id is not None
-            self.client.patch_user(change.target_id, build_patch(change))
+            for body in build_group_patches(change, self.member_batch_size, self.resolve):
+                if body["Operations"]:
+                    self.client.patch_group(change.target_id, body)
             return Outcome(change, SUCCESS, change.target_id)
         except AuthError:
-            raise  # every later change would fail too: the caller stops the run
+            raise
         except (ScimError, TransportError, ConnectError) as exc:
             return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
 
     def _create(self, change: Change) -> Outcome:
         try:
-            created = self.client.create_user(build_create(change))
+            created = self.client.create_user(build_create(change, self.resolve))
             return Outcome(change, SUCCESS, str(created["id"]))
         except ScimError as exc:
             if exc.status != 409:
@@ -130,10 +187,13 @@ class Applier:
                 for item in change.attributes:
                     path = scimpath.parse_path(item.attribute)
                     old = scimpath.get_value(existing, path)
-                    if old is not None and scimpath.same_value(path, old, item.new):
+                    new = item.new
+                    if isinstance(new, MemberRef):
+                        new = self.resolve(new)
+                    if new is None or (old is not None and scimpath.same_value(path, old, new)):
                         continue
                     op = "replace" if scimpath.has_element(existing, path) else "add"
-                    diffs.append(AttributeChange(item.attribute, old, item.new, op))
+                    diffs.append(AttributeChange(item.attribute, old, new, op))
                 target_id = str(existing["id"])
                 if diffs:
                     update = Change(Action.UPDATE, change.identity, change.source_id,
@@ -144,44 +204,69 @@ class Applier:
                        "matching attributes", "Conflict")
 
 
+def _phases(plan: Plan) -> list[list[Change]]:
+    """User changes in the order they must run: creates wave by wave (managers before
+    their reports), then the other user changes, then manager fix-ups of a cycle."""
+    phases: dict[tuple[int, int], list[Change]] = {}
+    for change in plan.changes:
+        if change.action is Action.CREATE:
+            key = (0, change.wave)
+        else:
+            key = (2, 0) if change.wave >= LATE_WAVE else (1, 0)
+        phases.setdefault(key, []).append(change)
+    return [phases[k] for k in sorted(phases)]
+
+
 def apply_plan(plan: Plan, client: ScimClient, match_attributes: list[str], concurrency: int,
-               on_outcome: Callable[[Outcome], None] | None = None) -> ApplyResult:
+               on_outcome: Callable[[Outcome], None] | None = None,
+               member_batch_size: int = 50) -> ApplyResult:
     """Apply every change of ``plan`` with ``concurrency`` workers.
 
+    Users first (managers created before their reports, so a create already carries its
+    manager's id), then group changes, so new users land in their groups in the same run.
     At most ``2 × concurrency`` changes are in flight, so memory does not grow with the
-    plan. An authentication failure stops the run (every later change would fail too);
-    other failures are recorded and the rest continues."""
-    applier = Applier(client, match_attributes)
+    plan. An authentication failure stops the run; other failures are recorded and the
+    rest continues."""
+    applier = Applier(client, match_attributes, member_batch_size)
     result = ApplyResult()
     started = time.monotonic()
     stop = threading.Event()
 
-    def run(change: Change) -> Outcome:
-        if stop.is_set():
-            return Outcome(change, FAILURE, change.target_id, "not attempted: the run stopped",
-                           "Aborted")
-        try:
-            return applier.apply_one(change)
-        except AuthError as exc:
-            stop.set()
-            result.aborted = str(exc)
-            return Outcome(change, FAILURE, change.target_id, str(exc), "Unauthorized")
-        except GenesysProvError as exc:
-            return Outcome(change, FAILURE, change.target_id, str(exc), "Error")
+    def guarded(fn: Callable[[Any], Outcome]) -> Callable[[Any], Outcome]:
+        def run(change: Any) -> Outcome:
+            if stop.is_set():
+                return Outcome(change, FAILURE, change.target_id,
+                               "not attempted: the run stopped", "Aborted")
+            try:
+                return fn(change)
+            except AuthError as exc:
+                stop.set()
+                result.aborted = str(exc)
+                return Outcome(change, FAILURE, change.target_id, str(exc), "Unauthorized")
+            except GenesysProvError as exc:
+                return Outcome(change, FAILURE, change.target_id, str(exc), "Error")
+        return run
 
-    def record(outcome: Outcome) -> None:
-        result.outcomes.append(outcome)
+    for phase in _phases(plan):
+        for outcome in _bounded_map(guarded(applier.apply_one), phase, concurrency):
+            result.outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+    for outcome in _bounded_map(guarded(applier.apply_group), plan.group_changes, concurrency):
+        result.group_outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
-
-    for outcome in _bounded_map(run, plan.changes, concurrency):
-        record(outcome)
-    result.outcomes.sort(key=lambda o: o.change.sort_key)
+    order = {id(c): i for i, c in enumerate(plan.changes)}
+    result.outcomes.sort(key=lambda o: order.get(id(o.change), 0))
+    result.group_outcomes.sort(key=lambda o: o.change.sort_key)
     result.elapsed = time.monotonic() - started
     return result
 
 
-def _bounded_map(fn: Callable[[Change], Outcome], items: Iterable[Change],
+T = TypeVar("T")
+
+
+def _bounded_map(fn: Callable[[T], Outcome], items: Iterable[T],
                  workers: int) -> Iterator[Outcome]:
     """Like ``executor.map`` but with a bounded number of submitted tasks; yields in
     completion order."""

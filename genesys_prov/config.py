@@ -48,8 +48,11 @@ class SourceConfig:
     certificate: CertificateCredential | None = None
     authority_host: str = "https://login.microsoftonline.com"
     graph_url: str = "https://graph.microsoft.com"
-    scope: str = "all"
+    scope: str = "assigned"
     service_principal_id: str | None = None
+    nested_groups: bool = False
+    exclude_default_access: bool = True
+    skip_out_of_scope_deletions: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class TargetConfig:
     page_size: int = 100
     timeout: float = 30.0
     phone_default_region: str | None = None
+    create_groups: bool = False
+    member_batch_size: int = 50
+    remove_unmanaged_members: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,9 @@ _SCHEMA: dict[str, Any] = {
         "graph_url": (str, False),
         "scope": (str, False),
         "service_principal_id": (str, False),
+        "nested_groups": (bool, False),
+        "exclude_default_access": (bool, False),
+        "skip_out_of_scope_deletions": (bool, False),
     },
     "target": {
         "url": (str, True),
@@ -119,6 +128,9 @@ _SCHEMA: dict[str, Any] = {
         "page_size": (int, False),
         "timeout": (float, False),
         "phone_default_region": (str, False),
+        "create_groups": (bool, False),
+        "member_batch_size": (int, False),
+        "remove_unmanaged_members": (bool, False),
     },
     "mappings": (str, False),
     "ca_bundle": (str, False),
@@ -296,13 +308,13 @@ def _source(data: dict[str, Any]) -> SourceConfig:
     secret = data.get("client_secret")
     if (secret is None) == (cert is None):
         raise ConfigError("source: give exactly one of client_secret or certificate")
-    scope = data.get("scope", "all")
+    scope = data.get("scope", "assigned")
     if scope not in ("all", "assigned"):
         raise ConfigError(f"source.scope: expected 'all' or 'assigned', got {scope!r}")
-    if scope == "assigned":
+    if scope == "assigned" and not data.get("service_principal_id"):
         raise ConfigError(
-            "source.scope: 'assigned' is not supported yet (use 'all'); "
-            "it comes with group and scoping support"
+            "source.service_principal_id: required when source.scope is 'assigned' (the "
+            "default): the object id of the enterprise application; or set scope: all"
         )
     return SourceConfig(
         tenant_id=data["tenant_id"],
@@ -314,6 +326,9 @@ def _source(data: dict[str, Any]) -> SourceConfig:
         graph_url=check_url("source.graph_url", data.get("graph_url", SourceConfig.graph_url)),
         scope=scope,
         service_principal_id=data.get("service_principal_id"),
+        nested_groups=data.get("nested_groups", False),
+        exclude_default_access=data.get("exclude_default_access", True),
+        skip_out_of_scope_deletions=data.get("skip_out_of_scope_deletions", False),
     )
 
 
@@ -356,6 +371,13 @@ def _target(data: dict[str, Any]) -> TargetConfig:
     timeout = float(data.get("timeout", 30.0))
     if timeout <= 0:
         raise ConfigError("target.timeout: must be more than 0")
+    create_groups = data.get("create_groups", flavor == "generic")
+    if create_groups and flavor == "genesys":
+        raise ConfigError("target.create_groups: Genesys cannot create groups over SCIM; "
+                          "create them in Genesys (or use flavor: generic)")
+    batch = data.get("member_batch_size", 50)
+    if not 1 <= batch <= 1000:
+        raise ConfigError("target.member_batch_size: must be between 1 and 1000")
     region = data.get("phone_default_region")
     if region is not None and (len(region) != 2 or not region.isalpha()):
         raise ConfigError("target.phone_default_region: expected a two-letter region code "
@@ -363,4 +385,6 @@ def _target(data: dict[str, Any]) -> TargetConfig:
     return TargetConfig(url=url, token=token, oauth=oauth, flavor=flavor,
                         rate_limit_per_minute=rate, concurrency=concurrency,
                         page_size=page_size, timeout=timeout,
-                        phone_default_region=region.upper() if region else None)
+                        phone_default_region=region.upper() if region else None,
+                        create_groups=create_groups, member_batch_size=batch,
+                        remove_unmanaged_members=data.get("remove_unmanaged_members", False))

@@ -21,6 +21,7 @@ import yaml
 from genesys_prov import expressions, scimpath
 from genesys_prov.errors import EvaluationError, ExpressionError, MappingError
 from genesys_prov.scimpath import TargetPath
+from genesys_prov.scoping import ScopeFilter, parse_scope
 
 # Entra's source attribute names that differ from Graph's, and how to read them.
 ENTRA_ALIASES: dict[str, str] = {
@@ -100,6 +101,47 @@ class Mappings:
     group: tuple[AttributeMapping, ...] = ()
     digest: str = ""
     path: Path | None = None
+    user_scope: ScopeFilter = field(default_factory=ScopeFilter)
+    group_scope: ScopeFilter = field(default_factory=ScopeFilter)
+
+    @property
+    def manager_mapping(self) -> AttributeMapping | None:
+        """The user mapping that carries the manager reference, if any."""
+        return next((m for m in self.user if m.source == "manager"), None)
+
+    @property
+    def members_mapping(self) -> AttributeMapping | None:
+        """The group mapping that carries the members reference, if any."""
+        return next((m for m in self.group if m.source == "members"), None)
+
+    @property
+    def group_match(self) -> tuple[AttributeMapping, ...]:
+        """Group mappings used for matching, in precedence order."""
+        return tuple(sorted((m for m in self.group if m.match is not None),
+                            key=lambda m: m.match or 0))
+
+    def group_paths(self) -> tuple[tuple[str, TargetPath], ...]:
+        """(target name, path) of the group mappings that flow as values."""
+        return tuple((m.target, m.path) for m in self.group if not m.is_reference)
+
+    def group_select(self) -> list[str]:
+        """The Graph ``$select`` for groups: what the group mappings and scope read."""
+        needed = {"id", "displayName"} | set(self.group_scope.attributes())
+        for mapping in self.group:
+            if not mapping.is_reference:
+                for name in mapping.source_names():
+                    prop = graph_property(name)
+                    if prop is not None:
+                        needed.add(prop.split(".", 1)[0])
+        return sorted(needed)
+
+    def group_target_attributes(self) -> list[str]:
+        """Top-level group attributes to list from the target (members included when the
+        members mapping exists)."""
+        seen: dict[str, None] = {"displayName": None}
+        for mapping in self.group:
+            seen[mapping.path.qualified_attr] = None
+        return list(seen)
 
     @property
     def user_match(self) -> tuple[AttributeMapping, ...]:
@@ -127,6 +169,10 @@ class Mappings:
         ``id``, ``userPrincipalName``, ``displayName`` and ``accountEnabled`` which every run
         needs (identity in reports, IsSoftDeleted)."""
         needed = {"id", "userPrincipalName", "displayName", "accountEnabled"}
+        for name in self.user_scope.attributes():
+            prop = graph_property(name)
+            if prop is not None:
+                needed.add(prop.split(".", 1)[0])
         for mapping in self.user:
             if mapping.is_reference:
                 continue
@@ -142,7 +188,7 @@ class Mappings:
         default once ``attributes=`` is given, and the plan needs it."""
         seen: dict[str, None] = {"userName": None, "active": None}
         for mapping in self.user:
-            if not mapping.is_reference:
+            if not mapping.is_reference or mapping.source == "manager":
                 seen[mapping.path.qualified_attr] = None
         return list(seen)
 
@@ -220,14 +266,23 @@ def parse_mappings(text: str, where: str = "mappings", path: Path | None = None)
     unknown = set(raw) - {"user", "group", "user_scope", "group_scope"}
     if unknown:
         raise MappingError(f"{where}: unknown section {sorted(unknown)[0]!r} "
-                           "(expected user, group)")
+                           "(expected user, group, user_scope, group_scope)")
     if "user" not in raw:
         raise MappingError(f"{where}: the 'user' list is missing")
     user = _entries(raw["user"], "user", where)
     group = _entries(raw.get("group") or [], "group", where)
     _check_user(user, where)
+    if group and not any(m.match is not None for m in group):
+        raise MappingError(f"{where}: no group mapping is marked for matching "
+                           "(add match: 1 to one, usually displayName)")
+    user_scope = parse_scope(raw.get("user_scope"), f"{where}: user_scope")
+    for name in user_scope.attributes():
+        if not _known_source(name):
+            raise MappingError(f"{where}: user_scope: unknown source attribute {name!r}")
+    group_scope = parse_scope(raw.get("group_scope"), f"{where}: group_scope")
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return Mappings(user=user, group=group, digest=digest, path=path)
+    return Mappings(user=user, group=group, digest=digest, path=path, user_scope=user_scope,
+                    group_scope=group_scope)
 
 
 def _entries(raw: Any, section: str, where: str) -> tuple[AttributeMapping, ...]:
@@ -319,33 +374,55 @@ class DesiredUser:
     match_keys: list[tuple[str, Any]] = field(default_factory=list)  # (target, value)
     redacted: frozenset[str] = frozenset()
     error: str | None = None
+    in_scope: bool = True
+    scope_reason: str | None = None   # why the user is out of scope, when it is
+    manager: str | None = None        # source id of the manager (when manager is mapped)
 
 
-def evaluate(mapping: AttributeMapping, user: dict[str, Any]) -> Any:
-    """The value a mapping produces for one directory user (may be None or IGNORE)."""
+def evaluate(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool = True) -> Any:
+    """The value a mapping produces for one directory object (may be None or IGNORE).
+
+    ``IsSoftDeleted`` is also true for a user who is out of scope (Entra's definition)."""
+    def lookup(name: str) -> Any:
+        if name == "IsSoftDeleted" and not in_scope:
+            return True
+        return read_source(user, name)
+
     if mapping.expression is not None:
-        return mapping.expression.evaluate(lambda name: read_source(user, name))
+        return mapping.expression.evaluate(lookup)
     if mapping.source is not None:
-        return read_source(user, mapping.source)
+        return lookup(mapping.source)
     return mapping.constant
 
 
-def desired_user(user: dict[str, Any], mappings: Mappings) -> DesiredUser:
+def manager_id(user: dict[str, Any]) -> str | None:
+    """The manager's object id from ``$expand=manager($select=id)`` (None when absent)."""
+    manager = user.get("manager")
+    if isinstance(manager, dict) and isinstance(manager.get("id"), str):
+        return str(manager["id"])
+    return manager if isinstance(manager, str) and manager else None
+
+
+def desired_user(user: dict[str, Any], mappings: Mappings, in_scope: bool = True,
+                 scope_reason: str | None = None) -> DesiredUser:
     """Apply the user mappings to one Graph user.
 
     A mapping that fails for this user (an expression error, a value of the wrong type)
-    marks the whole user as failed with the reason; nulls are never sent."""
+    marks the whole user as failed with the reason; nulls are never sent. A user out of
+    scope is soft-deleted in Entra's sense (``IsSoftDeleted`` is true)."""
     source_id = str(user.get("id", ""))
     identity = str(user.get("userPrincipalName") or user.get("displayName") or source_id)
-    soft = bool(read_source(user, "IsSoftDeleted"))
+    soft = bool(read_source(user, "IsSoftDeleted")) or not in_scope
     desired = DesiredUser(source_id=source_id, identity=identity, soft_deleted=soft,
-                          active=not soft)
+                          active=not soft, in_scope=in_scope, scope_reason=scope_reason)
+    if mappings.manager_mapping is not None:
+        desired.manager = manager_id(user)
     redacted = set()
     for m in mappings.user:
         if m.is_reference:
             continue
         try:
-            value = evaluate(m, user)
+            value = evaluate(m, user, in_scope)
             if value is expressions.IGNORE:
                 continue
             value = scimpath.coerce(m.path, value)
@@ -371,4 +448,42 @@ def desired_user(user: dict[str, Any], mappings: Mappings) -> DesiredUser:
         if value is not None:
             desired.match_keys.append((m.target, value))
     desired.redacted = frozenset(redacted)
+    return desired
+
+
+@dataclass(slots=True)
+class DesiredGroup:
+    """What one directory group should look like in the target."""
+
+    source_id: str
+    identity: str
+    values: dict[str, Any] = field(default_factory=dict)
+    match_keys: list[tuple[str, Any]] = field(default_factory=list)
+    members: tuple[str, ...] = ()   # source ids of the in-scope member users
+    error: str | None = None
+
+
+def desired_group(group: dict[str, Any], mappings: Mappings,
+                  members: tuple[str, ...] = ()) -> DesiredGroup:
+    """Apply the group mappings to one Graph group (``members``: in-scope member user ids)."""
+    source_id = str(group.get("id", ""))
+    identity = str(group.get("displayName") or source_id)
+    desired = DesiredGroup(source_id=source_id, identity=identity, members=members)
+    for m in mappings.group:
+        if m.is_reference:
+            continue
+        try:
+            value = evaluate(m, group)
+            if value is expressions.IGNORE:
+                continue
+            value = scimpath.coerce(m.path, value)
+        except (EvaluationError, ValueError) as exc:
+            desired.error = f"group mapping {m.target!r}: {exc}"
+            return desired
+        if value is not None:
+            desired.values[m.target] = value
+    for m in mappings.group_match:
+        value = desired.values.get(m.target)
+        if value is not None:
+            desired.match_keys.append((m.target, value))
     return desired

@@ -14,9 +14,10 @@ from enum import StrEnum
 from typing import Any
 
 from genesys_prov import scimpath
-from genesys_prov.mapping import DesiredUser, Mappings
+from genesys_prov.mapping import DesiredGroup, DesiredUser, Mappings
 
 REDACT_MARK = "[Redact]"
+LATE_WAVE = 1_000  # wave of the manager fix-ups that run after every create
 
 
 class Action(StrEnum):
@@ -31,6 +32,27 @@ class Action(StrEnum):
 _ORDER = {Action.CREATE: 0, Action.UPDATE: 1, Action.REACTIVATE: 2, Action.DEACTIVATE: 3}
 
 
+class GroupAction(StrEnum):
+    """What a change does to a target group."""
+
+    CREATE = "create group"
+    UPDATE = "update group"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRef:
+    """A reference to a target user: its id when it exists, or the source id of a user
+    this run creates (resolved when applying), and a name to show."""
+
+    target_id: str | None
+    source_id: str | None
+    display: str
+
+    def data(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"id": self.target_id, "source_id": self.source_id, "display": self.display}
+
+
 @dataclass(frozen=True, slots=True)
 class AttributeChange:
     """One attribute's old → new value; ``op`` is the SCIM PATCH op that will set it
@@ -43,9 +65,14 @@ class AttributeChange:
     redacted: bool = False
 
     def data(self) -> dict[str, Any]:
-        """JSON-ready form; redacted values are masked."""
-        show = (lambda v: REDACT_MARK if v is not None else None) if self.redacted else \
-            (lambda v: v)
+        """JSON-ready form; redacted values are masked, references shown with names."""
+        def show(value: Any) -> Any:
+            if isinstance(value, MemberRef):
+                return value.data()
+            if self.redacted and value is not None:
+                return REDACT_MARK
+            return value
+
         return {"attribute": self.attribute, "old": show(self.old), "new": show(self.new),
                 "op": self.op}
 
@@ -61,33 +88,70 @@ class Change:
     attributes: tuple[AttributeChange, ...] = ()
     reason: str = ""
     version: str | None = None
+    wave: int = 0  # creates: managers first (wave 0 has no manager created in this run)
 
     @property
-    def sort_key(self) -> tuple[int, str, str]:
-        """Fixed order: creates, updates, reactivations, deactivations; then identity."""
-        return (_ORDER[self.action], self.identity.lower(), self.source_id)
+    def sort_key(self) -> tuple[int, int, str, str]:
+        """Fixed order: creates (by wave), updates, reactivations, deactivations; then
+        identity."""
+        return (_ORDER[self.action], self.wave, self.identity.lower(), self.source_id)
 
     def data(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "action": self.action.value, "identity": self.identity,
             "source_id": self.source_id, "target_id": self.target_id,
-            "reason": self.reason, "version": self.version,
+            "reason": self.reason, "version": self.version, "wave": self.wave,
             "attributes": [a.data() for a in self.attributes],
         }
 
 
 @dataclass(frozen=True, slots=True)
+class GroupChange:
+    """A change to one target group: create it (generic targets), set attributes, and add
+    or remove members."""
+
+    action: GroupAction
+    identity: str
+    source_id: str
+    target_id: str | None
+    attributes: tuple[AttributeChange, ...] = ()
+    add: tuple[MemberRef, ...] = ()
+    remove: tuple[MemberRef, ...] = ()
+    version: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[int, str, str]:
+        """Creates first, then updates; then name."""
+        return (0 if self.action is GroupAction.CREATE else 1, self.identity.lower(),
+                self.source_id)
+
+    def data(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "action": self.action.value, "identity": self.identity,
+            "source_id": self.source_id, "target_id": self.target_id,
+            "version": self.version,
+            "attributes": [a.data() for a in self.attributes],
+            "add_members": [m.data() for m in self.add],
+            "remove_members": [m.data() for m in self.remove],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Skipped:
-    """A directory user deliberately not acted on, with the reason."""
+    """A directory object deliberately not acted on (or only in part), with the reason.
+    ``kind`` is ``user``, ``group`` or ``manager`` (a manager reference left alone)."""
 
     identity: str
     source_id: str
     reason: str
+    kind: str = "user"
 
     def data(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"identity": self.identity, "source_id": self.source_id, "reason": self.reason}
+        return {"kind": self.kind, "identity": self.identity, "source_id": self.source_id,
+                "reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,24 +194,34 @@ class Plan:
     unchanged: int = 0
     source_users: int = 0
     target_users: int = 0
+    group_changes: tuple[GroupChange, ...] = ()
+    out_of_scope: int = 0
+    source_groups: int = 0
+    target_groups: int = 0
 
     def counts(self) -> dict[str, int]:
         """Number of changes per action, plus skipped, failed, unmanaged and unchanged."""
         out = {a.value: 0 for a in Action}
         for change in self.changes:
             out[change.action.value] += 1
+        out["group create"] = sum(g.action is GroupAction.CREATE for g in self.group_changes)
+        out["group update"] = sum(g.action is GroupAction.UPDATE for g in self.group_changes)
+        out["members added"] = sum(len(g.add) for g in self.group_changes)
+        out["members removed"] = sum(len(g.remove) for g in self.group_changes)
         out.update(skipped=len(self.skipped), failed=len(self.failures),
-                   unmanaged=len(self.unmanaged), unchanged=self.unchanged)
+                   unmanaged=len(self.unmanaged), unchanged=self.unchanged,
+                   out_of_scope=self.out_of_scope)
         return out
 
     @property
     def writes(self) -> int:
-        """Number of write requests the plan needs (one per change)."""
-        return len(self.changes)
+        """Number of changes (user and group) the plan holds."""
+        return len(self.changes) + len(self.group_changes)
 
     def checksum(self) -> str:
         """sha256 over the canonical JSON of the changes: ties an apply to a reviewed plan."""
-        blob = json.dumps([c.data() for c in self.changes], sort_keys=True,
+        blob = json.dumps([c.data() for c in self.changes] +
+                          [g.data() for g in self.group_changes], sort_keys=True,
                           separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -157,19 +231,24 @@ class Plan:
             "counts": self.counts(),
             "source_users": self.source_users,
             "target_users": self.target_users,
+            "source_groups": self.source_groups,
+            "target_groups": self.target_groups,
             "checksum": self.checksum(),
             "changes": [c.data() for c in self.changes],
+            "group_changes": [g.data() for g in self.group_changes],
             "skipped": [s.data() for s in self.skipped],
             "failures": [f.data() for f in self.failures],
             "unmanaged": [u.data() for u in self.unmanaged],
         }
 
 
+# --- what planning reads from the target ----------------------------------------------------
+
 @dataclass(frozen=True, slots=True)
 class TargetUser:
-    """The part of a target user that planning reads: identity, state, and the value of
-    each mapped attribute (``values[i]`` for ``Mappings.user_paths()[i]``). Keeping this
-    instead of the SCIM JSON keeps memory small at 100,000 users."""
+    """The part of a target user that planning reads: identity, state, the value of each
+    mapped attribute (``values[i]`` for ``Mappings.user_paths()[i]``) and the manager's id.
+    Keeping this instead of the SCIM JSON keeps memory small at 100,000 users."""
 
     id: str
     user_name: str
@@ -177,135 +256,419 @@ class TargetUser:
     version: str | None
     values: tuple[Any, ...]
     present: tuple[bool, ...]  # does the multi-valued element of a filter path exist?
+    manager: str | None = None
+
+
+def _version(resource: dict[str, Any]) -> str | None:
+    meta = resource.get("meta")
+    version = meta.get("version") if isinstance(meta, dict) else None
+    return version if isinstance(version, str) else None
 
 
 def snapshot(resource: dict[str, Any], mappings: Mappings) -> TargetUser:
     """Reduce a SCIM user resource to a :class:`TargetUser`."""
     paths = mappings.user_paths()
-    meta = resource.get("meta")
-    version = meta.get("version") if isinstance(meta, dict) else None
+    manager_mapping = mappings.manager_mapping
+    manager = None
+    if manager_mapping is not None:
+        value = scimpath.get_value(resource, manager_mapping.path)
+        manager = value if isinstance(value, str) and value else None
     return TargetUser(
         id=str(resource.get("id")),
         user_name=str(resource.get("userName", "")),
         active=resource.get("active", True) is not False,
-        version=version if isinstance(version, str) else None,
+        version=_version(resource),
         values=tuple(scimpath.get_value(resource, p) for _, p in paths),
         present=tuple(scimpath.has_element(resource, p) for _, p in paths),
+        manager=manager,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TargetGroup:
+    """The part of a target group that planning reads."""
+
+    id: str
+    display_name: str
+    version: str | None
+    values: dict[str, Any]
+    members: frozenset[str]
+
+
+def group_snapshot(resource: dict[str, Any], mappings: Mappings) -> TargetGroup:
+    """Reduce a SCIM group resource to a :class:`TargetGroup`."""
+    members = resource.get("members") or []
+    ids = frozenset(str(m["value"]) for m in members if isinstance(m, dict) and "value" in m)
+    return TargetGroup(
+        id=str(resource.get("id")),
+        display_name=str(resource.get("displayName", "")),
+        version=_version(resource),
+        values={name: scimpath.get_value(resource, path)
+                for name, path in mappings.group_paths()},
+        members=ids,
+    )
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Settings that change what the planner decides."""
+
+    skip_out_of_scope_deletions: bool = False
+    remove_unmanaged_members: bool = False
+    create_groups: bool = False
+    flavor: str = "genesys"
 
 
 def _norm(path: scimpath.TargetPath, value: Any) -> Any:
     return value.lower() if isinstance(value, str) and path.case_insensitive else value
 
 
-def build_plan(desired: Iterable[DesiredUser],
-               target: Sequence[TargetUser | dict[str, Any]], mappings: Mappings) -> Plan:
-    """Compare desired users with the target's users and return the plan.
+def _why_inactive(user: DesiredUser) -> str:
+    if not user.in_scope:
+        return f"out of scope: {user.scope_reason or 'not in scope'}"
+    return "account is disabled" if user.soft_deleted else "mapped active is false"
 
-    Pure: no I/O. ``target`` holds :class:`TargetUser` snapshots (SCIM dicts are accepted
-    and reduced). Matching follows the mappings' ``match`` precedence; two target users for
-    one source user is a ``DuplicateTargetEntries`` failure, never a guess."""
-    paths = dict(mappings.user_paths())
-    position = {name: i for i, (name, _) in enumerate(mappings.user_paths())}
-    match_paths = {m.target: m.path for m in mappings.user_match}
-    has_active = mappings.active_mapping is not None
-    users = [t if isinstance(t, TargetUser) else snapshot(t, mappings) for t in target]
-    index: dict[str, dict[Any, list[TargetUser]]] = {t: {} for t in match_paths}
-    for snap in users:
-        for name, path in match_paths.items():
-            value = snap.values[position[name]]
-            if value is not None:
-                index[name].setdefault(_norm(path, value), []).append(snap)
-    changes: list[Change] = []
-    skipped: list[Skipped] = []
-    failures: list[Failure] = []
-    claimed: dict[str, str] = {}
-    unchanged = 0
-    sources = 0
-    for user in sorted(desired, key=lambda d: d.source_id):
-        sources += 1
-        if user.error:
-            failures.append(Failure(user.identity, user.source_id, "MappingFailed", user.error))
-            continue
-        if not user.match_keys:
-            names = ", ".join(match_paths)
-            failures.append(Failure(user.identity, user.source_id, "MandatoryFieldsMissing",
-                                    f"no value for any matching attribute ({names})"))
-            continue
-        found: list[TargetUser] = []
-        for name, value in user.match_keys:
-            found = index[name].get(_norm(match_paths[name], value), [])
-            if found:
-                break
-        if len(found) > 1:
-            ids = tuple(sorted(t.id for t in found))
-            failures.append(Failure(user.identity, user.source_id, "DuplicateTargetEntries",
-                                    f"{len(found)} target users match ({', '.join(ids)})", ids))
-            continue
-        if not found:
-            if not user.active:
-                why = "account is disabled" if user.soft_deleted else "mapped active is false"
-                skipped.append(Skipped(user.identity, user.source_id,
-                                       f"not created: {why} and the user is not in the target"))
+
+@dataclass
+class _Pending:
+    """A user change being assembled (the manager pass may still add to it)."""
+
+    user: DesiredUser
+    action: Action
+    target: TargetUser | None
+    items: list[AttributeChange]
+    reason: str
+
+
+class _Planner:
+    """One planning pass; see :func:`build_plan`."""
+
+    def __init__(self, mappings: Mappings, options: PlanOptions) -> None:
+        self.mappings = mappings
+        self.options = options
+        self.paths = dict(mappings.user_paths())
+        self.position = {name: i for i, (name, _) in enumerate(mappings.user_paths())}
+        self.match_paths = {m.target: m.path for m in mappings.user_match}
+        self.skipped: list[Skipped] = []
+        self.failures: list[Failure] = []
+        self.pending: dict[str, _Pending] = {}
+        self.links: dict[str, TargetUser] = {}      # source id → matched target user
+        self.users: dict[str, DesiredUser] = {}
+        self.unchanged: set[str] = set()
+        self.out_of_scope = 0
+
+    # users -------------------------------------------------------------------------------
+
+    def plan_users(self, desired: Iterable[DesiredUser], target: list[TargetUser]) -> None:
+        index: dict[str, dict[Any, list[TargetUser]]] = {t: {} for t in self.match_paths}
+        for snap in target:
+            for name, path in self.match_paths.items():
+                value = snap.values[self.position[name]]
+                if value is not None:
+                    index[name].setdefault(_norm(path, value), []).append(snap)
+        claimed: dict[str, str] = {}
+        for user in sorted(desired, key=lambda d: d.source_id):
+            self.users[user.source_id] = user
+            if user.error:
+                self.failures.append(Failure(user.identity, user.source_id, "MappingFailed",
+                                             user.error))
                 continue
+            if not user.match_keys:
+                names = ", ".join(self.match_paths)
+                self.failures.append(Failure(
+                    user.identity, user.source_id, "MandatoryFieldsMissing",
+                    f"no value for any matching attribute ({names})"))
+                continue
+            found: list[TargetUser] = []
+            for name, value in user.match_keys:
+                found = index[name].get(_norm(self.match_paths[name], value), [])
+                if found:
+                    break
+            if len(found) > 1:
+                ids = tuple(sorted(t.id for t in found))
+                self.failures.append(Failure(
+                    user.identity, user.source_id, "DuplicateTargetEntries",
+                    f"{len(found)} target users match ({', '.join(ids)})", ids))
+                continue
+            if not found:
+                self._unmatched(user)
+                continue
+            snap = found[0]
+            if snap.id in claimed:
+                self.failures.append(Failure(
+                    user.identity, user.source_id, "DuplicateSourceEntries",
+                    f"target user {snap.id} is already matched by source user "
+                    f"{claimed[snap.id]}", (snap.id,)))
+                continue
+            claimed[snap.id] = user.source_id
+            self.links[user.source_id] = snap
+            self._matched(user, snap)
+
+    def _unmatched(self, user: DesiredUser) -> None:
+        if user.active:
             attrs = {**user.create_only, **user.values}
             items = [AttributeChange(k, None, v, redacted=k in user.redacted)
                      for k, v in attrs.items()]
-            if has_active:
+            if self.mappings.active_mapping is not None:
                 items.append(AttributeChange("active", None, True))
-            changes.append(Change(Action.CREATE, user.identity, user.source_id, None,
-                                  tuple(sorted(items, key=lambda a: a.attribute)),
-                                  reason="no matching user in the target"))
-            continue
-        snap = found[0]
-        target_id = snap.id
-        if target_id in claimed:
-            failures.append(Failure(
-                user.identity, user.source_id, "DuplicateSourceEntries",
-                f"target user {target_id} is already matched by source user "
-                f"{claimed[target_id]}", (target_id,)))
-            continue
-        claimed[target_id] = user.source_id
-        version = snap.version
-        target_active = snap.active
+            self.pending[user.source_id] = _Pending(user, Action.CREATE, None, items,
+                                                    "no matching user in the target")
+        elif user.in_scope:
+            self.skipped.append(Skipped(user.identity, user.source_id,
+                                        f"not created: {_why_inactive(user)} and the user is "
+                                        "not in the target"))
+        elif user.scope_reason and "Default Access" in user.scope_reason:
+            self.skipped.append(Skipped(user.identity, user.source_id, user.scope_reason))
+        else:
+            self.out_of_scope += 1
+
+    def _matched(self, user: DesiredUser, snap: TargetUser) -> None:
         if not user.active:
-            if target_active:
-                why = "account is disabled" if user.soft_deleted else "mapped active is false"
-                changes.append(Change(Action.DEACTIVATE, user.identity, user.source_id,
-                                      target_id, (AttributeChange("active", True, False),),
-                                      reason=why, version=version))
+            if not snap.active:
+                self.unchanged.add(user.source_id)
+            elif not user.in_scope and self.options.skip_out_of_scope_deletions:
+                self.skipped.append(Skipped(
+                    user.identity, user.source_id,
+                    f"{_why_inactive(user)}; not deactivated (skip_out_of_scope_deletions)"))
             else:
-                unchanged += 1
-            continue
+                self.pending[user.source_id] = _Pending(
+                    user, Action.DEACTIVATE, snap, [AttributeChange("active", True, False)],
+                    _why_inactive(user))
+            return
         diffs = []
         for name, new in user.values.items():
-            path = paths[name]
-            old = snap.values[position[name]]
+            path = self.paths[name]
+            i = self.position[name]
+            old = snap.values[i]
             if old is not None and scimpath.same_value(path, old, new):
                 continue
-            op = scimpath.patch_operation(path, new, snap.present[position[name]])["op"]
+            op = scimpath.patch_operation(path, new, snap.present[i])["op"]
             diffs.append(AttributeChange(name, old, new, op, redacted=name in user.redacted))
-        diffs.sort(key=lambda a: a.attribute)
-        if not target_active:
-            items = [AttributeChange("active", False, True), *diffs]
-            changes.append(Change(Action.REACTIVATE, user.identity, user.source_id, target_id,
-                                  tuple(items), reason="account is enabled in the directory",
-                                  version=version))
-        elif diffs:
-            changes.append(Change(Action.UPDATE, user.identity, user.source_id, target_id,
-                                  tuple(diffs), reason="attributes differ", version=version))
+        if not snap.active:
+            self.pending[user.source_id] = _Pending(
+                user, Action.REACTIVATE, snap, [AttributeChange("active", False, True), *diffs],
+                "account is enabled in the directory")
         else:
-            unchanged += 1
+            self.pending[user.source_id] = _Pending(user, Action.UPDATE, snap, diffs,
+                                                    "attributes differ")
+
+    # managers ----------------------------------------------------------------------------
+
+    def _provisioned(self, source_id: str | None) -> MemberRef | None:
+        """A reference to the target user of an in-scope, active directory user that exists
+        in the target or is created by this plan; None otherwise."""
+        if source_id is None:
+            return None
+        user = self.users.get(source_id)
+        if user is None or not user.active:
+            return None
+        snap = self.links.get(source_id)
+        if snap is not None:
+            return MemberRef(snap.id, source_id, user.identity)
+        pending = self.pending.get(source_id)
+        if pending is not None and pending.action is Action.CREATE:
+            return MemberRef(None, source_id, user.identity)
+        return None
+
+    def plan_managers(self, by_target_id: dict[str, TargetUser]) -> None:
+        mapping = self.mappings.manager_mapping
+        if mapping is None:
+            return
+        name = mapping.target
+        for source_id, user in self.users.items():
+            if not user.active or (source_id not in self.pending
+                                   and source_id not in self.links):
+                continue
+            snap = self.links.get(source_id)
+            current = snap.manager if snap is not None else None
+            wanted = self._provisioned(user.manager)
+            if user.manager is not None and wanted is None:
+                manager = self.users.get(user.manager)
+                who = manager.identity if manager else user.manager
+                self.skipped.append(Skipped(
+                    user.identity, source_id,
+                    f"manager {who} is not provisioned (out of scope, disabled or failed); "
+                    "the reference is set by a later run once it is", kind="manager"))
+                continue
+            if wanted is not None and wanted.target_id is not None and \
+                    wanted.target_id == current:
+                continue
+            if wanted is None and current is None:
+                continue
+            old = None
+            if current is not None:
+                holder = by_target_id.get(current)
+                old = MemberRef(current, None, holder.user_name if holder else current)
+            item = AttributeChange(name, old, wanted, "remove" if wanted is None else "replace")
+            pending = self.pending.get(source_id)
+            if pending is None:
+                assert snap is not None
+                pending = _Pending(user, Action.UPDATE, snap, [], "manager differs")
+                self.pending[source_id] = pending
+            elif pending.action is Action.DEACTIVATE:
+                continue
+            pending.items.append(item)
+
+    def _waves(self) -> dict[str, int]:
+        """Creates in manager-tree order: a user's wave is one more than its manager's when
+        the manager is created in the same run. A cycle is cut (its manager is set by a
+        later PATCH in the same run)."""
+        waves: dict[str, int] = {}
+        creating = {sid for sid, p in self.pending.items() if p.action is Action.CREATE}
+
+        def wave(sid: str, seen: frozenset[str]) -> int:
+            if sid in waves:
+                return waves[sid]
+            manager = self.users[sid].manager
+            if manager is None or manager not in creating or manager in seen \
+                    or self._provisioned(manager) is None:
+                result = 0
+            else:
+                result = wave(manager, seen | {sid}) + 1
+            waves[sid] = result
+            return result
+
+        for sid in sorted(creating):
+            wave(sid, frozenset())
+        return waves
+
+    def user_changes(self) -> list[Change]:
+        waves = self._waves() if self.mappings.manager_mapping is not None else {}
+        manager = self.mappings.manager_mapping
+        changes: list[Change] = []
+        late: list[Change] = []
+        for sid, p in self.pending.items():
+            items = p.items
+            if p.action is Action.CREATE and manager is not None:
+                ref = next((i.new for i in items if i.attribute == manager.target), None)
+                if isinstance(ref, MemberRef) and ref.target_id is None and \
+                        waves.get(ref.source_id or "", -1) >= waves.get(sid, 0):
+                    # a manager cycle: create without the manager, set it right after
+                    items = [i for i in items if i.attribute != manager.target]
+                    late.append(Change(Action.UPDATE, p.user.identity, sid, None,
+                                       (AttributeChange(manager.target, None, ref),),
+                                       reason="manager in a cycle: set after the creates",
+                                       wave=LATE_WAVE))
+            if not items:
+                self.unchanged.add(sid)
+                continue
+            changes.append(Change(
+                p.action, p.user.identity, sid, p.target.id if p.target else None,
+                tuple(sorted(items, key=lambda a: a.attribute)), reason=p.reason,
+                version=p.target.version if p.target else None, wave=waves.get(sid, 0)))
+        return changes + late
+
+    # groups ------------------------------------------------------------------------------
+
+    def plan_groups(self, desired: Iterable[DesiredGroup],
+                    target: list[TargetGroup]) -> list[GroupChange]:
+        match = self.mappings.group_match
+        index: dict[str, dict[Any, list[TargetGroup]]] = {m.target: {} for m in match}
+        for existing in target:
+            for m in match:
+                value = existing.values.get(m.target)
+                if value is not None:
+                    index[m.target].setdefault(value, []).append(existing)
+        managed = {snap.id for snap in self.links.values()}
+        changes = []
+        for group in sorted(desired, key=lambda g: g.source_id):
+            if group.error:
+                self.failures.append(Failure(group.identity, group.source_id, "MappingFailed",
+                                             group.error))
+                continue
+            found: list[TargetGroup] = []
+            for name, value in group.match_keys:
+                found = index.get(name, {}).get(value, [])
+                if found:
+                    break
+            if len(found) > 1:
+                ids = tuple(sorted(g.id for g in found))
+                self.failures.append(Failure(group.identity, group.source_id,
+                                             "DuplicateTargetEntries",
+                                             f"{len(found)} target groups match", ids))
+                continue
+            refs = [r for r in (self._provisioned(sid) for sid in group.members) if r]
+            if not found:
+                if self.options.create_groups:
+                    attrs = tuple(AttributeChange(k, None, v)
+                                  for k, v in sorted(group.values.items()))
+                    changes.append(GroupChange(GroupAction.CREATE, group.identity,
+                                               group.source_id, None, attrs,
+                                               tuple(sorted(refs, key=_ref_key))))
+                elif self.options.flavor == "genesys":
+                    self.skipped.append(Skipped(
+                        group.identity, group.source_id,
+                        f"no Genesys group named {group.identity!r}: create it in Genesys "
+                        "(groups cannot be created over SCIM), and the next run fills it",
+                        kind="group"))
+                else:
+                    self.skipped.append(Skipped(
+                        group.identity, group.source_id,
+                        "no target group matches and target.create_groups is false",
+                        kind="group"))
+                continue
+            tgroup = found[0]
+            attrs_changed = tuple(
+                AttributeChange(k, tgroup.values.get(k), v) for k, v in sorted(group.values.items())
+                if k not in dict(group.match_keys) and tgroup.values.get(k) != v)
+            wanted_ids = {r.target_id for r in refs if r.target_id}
+            add = [r for r in refs if r.target_id is None or r.target_id not in tgroup.members]
+            removable = tgroup.members - wanted_ids
+            if not self.options.remove_unmanaged_members:
+                removable &= managed
+            names = {snap.id: snap.user_name for snap in self.links.values()}
+            remove = [MemberRef(tid, None, names.get(tid, tid)) for tid in removable]
+            if attrs_changed or add or remove:
+                changes.append(GroupChange(
+                    GroupAction.UPDATE, group.identity, group.source_id, tgroup.id,
+                    attrs_changed, tuple(sorted(add, key=_ref_key)),
+                    tuple(sorted(remove, key=_ref_key)), tgroup.version))
+        return changes
+
+
+def _ref_key(ref: MemberRef) -> tuple[str, str]:
+    return (ref.display.lower(), ref.target_id or ref.source_id or "")
+
+
+def build_plan(desired: Iterable[DesiredUser],
+               target: Sequence[TargetUser | dict[str, Any]], mappings: Mappings,
+               groups: Iterable[DesiredGroup] = (),
+               target_groups: Sequence[TargetGroup | dict[str, Any]] = (),
+               options: PlanOptions | None = None) -> Plan:
+    """Compare the directory with the target and return the plan.
+
+    Pure: no I/O. ``target`` holds :class:`TargetUser` snapshots (SCIM dicts are accepted
+    and reduced). Matching follows the mappings' ``match`` precedence; two target users for
+    one source user is a ``DuplicateTargetEntries`` failure, never a guess. Managers are
+    resolved to target ids (or to users this plan creates, which are then created managers
+    first); group members are the target ids of the group's in-scope members."""
+    opts = options or PlanOptions()
+    planner = _Planner(mappings, opts)
+    users = [t if isinstance(t, TargetUser) else snapshot(t, mappings) for t in target]
+    planner.plan_users(desired, users)
+    planner.plan_managers({u.id: u for u in users} if mappings.manager_mapping else {})
+    changes = planner.user_changes()
+    tgroups = [g if isinstance(g, TargetGroup) else group_snapshot(g, mappings)
+               for g in target_groups]
+    group_list = list(groups)
+    group_changes = planner.plan_groups(group_list, tgroups) if mappings.group else []
+    linked = {snap.id for snap in planner.links.values()}
     unmanaged = sorted(
-        (Unmanaged(t.id, t.user_name, t.active) for t in users if t.id not in claimed),
+        (Unmanaged(t.id, t.user_name, t.active) for t in users if t.id not in linked),
         key=lambda u: (u.user_name.lower(), u.target_id),
     )
     return Plan(
         changes=tuple(sorted(changes, key=lambda c: c.sort_key)),
-        skipped=tuple(sorted(skipped, key=lambda s: (s.identity.lower(), s.source_id))),
-        failures=tuple(sorted(failures, key=lambda f: (f.identity.lower(), f.source_id))),
+        skipped=tuple(sorted(planner.skipped,
+                             key=lambda s: (s.kind, s.identity.lower(), s.source_id))),
+        failures=tuple(sorted(planner.failures,
+                              key=lambda f: (f.identity.lower(), f.source_id))),
         unmanaged=tuple(unmanaged),
-        unchanged=unchanged,
-        source_users=sources,
+        unchanged=len(planner.unchanged),
+        source_users=len(planner.users),
         target_users=len(users),
+        group_changes=tuple(sorted(group_changes, key=lambda g: g.sort_key)),
+        out_of_scope=planner.out_of_scope,
+        source_groups=len(group_list),
+        target_groups=len(tgroups),
     )

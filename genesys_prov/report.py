@@ -28,16 +28,41 @@ def show_value(value: Any) -> str:
         return "∅"
     if isinstance(value, str):
         return value
+    if isinstance(value, dict) and "display" in value:  # a user reference
+        return str(value["display"]) + (" (created in this run)" if not value.get("id") else "")
     return json.dumps(value, ensure_ascii=False)
 
 
 def counts_table(plan: Plan, title: str = "Plan") -> Table:
-    """A one-row summary: changes per action, skipped, failed, unmanaged, unchanged."""
+    """The plan's counts: users, groups and what was left alone (zero rows left out,
+    except the user actions)."""
     counts = plan.counts()
     table = Table(title=title, title_justify="left")
-    for key in counts:
-        table.add_column(key, justify="right")
-    table.add_row(*(str(v) for v in counts.values()))
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    always = {a.value for a in Action}
+    for key, value in counts.items():
+        if value or key in always:
+            table.add_row(key.replace("_", " "), str(value))
+    return table
+
+
+def group_changes_table(plan: Plan, max_rows: int = 200) -> RenderableType:
+    """Each group change: members added and removed (by name), attributes."""
+    table = Table(title="Group changes", title_justify="left")
+    table.add_column("action")
+    table.add_column("group")
+    table.add_column("change", overflow="fold")
+    for change in plan.group_changes[:max_rows]:
+        lines = [f"{short_attribute(a.attribute)}: {show_value(a.data()['old'])} → "
+                 f"{show_value(a.data()['new'])}" for a in change.attributes]
+        lines += [f"+ {show_value(m.data())}" for m in change.add]
+        lines += [f"- {show_value(m.data())}" for m in change.remove]
+        table.add_row(Text(change.action.value, style="magenta"), Text(change.identity),
+                      Text("\n".join(lines)))
+    rest = len(plan.group_changes) - max_rows
+    if rest > 0:
+        return Group(table, Text(f"… and {rest} more group change(s)"))
     return table
 
 
@@ -86,7 +111,8 @@ def notes_table(plan: Plan, max_rows: int = 200) -> RenderableType | None:
     """Skipped users, planning failures and unmanaged target users."""
     rows: list[tuple[str, str, str]] = []
     rows += [("failed", f.identity, f"{f.code}: {f.reason}") for f in plan.failures]
-    rows += [("skipped", s.identity, s.reason) for s in plan.skipped]
+    rows += [("skipped" if s.kind == "user" else f"skipped {s.kind}", s.identity, s.reason)
+             for s in plan.skipped]
     rows += [("unmanaged", u.user_name, f"target user {u.target_id} matches no directory user;"
               " left alone") for u in plan.unmanaged]
     if not rows:
@@ -121,6 +147,8 @@ def plan_renderables(plan: Plan, max_rows: int = 200) -> list[RenderableType]:
     out: list[RenderableType] = [counts_table(plan)]
     if plan.changes:
         out.append(changes_table(plan, max_rows))
+    if plan.group_changes:
+        out.append(group_changes_table(plan, max_rows))
     notes = notes_table(plan, max_rows)
     if notes is not None:
         out.append(notes)
@@ -130,7 +158,8 @@ def plan_renderables(plan: Plan, max_rows: int = 200) -> list[RenderableType]:
 def summary_line(result: SyncResult) -> str:
     """One line: what was done (or would be), and the requests it took."""
     counts = result.plan.counts()
-    parts = [f"{counts[a.value]} {a.value}" for a in Action if counts[a.value]]
+    keys = [a.value for a in Action] + ["group create", "group update"]
+    parts = [f"{counts[k]} {k}" for k in keys if counts[k]]
     planned = ", ".join(parts) if parts else "no changes"
     target = result.requests.get("target", {})
     graph = result.requests.get("graph", {})

@@ -150,11 +150,42 @@ class GraphReader:
                 raise SourceError("Graph: @odata.nextLink is not a URL")
             url, query = link, None
 
-    def iter_users(self, select: Sequence[str]) -> Iterator[dict[str, Any]]:
-        """Every user in the directory with exactly the ``select``ed properties."""
+    def _objects(self, path: str, params: dict[str, Any], kind: str) -> Iterator[dict[str, Any]]:
+        for page in self.iter_pages(path, params):
+            for obj in page:
+                if not isinstance(obj.get("id"), str):
+                    raise SourceError(f"Graph: {kind} without an id was returned by {path}")
+                yield obj
+
+    def iter_users(self, select: Sequence[str],
+                   expand_manager: bool = False) -> Iterator[dict[str, Any]]:
+        """Every user in the directory with exactly the ``select``ed properties; with
+        ``expand_manager`` each carries ``manager: {id}`` from the same listing (never one
+        request per user)."""
         params = {"$select": ",".join(select), "$top": str(MAX_TOP)}
-        for page in self.iter_pages("/users", params):
-            for user in page:
-                if not isinstance(user.get("id"), str):
-                    raise SourceError("Graph: a user without an id was returned")
-                yield user
+        if expand_manager:
+            params["$expand"] = "manager($select=id)"
+        return self._objects("/users", params, "a user")
+
+    def iter_groups(self, select: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """Every group in the directory with the ``select``ed properties."""
+        params = {"$select": ",".join(select), "$top": str(MAX_TOP)}
+        return self._objects("/groups", params, "a group")
+
+    def get_group(self, group_id: str, select: Sequence[str]) -> dict[str, Any]:
+        """One group by id."""
+        return self.get(f"/groups/{group_id}", {"$select": ",".join(select)})
+
+    def iter_members(self, group_id: str, transitive: bool = False) -> Iterator[dict[str, Any]]:
+        """The direct (or, with ``transitive``, nested) members of a group: ids and
+        ``@odata.type``, paged."""
+        rel = "transitiveMembers" if transitive else "members"
+        params = {"$select": "id", "$top": str(MAX_TOP)}
+        return self._objects(f"/groups/{group_id}/{rel}", params, "a member")
+
+    def iter_assignments(self, service_principal_id: str) -> Iterator[dict[str, Any]]:
+        """The app role assignments of the enterprise application, paged:
+        ``{principalId, principalType, appRoleId}``."""
+        params = {"$top": str(MAX_TOP)}
+        return self._objects(f"/servicePrincipals/{service_principal_id}/appRoleAssignedTo",
+                             params, "an assignment")

@@ -9,15 +9,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from genesys_prov import apply as applying
 from genesys_prov.config import Config
+from genesys_prov.directory import read_directory
 from genesys_prov.errors import AuthError, GenesysProvError, TargetError
 from genesys_prov.http import HttpClient, RateLimiter, make_session
-from genesys_prov.mapping import DesiredUser, Mappings, desired_user, load_mappings
-from genesys_prov.plan import Plan, build_plan, snapshot
+from genesys_prov.mapping import DesiredUser, Mappings, load_mappings
+from genesys_prov.plan import Plan, PlanOptions, build_plan, group_snapshot, snapshot
 from genesys_prov.rules import apply_genesys_rules
 from genesys_prov.source import GraphReader
 from genesys_prov.target import ScimClient
@@ -92,6 +93,16 @@ def _collect(items: Iterable[T], stage: str, progress: Progress | None) -> list[
     return out
 
 
+def plan_options(config: Config) -> PlanOptions:
+    """The planner's settings from a configuration."""
+    return PlanOptions(
+        skip_out_of_scope_deletions=config.source.skip_out_of_scope_deletions,
+        remove_unmanaged_members=config.target.remove_unmanaged_members,
+        create_groups=config.target.create_groups,
+        flavor=config.target.flavor,
+    )
+
+
 def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
                   progress: Progress | None = None) -> tuple[Plan, dict[str, float]]:
     """Read both sides completely and build the plan. Any read failure raises before a
@@ -99,21 +110,28 @@ def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
     genesys = config.target.flavor == "genesys"
     region = config.target.phone_default_region
 
-    def wanted(user: dict[str, Any]) -> DesiredUser:
-        desired = desired_user(user, mappings)
+    def rule(desired: DesiredUser) -> DesiredUser:
         return apply_genesys_rules(desired, region) if genesys else desired
 
     timings: dict[str, float] = {}
     started = time.monotonic()
-    users = (wanted(u) for u in conn.graph.iter_users(mappings.graph_select()))
-    desired = _collect(users, "source", progress)
+    directory = read_directory(conn.graph, config.source, mappings, rule, progress)
     timings["read_source"] = time.monotonic() - started
     started = time.monotonic()
     listing = (snapshot(r, mappings) for r in conn.scim.list_users(mappings.target_attributes()))
     target = _collect(listing, "target", progress)
+    target_groups = []
+    if mappings.group:
+        target_groups = [group_snapshot(g, mappings)
+                         for g in conn.scim.list_groups(mappings.group_target_attributes())]
     timings["read_target"] = time.monotonic() - started
     started = time.monotonic()
-    plan = build_plan(desired, target, mappings)
+    plan = build_plan(directory.users, target, mappings, directory.groups, target_groups,
+                      plan_options(config))
+    if directory.skipped:
+        plan = replace(plan, skipped=tuple(sorted(
+            (*plan.skipped, *directory.skipped),
+            key=lambda s: (s.kind, s.identity.lower(), s.source_id))))
     timings["plan"] = time.monotonic() - started
     return plan, timings
 
@@ -131,18 +149,19 @@ def run_sync(config: Config, *, dry_run: bool = False,
     conn = connect(config)
     plan, timings = read_and_plan(config, mappings, conn, progress)
     result = SyncResult(plan=plan, dry_run=dry_run, timings=timings)
-    if not dry_run and plan.changes:
+    if not dry_run and plan.writes:
         done = 0
 
         def tick(_: applying.Outcome) -> None:
             nonlocal done
             done += 1
-            if progress and (done % 100 == 0 or done == len(plan.changes)):
+            if progress and (done % 100 == 0 or done == plan.writes):
                 progress("apply", done)
 
         matching = [m.target for m in mappings.user_match]
         result.applied = applying.apply_plan(plan, conn.scim, matching,
-                                             config.target.concurrency, on_outcome=tick)
+                                             config.target.concurrency, on_outcome=tick,
+                                             member_batch_size=config.target.member_batch_size)
         timings["apply"] = result.applied.elapsed
     result.requests = conn.request_counts()
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -20,9 +20,10 @@ from genesys_prov import redact, scimpath
 from genesys_prov.config import TargetConfig
 from genesys_prov.errors import AuthError, ScimError, TargetError
 from genesys_prov.http import HttpClient, TransportError
-from genesys_prov.plan import Change
+from genesys_prov.plan import Change, GroupChange, MemberRef
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 SCIM_JSON = "application/scim+json"
 # RFC 7644 expected statuses per operation.
@@ -32,25 +33,93 @@ LISTED = frozenset({200})        # §3.4.2
 # Permissions Genesys needs per operation (for 403 messages).
 GENESYS_PERMISSIONS = {"POST": "directory:user:add", "PATCH": "directory:user:edit",
                        "PUT": "directory:user:edit", "DELETE": "directory:user:delete"}
+GENESYS_GROUP_PERMISSION = "directory:group:edit"
 GENESYS_PAGE_LIMIT_UNTRIMMED = 25
 
 
-def build_create(change: Change) -> dict[str, Any]:
-    """The POST /Users body for a create change."""
+Resolve = Callable[[MemberRef], str | None]
+
+
+def _no_refs(ref: MemberRef) -> str | None:
+    return ref.target_id
+
+
+def _wire_value(path: scimpath.TargetPath, value: Any, resolve: Resolve) -> Any:
+    """The value as sent: a reference becomes its target id, and the enterprise manager is
+    sent as ``{"value": id}`` (RFC 7643 §4.3). Returns None when a reference cannot be
+    resolved (its user was not created)."""
+    if isinstance(value, MemberRef):
+        value = resolve(value)
+        if value is None:
+            return None
+    if path.attr.lower() == "manager" and isinstance(value, str):
+        return {"value": value}
+    return value
+
+
+def build_create(change: Change, resolve: Resolve = _no_refs) -> dict[str, Any]:
+    """The POST /Users body for a create change (an unresolvable manager is left out)."""
     payload: dict[str, Any] = {"schemas": [scimpath.CORE_USER]}
     for item in change.attributes:
-        scimpath.set_value(payload, scimpath.parse_path(item.attribute), item.new)
+        path = scimpath.parse_path(item.attribute)
+        value = _wire_value(path, item.new, resolve)
+        if value is not None:
+            scimpath.set_value(payload, path, value)
     return payload
 
 
-def build_patch(change: Change) -> dict[str, Any]:
+def build_patch(change: Change, resolve: Resolve = _no_refs) -> dict[str, Any]:
     """The PATCH /Users/{id} body for an update, reactivate or deactivate change: one
-    operation per changed attribute."""
+    operation per changed attribute (an unresolvable reference is left out)."""
     ops = []
     for item in change.attributes:
         path = scimpath.parse_path(item.attribute)
-        ops.append(scimpath.patch_operation(path, item.new, element_exists=item.op != "add"))
+        if item.op == "remove":
+            ops.append({"op": "remove", "path": path.text})
+            continue
+        value = _wire_value(path, item.new, resolve)
+        if value is not None:
+            ops.append(scimpath.patch_operation(path, value, element_exists=item.op != "add"))
     return {"schemas": [PATCH_OP], "Operations": ops}
+
+
+def build_group_create(change: GroupChange, resolve: Resolve = _no_refs) -> dict[str, Any]:
+    """The POST /Groups body (generic targets): mapped attributes and the members."""
+    payload: dict[str, Any] = {"schemas": [CORE_GROUP]}
+    for item in change.attributes:
+        scimpath.set_value(payload, scimpath.parse_path(item.attribute), item.new)
+    members = [{"value": tid} for tid in (resolve(r) for r in change.add) if tid]
+    if members:
+        payload["members"] = members
+    return payload
+
+
+def build_group_patches(change: GroupChange, batch_size: int,
+                        resolve: Resolve = _no_refs) -> list[dict[str, Any]]:
+    """The PATCH /Groups/{id} bodies for a group update: attribute ``replace`` ops first,
+    then members, at most ``batch_size`` members per request (``add`` with a value list,
+    ``remove`` with ``members[value eq "id"]``)."""
+    ops: list[dict[str, Any]] = [
+        {"op": "replace", "path": item.attribute, "value": item.new}
+        for item in change.attributes
+    ]
+    adds = [tid for tid in (resolve(r) for r in change.add) if tid]
+    removes = [r.target_id for r in change.remove if r.target_id]
+    bodies: list[dict[str, Any]] = []
+    while adds or removes or ops:
+        room = batch_size
+        batch_ops, ops = ops, []
+        take_add, adds = adds[:room], adds[room:]
+        room -= len(take_add)
+        take_remove, removes = removes[:room], removes[room:]
+        if take_add:
+            batch_ops.append({"op": "add", "path": "members",
+                              "value": [{"value": tid} for tid in take_add]})
+        batch_ops += [{"op": "remove",
+                       "path": f"members[value eq {scimpath.escape_filter_value(tid)}]"}
+                      for tid in take_remove]
+        bodies.append({"schemas": [PATCH_OP], "Operations": batch_ops})
+    return bodies
 
 
 def scim_error(response: requests.Response, method: str, path: str) -> ScimError:
@@ -160,7 +229,9 @@ class ScimClient:
         if response.status_code == 401:
             raise AuthError(f"SCIM target refused the credentials (HTTP 401 on {method} {path})")
         if response.status_code == 403:
-            need = GENESYS_PERMISSIONS.get(method) if self.config.flavor == "genesys" else None
+            need = (GENESYS_GROUP_PERMISSION if path.startswith("/Groups")
+                    else GENESYS_PERMISSIONS.get(method)) \
+                if self.config.flavor == "genesys" else None
             hint = f"; the operation needs the permission {need}" if need else ""
             raise AuthError(f"SCIM target forbids {method} {path} (HTTP 403){hint}")
 
@@ -208,6 +279,36 @@ class ScimClient:
                                   "resources were returned; refusing to plan on a partial "
                                   "view of the target")
             start += len(resources)
+
+    def list_groups(self, attributes: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+        """Every group in the target, paged (trimmed with ``attributes=`` like users)."""
+        params: dict[str, Any] = {}
+        page = self.config.page_size
+        if attributes:
+            params["attributes"] = ",".join(attributes)
+        elif self.config.flavor == "genesys":
+            page = min(page, GENESYS_PAGE_LIMIT_UNTRIMMED)
+        return self._pages("/Groups", params, page)
+
+    def create_group(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST /Groups (generic targets only: Genesys cannot create groups)."""
+        response = self._request("POST", "/Groups", json=payload)
+        self._check_auth(response, "POST", "/Groups")
+        if response.status_code not in CREATED:
+            raise scim_error(response, "POST", "/Groups")
+        body = self._json(response, "POST", "/Groups")
+        if not isinstance(body, dict) or "id" not in body:
+            raise ScimError(response.status_code, "the created group has no id", None, "POST",
+                            "/Groups")
+        return body
+
+    def patch_group(self, group_id: str, body: dict[str, Any]) -> None:
+        """PATCH /Groups/{id} (member adds/removes, attributes)."""
+        path = f"/Groups/{group_id}"
+        response = self._request("PATCH", path, json=body)
+        self._check_auth(response, "PATCH", path)
+        if response.status_code not in PATCHED:
+            raise scim_error(response, "PATCH", path)
 
     def list_users(self, attributes: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
         """Every user in the target, paged. For Genesys, the unfiltered list hides

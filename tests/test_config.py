@@ -12,6 +12,7 @@ source:
   tenant_id: contoso.onmicrosoft.com
   client_id: 11111111-2222-3333-4444-555555555555
   client_secret: ${GRAPH_CLIENT_SECRET}
+  service_principal_id: 4b7e2f9c-1d3a-4e8b-a6c5-0f2d7b9e3a18
 target:
   url: https://api.mypurecloud.ie/api/v2/scim/v2
   oauth: {client_id: abc, client_secret: ${GENESYS_CLIENT_SECRET}}

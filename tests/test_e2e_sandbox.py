@@ -5,6 +5,7 @@ Every test asserts on what the emulators received and hold, not only on exit cod
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 
 def configure(sb: Sandbox, tmp_path: Path, mappings: str | None = None, **target: Any) -> str:
-    config = sb.config()
+    config = sb.config(scope="all")
     config["target"].update(target)
     return str(write_config(tmp_path, config, mappings))
 
@@ -85,7 +86,7 @@ def test_first_sync_makes_target_match_directory_then_second_sync_is_silent(
             assert phone(target, "work") == normalize_phone(user["businessPhones"][0], None)
     # nothing was read one user at a time
     gets = [r for r in sandbox.genesys.requests if r.method == "GET"]
-    assert all(r.path.endswith("/Users") for r in gets)
+    assert all(r.path.endswith(("/Users", "/Groups")) for r in gets)
 
     sandbox.genesys.reset_log()
     code, out = sync(cfg)
@@ -166,7 +167,7 @@ def test_patch_answering_204_is_accepted(sandbox: Sandbox, tmp_path: Path) -> No
 
 
 def test_static_token_works(sandbox: Sandbox, tmp_path: Path) -> None:
-    config = sandbox.config(oauth=False)
+    config = sandbox.config(oauth=False, scope="all")
     cfg = str(write_config(tmp_path, config))
     assert sync(cfg, "--dry-run")[0] == 0
 
@@ -299,7 +300,7 @@ def test_graph_failing_writes_nothing_and_exits_4(sandbox: Sandbox,
     sandbox.graph.throttle_next(50, retry_after=0, status=503)
     result = run_cli("--config", cfg, "sync")
     assert result.exit_code == 4
-    assert result.stderr.startswith("Error: Graph: GET /v1.0/users failed with HTTP 503")
+    assert re.match(r"Error: Graph: GET /v1.0/\w+ failed with HTTP 503", result.stderr)
     assert sandbox.genesys.writes() == []
 
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 def configure(sb: Sandbox, server: Scim2Server, tmp_path: Path) -> str:
-    config = sb.config()
+    config = sb.config(scope="all")
     config["target"] = {"url": server.url, "token": server.token, "flavor": "generic",
                         "rate_limit_per_minute": 0, "concurrency": 4}
     return str(write_config(tmp_path, config))

@@ -177,8 +177,10 @@ class Sandbox:
 
     # ------------------------------------------------------------------ helpers
 
-    def config(self, mappings: str = "mappings.yaml", oauth: bool = True) -> dict[str, Any]:
-        """A ``genesys-prov.yaml`` dict pointing at this sandbox."""
+    def config(self, mappings: str = "mappings.yaml", oauth: bool = True,
+               scope: str = "assigned") -> dict[str, Any]:
+        """A ``genesys-prov.yaml`` dict pointing at this sandbox (``scope``: the users
+        assigned to the sandbox's enterprise app, as Entra does by default, or ``all``)."""
         target: dict[str, Any] = {"url": self.genesys_url}
         if oauth:
             target["oauth"] = {
@@ -196,7 +198,7 @@ class Sandbox:
                 "client_secret": self.client_secret,
                 "authority_host": self.authority_host,
                 "graph_url": self.graph_url,
-                "scope": "all",
+                "scope": scope,
                 "service_principal_id": self.service_principal_id,
             },
             "target": target,
