@@ -101,3 +101,22 @@ def test_two_variables_in_one_value_and_flow_style():
     text = GOOD.replace("client_id: abc", "client_id: ${A}${B_}")
     cfg = parse_config(text, environ={**ENV, "A": "x", "B_": "y"})
     assert cfg.target.oauth is not None and cfg.target.oauth.client_id == "xy"
+
+
+def test_scope_and_group_settings():
+    cfg = parse_config(GOOD, environ=ENV)
+    assert cfg.source.scope == "assigned" and cfg.source.nested_groups is False
+    assert cfg.source.exclude_default_access is True
+    assert cfg.target.create_groups is False and cfg.target.member_batch_size == 50
+    text = GOOD.replace("  service_principal_id: 4b7e2f9c-1d3a-4e8b-a6c5-0f2d7b9e3a18\n", "")
+    with pytest.raises(ConfigError, match=r"source\.service_principal_id: required"):
+        parse_config(text, environ=ENV)
+    with pytest.raises(ConfigError, match="Genesys cannot create groups"):
+        parse_config(GOOD + "  create_groups: true\n", environ=ENV)
+    with pytest.raises(ConfigError, match=r"source\.nested_groups: expected true or false"):
+        parse_config(GOOD.replace("  service_principal_id:", "  nested_groups: 1\n"
+                                  "  service_principal_id:"), environ=ENV)
+    generic = parse_config(GOOD.replace("rate_limit_per_minute: 120",
+                                        "rate_limit_per_minute: 120\n  flavor: generic"),
+                           environ=ENV)
+    assert generic.target.create_groups is True

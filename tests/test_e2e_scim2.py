@@ -87,3 +87,44 @@ def test_disable_deactivates_on_generic_target(sandbox: Sandbox, scim2_server: S
     scim2_server.requests.clear()
     assert sync(cfg)[1]["plan"]["changes"] == []
     assert scim2_server.writes() == []
+
+
+def test_generic_target_gets_groups_created_with_members_and_managers(
+        sandbox: Sandbox, scim2_server: Scim2Server, tmp_path: Path) -> None:
+    config = sandbox.config()  # scope: assigned
+    config["target"] = {"url": scim2_server.url, "token": scim2_server.token,
+                        "flavor": "generic", "rate_limit_per_minute": 0}
+    cfg = str(write_config(tmp_path, config))
+    code, out = sync(cfg)
+    assert code == 0, out["result"]
+    users = by_name(scim2_server)
+    ids = {u["id"]: name for name, u in users.items()}
+    groups = {}
+    for resource in scim2_server.storage.resources:
+        data = resource.model_dump()
+        if "members" in data or data.get("schemas") == [
+                "urn:ietf:params:scim:schemas:core:2.0:Group"]:
+            groups[data["displayName"]] = {ids[m["value"]] for m in data.get("members") or []}
+    scoped = {u["id"]: u["userPrincipalName"].lower() for u in sandbox.graph.users}
+    created = {c["identity"] for c in out["plan"]["group_changes"]}
+    assert created == set(groups)  # every assigned group was created (Nested Team too)
+    for group in sandbox.graph.groups:
+        if group["displayName"] in groups:
+            want = {scoped[m] for m in group["members"] if scoped.get(m) in users}
+            assert groups[group["displayName"]] == want
+    ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    by_id = {u["id"]: u for u in sandbox.graph.users}
+    with_manager = 0
+    for uid, name in scoped.items():
+        manager = by_id[uid].get("manager")
+        if name in users and manager and scoped.get(manager) in users:
+            ref = users[name][ext]["manager"]["value"]
+            assert ref == users[scoped[manager]]["id"]
+            with_manager += 1
+    assert with_manager > 5
+
+    scim2_server.requests.clear()
+    code, out = sync(cfg)
+    assert code == 0
+    assert out["plan"]["changes"] == [] and out["plan"]["group_changes"] == []
+    assert scim2_server.writes() == []
