@@ -161,7 +161,7 @@ class GraphReader:
                    expand_manager: bool = False) -> Iterator[dict[str, Any]]:
         """Every user in the directory with exactly the ``select``ed properties; with
         ``expand_manager`` each carries ``manager: {id}`` from the same listing (never one
-        request per user)."""
+        request per user; Graph then pages at most 100 users, a known Graph limit)."""
         params = {"$select": ",".join(select), "$top": str(MAX_TOP)}
         if expand_manager:
             params["$expand"] = "manager($select=id)"

@@ -626,3 +626,13 @@ def test_ranked_set() -> None:
     assert len(ranked) == len(expected)
     assert ranked.page(10, 5) == expected[10:15]
     assert ranked.page(len(expected) - 2, 10) == expected[-2:]
+
+
+def test_graph_expand_pages_are_capped_at_100(tmp_path: Path) -> None:
+    """Graph's known issue: $expand on directory objects returns at most 100 a page."""
+    with Sandbox(users=150, workdir=tmp_path) as box:
+        body = session(box).get(
+            f"{box.graph_url}/v1.0/users",
+            params={"$top": "999", "$select": "id", "$expand": "manager($select=id)"},
+            headers={"Authorization": f"Bearer {graph_token(box)}"}).json()
+        assert len(body["value"]) == 100 and "@odata.nextLink" in body

@@ -85,6 +85,7 @@ _COLLECTIONS = frozenset(
 _USER_LOOKUP = {name.lower(): name for name in USER_PROPERTIES}
 _GROUP_LOOKUP = {name.lower(): name for name in GROUP_PROPERTIES}
 _INTERNAL = frozenset({"manager", "members"})
+EXPAND_MAX_TOP = 100
 _KNOWN_OPTIONS = frozenset({"$select", "$top", "$expand", "$skiptoken"})
 _UNSUPPORTED_OPTIONS = frozenset(
     {"$filter", "$orderby", "$search", "$count", "$skip", "$format", "$apply", "$deltatoken"}
@@ -638,8 +639,13 @@ class GraphEmulator(RequestLog):
 
     def _page(self, request: Request, base_path: str, options: dict[str, str],
               items: list[Any], context: str) -> tuple[list[Any], dict[str, Any]]:
-        """Cut one page out of ``items`` and build the envelope (without ``value``)."""
+        """Cut one page out of ``items`` and build the envelope (without ``value``).
+
+        As in Graph (known issue 13635), ``$expand`` on directory objects returns at most
+        100 objects a page, whatever ``$top`` asks for."""
         top = self._top(options)
+        if options.get("$expand"):
+            top = min(top, EXPAND_MAX_TOP)
         offset = self._offset(options)
         page = items[offset : offset + top]
         envelope: dict[str, Any] = {"@odata.context": context}
