@@ -515,21 +515,26 @@ class _Planner:
         later PATCH in the same run)."""
         waves: dict[str, int] = {}
         creating = {sid for sid, p in self.pending.items() if p.action is Action.CREATE}
-
-        def wave(sid: str, seen: frozenset[str]) -> int:
-            if sid in waves:
-                return waves[sid]
-            manager = self.users[sid].manager
-            if manager is None or manager not in creating or manager in seen \
-                    or self._provisioned(manager) is None:
-                result = 0
-            else:
-                result = wave(manager, seen | {sid}) + 1
-            waves[sid] = result
-            return result
-
-        for sid in sorted(creating):
-            wave(sid, frozenset())
+        for start in sorted(creating):
+            # walk up the manager chain (iteratively: org charts can be deep) until a user
+            # whose wave is known or who has no manager created in this run
+            chain: list[str] = []
+            seen: set[str] = set()
+            sid: str | None = start
+            base = -1
+            while sid is not None and sid not in waves:
+                chain.append(sid)
+                seen.add(sid)
+                manager = self.users[sid].manager
+                if manager is None or manager not in creating or manager in seen \
+                        or self._provisioned(manager) is None:
+                    sid = None
+                else:
+                    sid = manager
+            if sid is not None:
+                base = waves[sid]
+            for offset, member in enumerate(reversed(chain), start=1):
+                waves[member] = base + offset
         return waves
 
     def user_changes(self) -> list[Change]:
@@ -570,6 +575,7 @@ class _Planner:
                 if value is not None:
                     index[m.target].setdefault(value, []).append(existing)
         managed = {snap.id for snap in self.links.values()}
+        names = {snap.id: snap.user_name for snap in self.links.values()}
         changes = []
         for group in sorted(desired, key=lambda g: g.source_id):
             if group.error:
@@ -616,7 +622,6 @@ class _Planner:
             removable = tgroup.members - wanted_ids
             if not self.options.remove_unmanaged_members:
                 removable &= managed
-            names = {snap.id: snap.user_name for snap in self.links.values()}
             remove = [MemberRef(tid, None, names.get(tid, tid)) for tid in removable]
             if attrs_changed or add or remove:
                 changes.append(GroupChange(

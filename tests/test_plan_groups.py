@@ -175,3 +175,10 @@ def test_group_patches_are_batched():
              for b in bodies]
     assert sizes == [[2], [2], [1, 1]]
     assert bodies[-1]["Operations"][-1] == {"op": "remove", "path": 'members[value eq "t-x"]'}
+
+
+def test_deep_manager_chain_has_no_recursion_limit():
+    users = [src("u0")] + [src(f"u{i}", f"u{i - 1}") for i in range(1, 3000)]
+    plan = build_plan(desired(*users), [], MAPPINGS)
+    waves = {c.source_id: c.wave for c in plan.changes}
+    assert waves["u0"] == 0 and waves["u2999"] == 2999
