@@ -239,8 +239,16 @@ def run_check(config: Config) -> CheckResult:
         items = body.get("Resources", body) if isinstance(body, dict) else body
         return f"{len(items) if isinstance(items, list) else 0} schema(s)"
 
+    def graph_assignments() -> str:
+        sp = config.source.service_principal_id
+        body = conn.graph.get(f"/servicePrincipals/{sp}/appRoleAssignedTo", {"$top": "999"})
+        more = " (more pages)" if body.get("@odata.nextLink") else ""
+        return f"read {len(body.get('value') or [])} assignment(s) of the application{more}"
+
     if step("graph: token", graph_token):
         step("graph: read users", graph_read)
+        if config.source.scope == "assigned":
+            step("graph: read app assignments", graph_assignments)
     if step("target: authenticate and filter", target_probe):
         step("target: /ServiceProviderConfig", spc, required=False)
         step("target: /Schemas", schemas, required=False)

@@ -287,3 +287,12 @@ def test_bad_scope_operator_exits_2(sandbox: Sandbox, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "user_scope[0][0]: unknown operator 'EQUAL'" in result.stderr
     assert sandbox.graph.requests == []
+
+
+def test_check_reads_the_assignments(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    result = run_cli("--config", cfg, "check", "--output", "json")
+    assert result.exit_code == 0
+    steps = {s["name"]: s for s in json.loads(result.stdout)["steps"]}
+    assert steps["graph: read app assignments"]["ok"]
+    assert "assignment(s)" in steps["graph: read app assignments"]["detail"]
