@@ -7,6 +7,7 @@ one-line ``Error: ...`` on stderr and the documented exit code.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -20,10 +21,16 @@ import click
 import yaml
 from rich.console import Console
 
-from genesys_prov import __version__, redact, report
+from genesys_prov import __version__, expressions, redact, report
 from genesys_prov.config import Config, load_config
-from genesys_prov.errors import EXIT_CHANGES_FAILED, EXIT_CONNECT, EXIT_USAGE, GenesysProvError
-from genesys_prov.mapping import default_mappings_text
+from genesys_prov.errors import (
+    EXIT_CHANGES_FAILED,
+    EXIT_CONNECT,
+    EXIT_USAGE,
+    ConfigError,
+    GenesysProvError,
+)
+from genesys_prov.mapping import default_mappings_text, load_mappings
 from genesys_prov.sync import SyncResult, run_check, run_sync
 
 console = Console(highlight=False)
@@ -186,6 +193,142 @@ def sync(obj: Context, dry_run: bool, output: str, max_rows: int) -> None:
         sys.exit(EXIT_CONNECT)
     if result.failed:
         sys.exit(EXIT_CHANGES_FAILED)
+
+
+@cli.group()
+def mapping() -> None:
+    """Test expressions and validate mappings files.
+
+    Example:
+
+        genesys-prov mapping test 'ToLower([userPrincipalName])' --attr userPrincipalName=A@B.com
+
+        genesys-prov mapping validate
+    """
+
+
+@mapping.command("test")
+@click.argument("expression")
+@click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE",
+              help="A source attribute (Entra or Graph name); repeat a name for a "
+                   "multi-valued attribute.")
+@click.option("--user", "user_file", type=click.Path(dir_okay=False), metavar="FILE.json",
+              help="Source attributes from a Graph user object in a JSON file.")
+@click.option("--from-graph", "upn", metavar="UPN",
+              help="Read the user from Microsoft Graph (needs the configuration).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"value": ...} as JSON.')
+@click.option("--reveal", is_flag=True, help="Show values an expression marks with Redact.")
+@click.pass_obj
+def mapping_test(obj: Context, expression: str, attrs: tuple[str, ...], user_file: str | None,
+                 upn: str | None, as_json: bool, reveal: bool) -> None:
+    """Evaluate one Entra expression and print its value alone.
+
+    Attributes come from --user, then --from-graph, then --attr (later ones win). A null
+    value prints nothing (or {"value": null} with --json); a list prints one value a line.
+    Exits 2 on a syntax error, with a caret under the column.
+
+    Example:
+
+    \b
+        genesys-prov mapping test 'Join(".", [givenName], [surname])' \\
+            --attr givenName=Zoë --attr surname=Lefèvre
+
+        genesys-prov mapping test 'ToUpper([department])' --from-graph ada@contoso.com --json
+    """
+    from genesys_prov import mappingtools as mt
+
+    with errors_to_exit():
+        expressions.parse(expression)  # syntax errors first, before any request
+        user: dict[str, Any] = {}
+        if user_file:
+            user.update(mt.load_user_file(user_file))
+        if upn:
+            from genesys_prov.sync import connect
+
+            conn = connect(obj.config())
+            user.update(conn.graph.get(mt.graph_user_path(upn),
+                                       {"$select": ",".join(mt.graph_select_for(expression))}))
+        user.update(mt.parse_attr_options(attrs))
+        result = mt.try_expression(expression, user)
+    data = result.data(reveal)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    value = data["value"]
+    if value is None:
+        return
+    for item in value if isinstance(value, list) else [value]:
+        click.echo(item if isinstance(item, str) else json.dumps(item)
+                   if not isinstance(item, bool) else str(item))
+
+
+@mapping.command("validate")
+@click.option("--mappings", "mappings_path", type=click.Path(dir_okay=False),
+              help="The mappings file (default: the one the configuration names, else "
+                   "./mappings.yaml).")
+@click.option("--offline", is_flag=True,
+              help="Check against the built-in Genesys schema instead of the target's /Schemas.")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="How to print the findings.")
+@click.pass_obj
+def mapping_validate(obj: Context, mappings_path: str | None, offline: bool,
+                     output: str) -> None:
+    """Check a mappings file: every expression parses, every source attribute is known,
+    every target attribute exists in the target's schema, and warn about mappings that can
+    never produce a value or match on an attribute the target cannot filter on.
+
+    Without a configuration (or with --offline) target attributes are checked against
+    the built-in Genesys schema. Exits 2 when there is an error, 0 otherwise (warnings
+    included).
+
+    Example:
+
+        genesys-prov mapping validate
+
+        genesys-prov mapping validate --mappings mappings.yaml --offline
+    """
+    from genesys_prov import mappingtools as mt
+    from genesys_prov.config import find_config
+
+    with errors_to_exit():
+        config = None
+        if not offline or mappings_path is None:
+            try:
+                find_config(obj.config_path)
+                config = obj.config()
+            except ConfigError:
+                if not offline and obj.config_path:
+                    raise
+        path = Path(mappings_path) if mappings_path else \
+            (config.mappings_path if config else Path("mappings.yaml"))
+        mappings = load_mappings(path)
+        flavor = config.target.flavor if config else "genesys"
+        schemas: list[dict[str, Any]] | None = None
+        source = "none (generic target, offline)"
+        if config is not None and not offline:
+            from genesys_prov.sync import connect
+
+            body = connect(config).scim.get("/Schemas", auth=True)
+            items = body.get("Resources") if isinstance(body, dict) else body
+            schemas = items if isinstance(items, list) else None
+            source = f"the target's /Schemas ({len(schemas or [])} schemas)"
+        elif flavor == "genesys":
+            schemas = mt.builtin_genesys_schemas()
+            source = "the built-in Genesys schema"
+        findings = mt.validate_mappings(mappings, schemas, flavor)
+    errors = [f for f in findings if f.level == "error"]
+    if output == "json":
+        click.echo(report.to_json({"mappings": str(path), "schema": source, "ok": not errors,
+                                   "findings": [f.data() for f in findings]}))
+    else:
+        console.print(f"Mappings {path}: checked against {source}.", markup=False)
+        for f in findings:
+            style = "red" if f.level == "error" else "yellow"
+            console.print(f"[{style}]{f.level}[/{style}]: ", end="")
+            console.print(f"{f.where}: {f.message}", markup=False)
+        console.print(f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
+    if errors:
+        sys.exit(EXIT_USAGE)
 
 
 def _write_sandbox_config(sandbox: Any, directory: Path) -> Path:

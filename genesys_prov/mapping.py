@@ -200,7 +200,9 @@ def graph_property(name: str) -> str | None:
     return ENTRA_ALIASES.get(name, name)
 
 
-def _known_source(name: str) -> bool:
+def known_source(name: str) -> bool:
+    """True for a source attribute name this tool can read (Entra or Graph name, computed,
+    reference, or a directory extension)."""
     if name in COMPUTED or name in REFERENCES or name in ENTRA_ALIASES:
         return True
     if name.startswith("extension_"):
@@ -277,7 +279,7 @@ def parse_mappings(text: str, where: str = "mappings", path: Path | None = None)
                            "(add match: 1 to one, usually displayName)")
     user_scope = parse_scope(raw.get("user_scope"), f"{where}: user_scope")
     for name in user_scope.attributes():
-        if not _known_source(name):
+        if not known_source(name):
             raise MappingError(f"{where}: user_scope: unknown source attribute {name!r}")
     group_scope = parse_scope(raw.get("group_scope"), f"{where}: group_scope")
     digest = hashlib.sha256(text.encode()).hexdigest()
@@ -341,7 +343,7 @@ def _check_user(user: Iterable[AttributeMapping], where: str) -> None:
     matching = 0
     for m in user:
         for name in m.source_names():
-            if not _known_source(name):
+            if not known_source(name):
                 raise MappingError(
                     f"{where}: user mapping {m.target!r}: unknown source attribute {name!r}"
                 )

@@ -12,20 +12,23 @@ from genesys_prov.config import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = sorted(cli.commands)
+SUBCOMMANDS = sorted(
+    f"{name} {sub}" for name, command in cli.commands.items()
+    if isinstance(command, click.Group) for sub in command.commands)
 
 
-@pytest.mark.parametrize("name", COMMANDS)
+@pytest.mark.parametrize("name", COMMANDS + SUBCOMMANDS)
 def test_command_help_has_an_example(name):
-    result = CliRunner().invoke(cli, [name, "--help"], prog_name="genesys-prov")
+    result = CliRunner().invoke(cli, [*name.split(), "--help"], prog_name="genesys-prov")
     assert result.exit_code == 0
     assert f"Usage: genesys-prov {name}" in result.output
     example = result.output.split("Example:", 1)[1]
-    assert "genesys-prov" in example and name in example
+    assert "genesys-prov" in example and name.split()[-1] in example
 
 
 def test_readme_documents_commands_and_exit_codes():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for name in COMMANDS:
+    for name in COMMANDS + SUBCOMMANDS:
         assert f"genesys-prov {name}" in readme
     for code in range(6):
         assert f"| {code} |" in readme
