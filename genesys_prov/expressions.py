@@ -2113,6 +2113,12 @@ class Expression:
         """Every ``[attributeName]`` the expression references, spelled as written."""
         return self._attributes
 
+    @property
+    def selects_unique(self) -> bool:
+        """True for a top-level ``SelectUniqueValue``: its value depends on what the target
+        already holds."""
+        return self._candidates is not None
+
     def evaluate(
         self, lookup: Lookup, *, is_taken: Callable[[Any], bool] | None = None
     ) -> Any:

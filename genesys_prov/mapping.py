@@ -331,6 +331,10 @@ def _entries(raw: Any, section: str, where: str) -> tuple[AttributeMapping, ...]
                 expression = expressions.parse(entry["expression"])
             except ExpressionError as exc:
                 raise MappingError(f"{at}: {exc}") from exc
+        if expression is not None and expression.selects_unique and \
+                (apply != "on_create" or match is not None):
+            raise MappingError(f"{at}: SelectUniqueValue needs apply: on_create and cannot be "
+                               "a matching attribute (its value depends on the target)")
         out.append(AttributeMapping(
             target=target, path=path, source=source, constant=entry.get("constant"),
             expression=expression, default=entry.get("default"), apply=apply, match=match,
@@ -379,6 +383,7 @@ class DesiredUser:
     in_scope: bool = True
     scope_reason: str | None = None   # why the user is out of scope, when it is
     manager: str | None = None        # source id of the manager (when manager is mapped)
+    unique: dict[str, list[Any]] = field(default_factory=dict)  # SelectUniqueValue candidates
 
 
 def evaluate(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool = True) -> Any:
@@ -395,6 +400,27 @@ def evaluate(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool = T
     if mapping.source is not None:
         return lookup(mapping.source)
     return mapping.constant
+
+
+def _candidates(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool) -> list[Any]:
+    """Every non-empty candidate of a SelectUniqueValue mapping, in order (the planner picks
+    the first one the target does not hold)."""
+    assert mapping.expression is not None
+    seen: list[Any] = []
+
+    def record(value: Any) -> bool:
+        seen.append(scimpath.coerce(mapping.path, value))
+        return True  # "taken": makes the evaluator offer the next candidate
+
+    def lookup(name: str) -> Any:
+        return True if name == "IsSoftDeleted" and not in_scope else read_source(user, name)
+
+    try:
+        mapping.expression.evaluate(lookup, is_taken=record)
+    except EvaluationError:
+        if not seen:
+            raise
+    return seen
 
 
 def manager_id(user: dict[str, Any]) -> str | None:
@@ -422,6 +448,13 @@ def desired_user(user: dict[str, Any], mappings: Mappings, in_scope: bool = True
     redacted = set()
     for m in mappings.user:
         if m.is_reference:
+            continue
+        if m.expression is not None and m.expression.selects_unique:
+            try:
+                desired.unique[m.target] = _candidates(m, user, in_scope)
+            except (EvaluationError, ValueError) as exc:
+                desired.error = f"mapping {m.target!r}: {exc}"
+                return desired
             continue
         try:
             value = evaluate(m, user, in_scope)

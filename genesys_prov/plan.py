@@ -356,10 +356,13 @@ class _Planner:
         self.users: dict[str, DesiredUser] = {}
         self.unchanged: set[str] = set()
         self.out_of_scope = 0
+        self.target: list[TargetUser] = []
+        self.taken: dict[str, set[Any]] = {}
 
     # users -------------------------------------------------------------------------------
 
     def plan_users(self, desired: Iterable[DesiredUser], target: list[TargetUser]) -> None:
+        self.target = target
         index: dict[str, dict[Any, list[TargetUser]]] = {t: {} for t in self.match_paths}
         for snap in target:
             for name, path in self.match_paths.items():
@@ -404,9 +407,41 @@ class _Planner:
             self.links[user.source_id] = snap
             self._matched(user, snap)
 
+    def _taken(self, name: str) -> set[Any]:
+        """Values of a mapped attribute the target already holds (plus this run's picks)."""
+        if name not in self.taken:
+            path = self.paths[name]
+            i = self.position[name]
+            self.taken[name] = {_norm(path, t.values[i]) for t in self.target
+                                if t.values[i] is not None}
+        return self.taken[name]
+
+    def _pick_unique(self, user: DesiredUser) -> dict[str, Any] | None:
+        """SelectUniqueValue: the first candidate no target user holds and no other create
+        of this run took — checked against the target listing this run already read, so it
+        costs no request. None (and a failure) when every candidate is taken."""
+        picks: dict[str, Any] = {}
+        for name, candidates in user.unique.items():
+            taken = self._taken(name)
+            path = self.paths[name]
+            pick = next((c for c in candidates if _norm(path, c) not in taken), None)
+            if pick is None:
+                shown = ", ".join(map(str, candidates)) or "none"
+                self.failures.append(Failure(
+                    user.identity, user.source_id, "UniqueValueUnavailable",
+                    f"mapping {name!r}: SelectUniqueValue: every candidate is already taken "
+                    f"in the target ({shown})"))
+                return None
+            taken.add(_norm(path, pick))
+            picks[name] = pick
+        return picks
+
     def _unmatched(self, user: DesiredUser) -> None:
         if user.active:
-            attrs = {**user.create_only, **user.values}
+            picks = self._pick_unique(user) if user.unique else {}
+            if picks is None:
+                return
+            attrs = {**user.create_only, **picks, **user.values}
             items = [AttributeChange(k, None, v, redacted=k in user.redacted)
                      for k, v in attrs.items()]
             if self.mappings.active_mapping is not None:
