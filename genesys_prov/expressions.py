@@ -53,6 +53,8 @@ MAX_LENGTH: Final = 10_000
 """The longest expression Entra accepts (and so do we)."""
 
 _MAX_DEPTH: Final = 100
+_MAX_INT_DIGITS: Final = 20  # a sign and 19 digits: Int64
+_MAX_HEX_DIGITS: Final = 16
 _SHOW_LIMIT: Final = 60
 
 
@@ -107,7 +109,11 @@ def _text(value: Any, fn: str, what: str) -> str | None:
     if isinstance(value, bool):
         return "True" if value else "False"
     if isinstance(value, int):
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # over Python's int-to-text digit limit
+            raise EvaluationError(f"{fn}: {what} is a number too large to use as text") \
+                from None
     if isinstance(value, list):
         raise EvaluationError(
             f"{fn}: {what} is multi-valued ({len(value)} values); "
@@ -129,7 +135,9 @@ def _req_text(value: Any, fn: str, what: str) -> str:
     return result
 
 
-_INT_RE: Final = re.compile(r"\s*[+-]?\d+\s*\Z", re.ASCII)
+# At most 4,000 digits: Python refuses to convert longer decimal strings (a DoS guard), and
+# such a value is text, not a number, for every function here.
+_INT_RE: Final = re.compile(r"\s*[+-]?\d{1,4000}\s*\Z", re.ASCII)
 _HEX_RE: Final = re.compile(r"\s*&[Hh]([0-9A-Fa-f]+)\s*\Z")
 
 
@@ -242,8 +250,13 @@ def _net_regex_to_python(pattern: str) -> str:
 
 @functools.lru_cache(maxsize=512)
 def _regex(pattern: str) -> re.Pattern[str]:
-    """Compile a .NET-style pattern (cached); raises ``re.error``."""
-    return re.compile(_net_regex_to_python(pattern))
+    """Compile a .NET-style pattern (cached); raises ``re.error`` for anything the regex
+    engine refuses (including repeat counts that overflow and nesting too deep)."""
+    try:
+        return re.compile(_net_regex_to_python(pattern))
+    except (OverflowError, RecursionError, ValueError) as exc:
+        raise re.error(f"pattern is too large or too deeply nested ({type(exc).__name__})") \
+            from None
 
 
 def _dynamic_regex(pattern: str) -> re.Pattern[str]:
@@ -290,13 +303,13 @@ def _substitution(regex: re.Pattern[str], replacement: str) -> Callable[[re.Matc
         elif nxt == "{":
             end = replacement.find("}", i + 2)
             name = replacement[i + 2 : end] if end != -1 else ""
-            if name.isdigit() and int(name) <= regex.groups:
+            if name.isdecimal() and int(name) <= regex.groups:
                 ref, size = int(name), end - i + 1
             elif name in regex.groupindex:
                 ref, size = regex.groupindex[name], end - i + 1
-        elif nxt.isdigit():
+        elif nxt.isdecimal():
             end = i + 1
-            while end < n and replacement[end].isdigit():
+            while end < n and replacement[end].isdecimal():
                 end += 1
             for stop in range(end, i + 1, -1):
                 number = int(replacement[i + 1 : stop])
@@ -343,7 +356,7 @@ def _group_ref(regex: re.Pattern[str], group: str) -> int | str:
     """A group name or number that exists in ``regex``; raises ``LookupError`` otherwise."""
     if group in regex.groupindex:
         return group
-    if group.isdigit() and int(group) <= regex.groups:
+    if group.isdecimal() and int(group) <= regex.groups:
         return int(group)
     raise LookupError(group)
 
@@ -1410,7 +1423,7 @@ def _build_replace(node: _Call, args: list[_Eval]) -> _Eval:
     source, old, pattern, group, replacement, other, template = args
     given = [not isinstance(arg, _Empty) for arg in node.args]
     pattern_node = node.args[2]
-    static = _regex(pattern_node.value) if isinstance(pattern_node, _Literal) else None
+    static = _regex(str(pattern_node.value)) if isinstance(pattern_node, _Literal) else None
 
     def regex(lookup: Lookup) -> re.Pattern[str]:
         if static is not None:
@@ -1809,6 +1822,8 @@ class _Lexer:
             i += 1
             while i < n and text[i].isascii() and text[i].isdigit():
                 i += 1
+            if i - start > _MAX_INT_DIGITS:
+                raise self.error("integer literal too large (at most 64 bits)", start)
             self.pos = i
             return _Token("int", int(text[start:i]), start)
         if ch == "&":
@@ -1816,6 +1831,8 @@ class _Lexer:
                 i += 2
                 while i < n and text[i] in _HEX_DIGITS:
                     i += 1
+                if i - start - 2 > _MAX_HEX_DIGITS:
+                    raise self.error("hex literal too large (at most 64 bits)", start)
                 if i > start + 2:
                     self.pos = i
                     return _Token("int", int(text[start + 2 : i], 16), start)
