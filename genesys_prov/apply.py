@@ -132,6 +132,9 @@ class Applier:
             if target_id is None:
                 return Outcome(change, FAILURE, None, "the user was not created in this run",
                                "Dependency")
+            if change.action is Action.DELETE:
+                self.client.delete_user(target_id)
+                return Outcome(change, SUCCESS, target_id)
             self.client.patch_user(target_id, build_patch(change, self.resolve))
             return Outcome(change, SUCCESS, target_id)
         except AuthError:

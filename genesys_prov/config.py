@@ -77,9 +77,19 @@ class TargetConfig:
     page_size: int = 100
     timeout: float = 30.0
     phone_default_region: str | None = None
+    on_hard_delete: str = "delete"
     create_groups: bool = False
     member_batch_size: int = 50
     remove_unmanaged_members: bool = False
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """The ``safety:`` section."""
+
+    max_deactivations: int | None = 500       # a count, or None when a percentage is used
+    max_deactivations_percent: float | None = None
+    max_source_drop_percent: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,8 @@ class Config:
     mappings_path: Path
     ca_bundle: str | None = None
     path: Path | None = None
+    state_dir: Path = Path(".genesys-prov")
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -128,12 +140,16 @@ _SCHEMA: dict[str, Any] = {
         "page_size": (int, False),
         "timeout": (float, False),
         "phone_default_region": (str, False),
+        "on_hard_delete": (str, False),
         "create_groups": (bool, False),
         "member_batch_size": (int, False),
         "remove_unmanaged_members": (bool, False),
     },
     "mappings": (str, False),
     "ca_bundle": (str, False),
+    "state_dir": (str, False),
+    "safety": ({"max_deactivations": ((int, str), False), "max_source_drop": (str, False)},
+               False),
 }
 _ROOT_REQUIRED = {"source", "target"}
 _SECRET_KEYS = {"client_secret", "token"}
@@ -204,8 +220,39 @@ def parse_config(
         if not ca_path.is_file():
             raise ConfigError(f"ca_bundle: file not found: {ca_path}")
         ca_bundle = str(ca_path)
+    state_dir = Path(data.get("state_dir", ".genesys-prov"))
+    if not state_dir.is_absolute():
+        state_dir = base / state_dir
     return Config(source=source, target=target, mappings_path=mappings, ca_bundle=ca_bundle,
-                  path=path)
+                  path=path, state_dir=state_dir, safety=_safety(data.get("safety") or {}))
+
+
+def _percent(keypath: str, text: str) -> float:
+    value = text.strip()
+    if not value.endswith("%"):
+        raise ConfigError(f"{keypath}: expected a percentage like '30%', got {text!r}")
+    try:
+        number = float(value[:-1])
+    except ValueError:
+        raise ConfigError(f"{keypath}: expected a percentage like '30%', got {text!r}") \
+            from None
+    if not 0 <= number <= 100:
+        raise ConfigError(f"{keypath}: must be between 0% and 100%")
+    return number
+
+
+def _safety(data: dict[str, Any]) -> SafetyConfig:
+    raw = data.get("max_deactivations", 500)
+    count: int | None = None
+    percent: float | None = None
+    if isinstance(raw, int):
+        if raw < 0:
+            raise ConfigError("safety.max_deactivations: must be 0 or more")
+        count = raw
+    else:
+        percent = _percent("safety.max_deactivations", raw)
+    drop = _percent("safety.max_source_drop", data.get("max_source_drop", "30%"))
+    return SafetyConfig(count, percent, drop)
 
 
 def _interpolate(value: Any, keypath: str, env: Mapping[str, str]) -> Any:
@@ -231,6 +278,8 @@ def _interpolate(value: Any, keypath: str, env: Mapping[str, str]) -> Any:
 
 
 def _type_name(kind: Any) -> str:
+    if kind == (int, str):
+        return "a count or a percentage like '10%'"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
         kind, "a mapping"
     )
@@ -253,7 +302,7 @@ def _check(data: Any, schema: dict[str, Any], keypath: str) -> None:
             continue
         ok = (
             isinstance(value, kind) and not isinstance(value, bool)
-            if kind in (int, str)
+            if kind in (int, str, (int, str))
             else isinstance(value, int | float) and not isinstance(value, bool)
             if kind is float
             else isinstance(value, kind)
@@ -378,6 +427,10 @@ def _target(data: dict[str, Any]) -> TargetConfig:
     batch = data.get("member_batch_size", 50)
     if not 1 <= batch <= 1000:
         raise ConfigError("target.member_batch_size: must be between 1 and 1000")
+    on_hard_delete = data.get("on_hard_delete", "delete")
+    if on_hard_delete not in ("delete", "deactivate"):
+        raise ConfigError("target.on_hard_delete: expected 'delete' or 'deactivate', got "
+                          f"{on_hard_delete!r}")
     region = data.get("phone_default_region")
     if region is not None and (len(region) != 2 or not region.isalpha()):
         raise ConfigError("target.phone_default_region: expected a two-letter region code "
@@ -386,5 +439,6 @@ def _target(data: dict[str, Any]) -> TargetConfig:
                         rate_limit_per_minute=rate, concurrency=concurrency,
                         page_size=page_size, timeout=timeout,
                         phone_default_region=region.upper() if region else None,
+                        on_hard_delete=on_hard_delete,
                         create_groups=create_groups, member_batch_size=batch,
                         remove_unmanaged_members=data.get("remove_unmanaged_members", False))

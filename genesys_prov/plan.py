@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -27,9 +27,12 @@ class Action(StrEnum):
     UPDATE = "update"
     REACTIVATE = "reactivate"
     DEACTIVATE = "deactivate"
+    DELETE = "delete"
 
 
-_ORDER = {Action.CREATE: 0, Action.UPDATE: 1, Action.REACTIVATE: 2, Action.DEACTIVATE: 3}
+_ORDER = {Action.CREATE: 0, Action.UPDATE: 1, Action.REACTIVATE: 2, Action.DEACTIVATE: 3,
+          Action.DELETE: 4}
+REMOVALS = frozenset({Action.DEACTIVATE, Action.DELETE})
 
 
 class GroupAction(StrEnum):
@@ -198,6 +201,11 @@ class Plan:
     out_of_scope: int = 0
     source_groups: int = 0
     target_groups: int = 0
+    held: tuple[Change, ...] = ()        # deactivations/deletions held by the safety guard
+    held_reason: str = ""
+    matched: tuple[tuple[str, str], ...] = ()        # (source id, target id) of matched users
+    matched_groups: tuple[tuple[str, str], ...] = ()
+    in_scope: int = 0
 
     def counts(self) -> dict[str, int]:
         """Number of changes per action, plus skipped, failed, unmanaged and unchanged."""
@@ -210,7 +218,7 @@ class Plan:
         out["members removed"] = sum(len(g.remove) for g in self.group_changes)
         out.update(skipped=len(self.skipped), failed=len(self.failures),
                    unmanaged=len(self.unmanaged), unchanged=self.unchanged,
-                   out_of_scope=self.out_of_scope)
+                   out_of_scope=self.out_of_scope, held=len(self.held))
         return out
 
     @property
@@ -239,6 +247,8 @@ class Plan:
             "skipped": [s.data() for s in self.skipped],
             "failures": [f.data() for f in self.failures],
             "unmanaged": [u.data() for u in self.unmanaged],
+            "held": [c.data() for c in self.held],
+            "held_reason": self.held_reason,
         }
 
 
@@ -311,12 +321,16 @@ def group_snapshot(resource: dict[str, Any], mappings: Mappings) -> TargetGroup:
 
 @dataclass(frozen=True)
 class PlanOptions:
-    """Settings that change what the planner decides."""
+    """Settings that change what the planner decides. ``links`` are the state's source id
+    → target id links (users); ``on_hard_delete`` is what happens to a linked user who no
+    longer exists in the directory."""
 
     skip_out_of_scope_deletions: bool = False
     remove_unmanaged_members: bool = False
     create_groups: bool = False
     flavor: str = "genesys"
+    links: Mapping[str, str] = field(default_factory=dict)
+    on_hard_delete: str = "delete"
 
 
 def _norm(path: scimpath.TargetPath, value: Any) -> Any:
@@ -327,6 +341,17 @@ def _why_inactive(user: DesiredUser) -> str:
     if not user.in_scope:
         return f"out of scope: {user.scope_reason or 'not in scope'}"
     return "account is disabled" if user.soft_deleted else "mapped active is false"
+
+
+class DesiredUserStub:
+    """A stand-in desired user for a linked user who is gone from the directory."""
+
+    @staticmethod
+    def make(source_id: str, user_name: str) -> DesiredUser:
+        """A desired user that is out of scope and inactive."""
+        return DesiredUser(source_id=source_id, identity=user_name or source_id,
+                           soft_deleted=True, active=False, in_scope=False,
+                           scope_reason="deleted in the directory")
 
 
 @dataclass
@@ -358,6 +383,7 @@ class _Planner:
         self.out_of_scope = 0
         self.target: list[TargetUser] = []
         self.taken: dict[str, set[Any]] = {}
+        self.matched_groups: list[tuple[str, str]] = []
 
     # users -------------------------------------------------------------------------------
 
@@ -370,6 +396,7 @@ class _Planner:
                 if value is not None:
                     index[name].setdefault(_norm(path, value), []).append(snap)
         claimed: dict[str, str] = {}
+        by_id = {t.id: t for t in target} if self.options.links else {}
         for user in sorted(desired, key=lambda d: d.source_id):
             self.users[user.source_id] = user
             if user.error:
@@ -383,10 +410,13 @@ class _Planner:
                     f"no value for any matching attribute ({names})"))
                 continue
             found: list[TargetUser] = []
+            linked = by_id.get(self.options.links.get(user.source_id, ""))
+            if linked is not None:  # the state's link wins: a renamed user stays matched
+                found = [linked]
             for name, value in user.match_keys:
-                found = index[name].get(_norm(self.match_paths[name], value), [])
                 if found:
                     break
+                found = index[name].get(_norm(self.match_paths[name], value), [])
             if len(found) > 1:
                 ids = tuple(sorted(t.id for t in found))
                 self.failures.append(Failure(
@@ -486,6 +516,29 @@ class _Planner:
         else:
             self.pending[user.source_id] = _Pending(user, Action.UPDATE, snap, diffs,
                                                     "attributes differ")
+
+    def plan_hard_deletes(self, target: list[TargetUser]) -> None:
+        """Linked users who no longer exist in the directory were hard-deleted there: delete
+        them in the target (or deactivate, per ``on_hard_delete``). Only linked users."""
+        if not self.options.links:
+            return
+        by_id = {t.id: t for t in target}
+        claimed = {snap.id for snap in self.links.values()}
+        for source_id, target_id in sorted(self.options.links.items()):
+            if source_id in self.users or target_id in claimed:
+                continue
+            snap = by_id.get(target_id)
+            if snap is None:
+                continue
+            reason = "deleted in the directory"
+            if self.options.on_hard_delete == "delete":
+                self.pending[source_id] = _Pending(
+                    DesiredUserStub.make(source_id, snap.user_name), Action.DELETE, snap, [],
+                    reason)
+            elif snap.active:
+                self.pending[source_id] = _Pending(
+                    DesiredUserStub.make(source_id, snap.user_name), Action.DEACTIVATE, snap,
+                    [AttributeChange("active", True, False)], reason)
 
     # managers ----------------------------------------------------------------------------
 
@@ -589,7 +642,7 @@ class _Planner:
                                        (AttributeChange(manager.target, None, ref),),
                                        reason="manager in a cycle: set after the creates",
                                        wave=LATE_WAVE))
-            if not items:
+            if not items and p.action is not Action.DELETE:
                 self.unchanged.add(sid)
                 continue
             changes.append(Change(
@@ -609,7 +662,7 @@ class _Planner:
                 value = existing.values.get(m.target)
                 if value is not None:
                     index[m.target].setdefault(value, []).append(existing)
-        managed = {snap.id for snap in self.links.values()}
+        managed = {snap.id for snap in self.links.values()} | set(self.options.links.values())
         names = {snap.id: snap.user_name for snap in self.links.values()}
         changes = []
         for group in sorted(desired, key=lambda g: g.source_id):
@@ -649,6 +702,7 @@ class _Planner:
                         kind="group"))
                 continue
             tgroup = found[0]
+            self.matched_groups.append((group.source_id, tgroup.id))
             attrs_changed = tuple(
                 AttributeChange(k, tgroup.values.get(k), v) for k, v in sorted(group.values.items())
                 if k not in dict(group.match_keys) and tgroup.values.get(k) != v)
@@ -686,6 +740,7 @@ def build_plan(desired: Iterable[DesiredUser],
     planner = _Planner(mappings, opts)
     users = [t if isinstance(t, TargetUser) else snapshot(t, mappings) for t in target]
     planner.plan_users(desired, users)
+    planner.plan_hard_deletes(users)
     planner.plan_managers({u.id: u for u in users} if mappings.manager_mapping else {})
     changes = planner.user_changes()
     tgroups = [g if isinstance(g, TargetGroup) else group_snapshot(g, mappings)
@@ -711,4 +766,7 @@ def build_plan(desired: Iterable[DesiredUser],
         out_of_scope=planner.out_of_scope,
         source_groups=len(group_list),
         target_groups=len(tgroups),
+        matched=tuple((sid, snap.id) for sid, snap in planner.links.items()),
+        matched_groups=tuple(planner.matched_groups),
+        in_scope=sum(1 for u in planner.users.values() if u.in_scope),
     )

@@ -19,7 +19,7 @@ from genesys_prov.scimpath import ENTERPRISE_USER, GENESYS_USER
 from genesys_prov.sync import CheckResult, SyncResult
 
 STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REACTIVATE: "cyan",
-         Action.DEACTIVATE: "red"}
+         Action.DEACTIVATE: "red", Action.DELETE: "bold red"}
 
 
 def show_value(value: Any) -> str:

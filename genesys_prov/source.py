@@ -66,6 +66,7 @@ class GraphReader:
         self.base = f"{config.graph_url.rstrip('/')}/{API_VERSION}"
         self._app: Any = None
         self._lock = threading.Lock()
+        self.pages_read = 0
 
     def _msal(self) -> Any:
         if self._app is None:
@@ -144,6 +145,7 @@ class GraphReader:
             value = body.get("value")
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise SourceError(f"Graph: {urlsplit(url).path}: the page has no 'value' list")
+            self.pages_read += 1
             yield value
             link = body.get("@odata.nextLink")
             if link is not None and not isinstance(link, str):

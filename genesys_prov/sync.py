@@ -6,6 +6,7 @@ reported through an optional callback ``progress(stage, done)``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -15,12 +16,24 @@ from typing import Any, TypeVar
 from genesys_prov import apply as applying
 from genesys_prov.config import Config
 from genesys_prov.directory import read_directory
-from genesys_prov.errors import AuthError, GenesysProvError, TargetError
+from genesys_prov.errors import AuthError, GenesysProvError, SafetyError, SourceError, TargetError
 from genesys_prov.http import HttpClient, RateLimiter, make_session
 from genesys_prov.mapping import DesiredUser, Mappings, load_mappings
-from genesys_prov.plan import Plan, PlanOptions, build_plan, group_snapshot, snapshot
+from genesys_prov.plan import (
+    REMOVALS,
+    Action,
+    Change,
+    GroupAction,
+    GroupChange,
+    Plan,
+    PlanOptions,
+    build_plan,
+    group_snapshot,
+    snapshot,
+)
 from genesys_prov.rules import apply_genesys_rules
 from genesys_prov.source import GraphReader
+from genesys_prov.state import LogRecord, RunLock, State
 from genesys_prov.target import ScimClient
 
 Progress = Callable[[str, int], None]
@@ -61,6 +74,7 @@ class SyncResult:
     applied: applying.ApplyResult | None = None
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    run_id: str = ""
 
     @property
     def failed(self) -> bool:
@@ -70,6 +84,7 @@ class SyncResult:
     def data(self) -> dict[str, Any]:
         """JSON-ready form (the ``--output json`` document)."""
         return {
+            "run_id": self.run_id,
             "dry_run": self.dry_run,
             "plan": self.plan.data(),
             "result": self.applied.data() if self.applied else None,
@@ -93,18 +108,21 @@ def _collect(items: Iterable[T], stage: str, progress: Progress | None) -> list[
     return out
 
 
-def plan_options(config: Config) -> PlanOptions:
-    """The planner's settings from a configuration."""
+def plan_options(config: Config, links: dict[str, str] | None = None) -> PlanOptions:
+    """The planner's settings from a configuration (and the state's links)."""
     return PlanOptions(
         skip_out_of_scope_deletions=config.source.skip_out_of_scope_deletions,
         remove_unmanaged_members=config.target.remove_unmanaged_members,
         create_groups=config.target.create_groups,
         flavor=config.target.flavor,
+        links=links or {},
+        on_hard_delete=config.target.on_hard_delete,
     )
 
 
 def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
-                  progress: Progress | None = None) -> tuple[Plan, dict[str, float]]:
+                  progress: Progress | None = None,
+                  links: dict[str, str] | None = None) -> tuple[Plan, dict[str, float]]:
     """Read both sides completely and build the plan. Any read failure raises before a
     single write is sent."""
     genesys = config.target.flavor == "genesys"
@@ -115,7 +133,14 @@ def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
 
     timings: dict[str, float] = {}
     started = time.monotonic()
-    directory = read_directory(conn.graph, config.source, mappings, rule, progress)
+    try:
+        directory = read_directory(conn.graph, config.source, mappings, rule, progress)
+    except SourceError as exc:
+        if conn.graph.pages_read:
+            raise SafetyError(f"source-health guard: the Graph read failed part-way after "
+                              f"{conn.graph.pages_read} page(s) ({exc}); nothing was written")\
+                from exc
+        raise
     timings["read_source"] = time.monotonic() - started
     started = time.monotonic()
     listing = (snapshot(r, mappings) for r in conn.scim.list_users(mappings.target_attributes()))
@@ -127,7 +152,7 @@ def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
     timings["read_target"] = time.monotonic() - started
     started = time.monotonic()
     plan = build_plan(directory.users, target, mappings, directory.groups, target_groups,
-                      plan_options(config))
+                      plan_options(config, links))
     if directory.skipped:
         plan = replace(plan, skipped=tuple(sorted(
             (*plan.skipped, *directory.skipped),
@@ -136,9 +161,96 @@ def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
     return plan, timings
 
 
-def run_sync(config: Config, *, dry_run: bool = False,
+def guard_plan(plan: Plan, config: Config, linked: int, last_in_scope: int | None,
+               allow_deletions: bool) -> Plan:
+    """The safety guards (Entra's accidental-deletion prevention, and more).
+
+    Source health — raises :class:`SafetyError` before any write: the directory shows no
+    user in scope while the state links users, or the in-scope count dropped by more than
+    ``safety.max_source_drop`` since the last run. Deletion threshold — more
+    deactivations and deletions than ``safety.max_deactivations`` are held (taken out of
+    the plan and listed); the rest of the plan goes ahead. ``allow_deletions`` lets both
+    through."""
+    if allow_deletions:
+        return plan
+    safety = config.safety
+    if plan.in_scope == 0 and linked > 0:
+        raise SafetyError(f"source-health guard: the directory shows no user in scope while "
+                          f"{linked} users are linked; nothing was written (check the "
+                          "assignments, or run with --allow-deletions if this is intended)")
+    if last_in_scope:
+        drop = 100.0 * (last_in_scope - plan.in_scope) / last_in_scope
+        if drop > safety.max_source_drop_percent:
+            raise SafetyError(
+                f"source-health guard: users in scope dropped from {last_in_scope} to "
+                f"{plan.in_scope} ({drop:.1f}% > max_source_drop "
+                f"{safety.max_source_drop_percent:g}%) since the last run; nothing was written "
+                "(run with --allow-deletions if this is intended)")
+    removals = [c for c in plan.changes if c.action in REMOVALS]
+    if safety.max_deactivations is not None:
+        limit = safety.max_deactivations
+        shown = str(limit)
+    else:
+        percent = safety.max_deactivations_percent or 0.0
+        limit = int(linked * percent / 100)
+        shown = f"{percent:g}% of {linked} linked users = {limit}"
+    if len(removals) <= limit:
+        return plan
+    reason = (f"accidental-deletion guard: {len(removals)} deactivations/deletions exceed "
+              f"max_deactivations ({shown}); they were held, the rest was applied. Review them "
+              "and run with --allow-deletions to apply them")
+    held = {id(c) for c in removals}
+    return replace(plan, changes=tuple(c for c in plan.changes if id(c) not in held),
+                   held=tuple(removals), held_reason=reason)
+
+
+_LOG_ACTIONS = {Action.CREATE: "Create", Action.UPDATE: "Update", Action.REACTIVATE: "Enable",
+                Action.DEACTIVATE: "Disable", Action.DELETE: "Delete"}
+
+
+def outcome_records(run_id: str, outcome: applying.Outcome) -> list[LogRecord]:
+    """Provisioning-log records for one applied change."""
+    change = outcome.change
+    status = "Success" if outcome.status != applying.FAILURE else "Failure"
+
+    def rec(action: str, properties: list[dict[str, Any]]) -> LogRecord:
+        return LogRecord(run_id, change.identity, change.source_id,
+                         outcome.target_id or change.target_id, action, status, outcome.code,
+                         outcome.error, properties)
+
+    if isinstance(change, GroupChange):
+        out = []
+        if change.action is GroupAction.CREATE or change.attributes:
+            action = "Create" if change.action is GroupAction.CREATE else "Update"
+            out.append(rec(action, [a.data() for a in change.attributes]))
+        if change.add:
+            out.append(rec("AddMembers", [m.data() for m in change.add]))
+        if change.remove:
+            out.append(rec("RemoveMembers", [m.data() for m in change.remove]))
+        return out
+    return [rec(_LOG_ACTIONS[change.action], [a.data() for a in change.attributes])]
+
+
+def plan_records(run_id: str, plan: Plan) -> list[LogRecord]:
+    """Provisioning-log records for what the plan did not attempt: failures, skips, held."""
+    out = [LogRecord(run_id, f.identity, f.source_id, None, "Other", "Failure", f.code,
+                     f.reason) for f in plan.failures]
+    out += [LogRecord(run_id, s.identity, s.source_id, None, "Skip",
+                      "Warning" if s.kind == "manager" else "Skipped", None, s.reason)
+            for s in plan.skipped]
+    out += [LogRecord(run_id, c.identity, c.source_id, c.target_id, _LOG_ACTIONS[c.action],
+                      "Skipped", "SafetyGuard", plan.held_reason,
+                      [a.data() for a in c.attributes]) for c in plan.held]
+    return out
+
+
+def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = False,
              progress: Progress | None = None) -> SyncResult:
     """Read the directory and the target, plan, and apply unless ``dry_run``.
+
+    A real run holds the state directory's lock (a second run gets exit 5), links every
+    matched and created user, and writes every attempted change to the provisioning log
+    as it happens. The safety guards run before any write.
 
     Example::
 
@@ -146,25 +258,63 @@ def run_sync(config: Config, *, dry_run: bool = False,
         result.plan.counts()
     """
     mappings = load_mappings(config.mappings_path)
-    conn = connect(config)
-    plan, timings = read_and_plan(config, mappings, conn, progress)
-    result = SyncResult(plan=plan, dry_run=dry_run, timings=timings)
-    if not dry_run and plan.writes:
-        done = 0
+    lock: contextlib.AbstractContextManager[Any] = \
+        contextlib.nullcontext() if dry_run else RunLock(config.state_dir)
+    with lock, State.open(config.state_dir) as state:
+        run_id = state.start_run(dry_run)
+        status = "error"
+        in_scope: int | None = None
+        counts: dict[str, int] = {}
+        try:
+            conn = connect(config)
+            links = state.links("user")
+            plan, timings = read_and_plan(config, mappings, conn, progress, links)
+            in_scope = plan.in_scope
+            last = state.last_run()
+            try:
+                plan = guard_plan(plan, config, len(links),
+                                  last["in_scope"] if last else None, allow_deletions)
+            except SafetyError:
+                status = "blocked"
+                raise
+            counts = plan.counts()
+            result = SyncResult(plan=plan, dry_run=dry_run, timings=timings, run_id=run_id)
+            if not dry_run:
+                state.link_many("user", list(plan.matched))
+                state.link_many("group", list(plan.matched_groups))
+                state.log(plan_records(run_id, plan))
+            if not dry_run and plan.writes:
+                result.applied = _apply(config, mappings, conn, plan, state, run_id, progress)
+                timings["apply"] = result.applied.elapsed
+            result.requests = conn.request_counts()
+            status = "held" if plan.held else "failed" if result.failed else "success"
+            return result
+        finally:
+            state.finish_run(run_id, status, in_scope, counts)
 
-        def tick(_: applying.Outcome) -> None:
-            nonlocal done
-            done += 1
-            if progress and (done % 100 == 0 or done == plan.writes):
-                progress("apply", done)
 
-        matching = [m.target for m in mappings.user_match]
-        result.applied = applying.apply_plan(plan, conn.scim, matching,
-                                             config.target.concurrency, on_outcome=tick,
-                                             member_batch_size=config.target.member_batch_size)
-        timings["apply"] = result.applied.elapsed
-    result.requests = conn.request_counts()
-    return result
+def _apply(config: Config, mappings: Mappings, conn: Connections, plan: Plan, state: State,
+           run_id: str, progress: Progress | None) -> applying.ApplyResult:
+    done = 0
+
+    def record(outcome: applying.Outcome) -> None:
+        nonlocal done
+        done += 1
+        change = outcome.change
+        if outcome.status != applying.FAILURE and outcome.target_id:
+            kind = "group" if isinstance(change, GroupChange) else "user"
+            if isinstance(change, Change) and change.action is Action.DELETE:
+                state.unlink("user", change.source_id)
+            else:
+                state.link(kind, change.source_id, outcome.target_id)
+        state.log(outcome_records(run_id, outcome))
+        if progress and (done % 100 == 0 or done == plan.writes):
+            progress("apply", done)
+
+    matching = [m.target for m in mappings.user_match]
+    return applying.apply_plan(plan, conn.scim, matching, config.target.concurrency,
+                               on_outcome=record,
+                               member_batch_size=config.target.member_batch_size)
 
 
 # --- check ----------------------------------------------------------------------------------

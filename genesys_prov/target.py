@@ -355,6 +355,15 @@ class ScimClient:
                             "/Users")
         return body
 
+    def delete_user(self, user_id: str) -> None:
+        """DELETE /Users/{id} (a user hard-deleted in the directory). A 404 counts as done:
+        the user is already gone."""
+        path = f"/Users/{user_id}"
+        response = self._request("DELETE", path)
+        self._check_auth(response, "DELETE", path)
+        if response.status_code not in (200, 204, 404):
+            raise scim_error(response, "DELETE", path)
+
     def patch_user(self, user_id: str, body: dict[str, Any],
                    version: str | None = None) -> dict[str, Any] | None:
         """PATCH /Users/{id}; returns the resource on 200, None on 204."""

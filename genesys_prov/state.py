@@ -1,0 +1,358 @@
+"""State: one SQLite database per configuration (standard library ``sqlite3``, WAL mode).
+
+It holds the links (source object id ↔ target id), the run history, the provisioning log
+(also written as JSON lines under ``logs/``), Graph delta links and settings digests.
+Every write is committed at once, so a run killed at any moment loses nothing it did.
+A file lock makes sure only one run at a time uses a database.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from genesys_prov import redact
+from genesys_prov.errors import ConfigError, LockError
+
+SCHEMA_VERSION = 1
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE links (
+        kind TEXT NOT NULL, source_id TEXT NOT NULL, target_id TEXT NOT NULL,
+        updated TEXT NOT NULL, PRIMARY KEY (kind, source_id));
+    CREATE INDEX links_target ON links (kind, target_id);
+    CREATE TABLE delta_links (kind TEXT PRIMARY KEY, link TEXT NOT NULL, updated TEXT NOT NULL);
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY, started TEXT NOT NULL, finished TEXT, dry_run INTEGER NOT NULL,
+        status TEXT, in_scope INTEGER, counts TEXT);
+    CREATE TABLE log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, run_id TEXT NOT NULL,
+        identity TEXT, source_id TEXT, target_id TEXT, action TEXT NOT NULL,
+        status TEXT NOT NULL, code TEXT, reason TEXT, properties TEXT);
+    CREATE INDEX log_time ON log (time);
+    """,
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One provisioning-log record (Entra's provisioning log, one per attempted change)."""
+
+    run_id: str
+    identity: str
+    source_id: str | None
+    target_id: str | None
+    action: str   # Create / Update / Disable / Enable / Delete / AddMembers / RemoveMembers / Skip
+    status: str   # Success / Failure / Skipped / Warning
+    code: str | None = None
+    reason: str | None = None
+    properties: Sequence[dict[str, Any]] = ()
+    time: str = ""
+
+    def data(self) -> dict[str, Any]:
+        """JSON-ready form (secrets scrubbed; redacted values are already masked)."""
+        return {
+            "time": self.time or _now(), "run_id": self.run_id, "identity": self.identity,
+            "source_id": self.source_id, "target_id": self.target_id, "action": self.action,
+            "status": self.status, "code": self.code,
+            "reason": redact.scrub(self.reason) if self.reason else None,
+            "properties": list(self.properties),
+        }
+
+
+class State:
+    """The state database of one configuration.
+
+    Example::
+
+        with State.open(Path(".genesys-prov")) as state:
+            state.links("user")
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "logs").mkdir(exist_ok=True)
+            self.path = directory / "state.sqlite3"
+            self._db = sqlite3.connect(self.path, check_same_thread=False,
+                                       isolation_level=None, timeout=30)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"state_dir: cannot open the state database in {directory}: "
+                              f"{exc}") from exc
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    @classmethod
+    def open(cls, directory: Path) -> State:
+        """Open (creating and migrating as needed) the database in ``directory``."""
+        return cls(directory)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigError(f"state_dir: the state database {self.path} is from a newer "
+                                  f"genesys-prov (schema {version}); upgrade genesys-prov")
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                self._db.executescript("BEGIN;" + _MIGRATIONS[target] +
+                                       f"PRAGMA user_version = {target}; COMMIT;")
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, params)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._db.execute(sql, params).fetchall())
+
+    # --- meta ------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A stored setting (e.g. the digest of the mappings of the last run)."""
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a setting."""
+        self._write("INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # --- links -----------------------------------------------------------------------------
+
+    def links(self, kind: str = "user") -> dict[str, str]:
+        """source id → target id for every linked object of ``kind``."""
+        return {str(s): str(t) for s, t in self._read(
+            "SELECT source_id, target_id FROM links WHERE kind = ?", (kind,))}
+
+    def link(self, kind: str, source_id: str, target_id: str) -> None:
+        """Remember that ``source_id`` is ``target_id`` in the target (committed at once)."""
+        self._write("INSERT INTO links (kind, source_id, target_id, updated) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(kind, source_id) DO UPDATE SET target_id = excluded.target_id, "
+                    "updated = excluded.updated", (kind, source_id, target_id, _now()))
+
+    def link_many(self, kind: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """Link many objects in one transaction."""
+        now = _now()
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO links (kind, source_id, target_id, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(kind, source_id) DO UPDATE SET target_id = excluded.target_id, "
+                "updated = excluded.updated", [(kind, s, t, now) for s, t in pairs])
+            self._db.execute("COMMIT")
+
+    def unlink(self, kind: str, source_id: str) -> None:
+        """Forget a link (the target object was deleted)."""
+        self._write("DELETE FROM links WHERE kind = ? AND source_id = ?", (kind, source_id))
+
+    # --- delta links -------------------------------------------------------------------------
+
+    def delta_link(self, kind: str) -> str | None:
+        """The stored Graph delta link for ``kind`` (users / groups)."""
+        rows = self._read("SELECT link FROM delta_links WHERE kind = ?", (kind,))
+        return str(rows[0][0]) if rows else None
+
+    def set_delta_link(self, kind: str, link: str) -> None:
+        """Store a Graph delta link."""
+        self._write("INSERT INTO delta_links (kind, link, updated) VALUES (?, ?, ?) "
+                    "ON CONFLICT(kind) DO UPDATE SET link = excluded.link, "
+                    "updated = excluded.updated", (kind, link, _now()))
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def start_run(self, dry_run: bool) -> str:
+        """Record the start of a run; returns its id."""
+        run_id = uuid.uuid4().hex[:12]
+        self._write("INSERT INTO runs (id, started, dry_run) VALUES (?, ?, ?)",
+                    (run_id, _now(), int(dry_run)))
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, in_scope: int | None,
+                   counts: dict[str, int]) -> None:
+        """Record how a run ended, with the number of in-scope users it saw."""
+        self._write("UPDATE runs SET finished = ?, status = ?, in_scope = ?, counts = ? "
+                    "WHERE id = ?", (_now(), status, in_scope, json.dumps(counts), run_id))
+
+    def last_run(self, real_only: bool = True) -> dict[str, Any] | None:
+        """The most recent finished run (not dry-runs, unless asked)."""
+        where = "WHERE finished IS NOT NULL" + (" AND dry_run = 0" if real_only else "")
+        rows = self._read(f"SELECT id, started, finished, status, in_scope, counts, dry_run "
+                          f"FROM runs {where} ORDER BY finished DESC, rowid DESC LIMIT 1")
+        if not rows:
+            return None
+        rid, started, finished, status, in_scope, counts, dry = rows[0]
+        return {"id": rid, "started": started, "finished": finished, "status": status,
+                "in_scope": in_scope, "counts": json.loads(counts or "{}"),
+                "dry_run": bool(dry)}
+
+    # --- provisioning log --------------------------------------------------------------------
+
+    def log(self, records: Sequence[LogRecord]) -> None:
+        """Append records to the log table and to ``logs/<date>.jsonl`` (committed at once)."""
+        if not records:
+            return
+        rows = [r.data() for r in records]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO log (time, run_id, identity, source_id, target_id, action, status,"
+                " code, reason, properties) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(d["time"], d["run_id"], d["identity"], d["source_id"], d["target_id"],
+                  d["action"], d["status"], d["code"], d["reason"],
+                  json.dumps(d["properties"], ensure_ascii=False, default=str))
+                 for d in rows])
+            self._db.execute("COMMIT")
+            day = rows[0]["time"][:10]
+            with open(self.directory / "logs" / f"{day}.jsonl", "a", encoding="utf-8") as out:
+                for d in rows:
+                    out.write(json.dumps(d, ensure_ascii=False, default=str) + "\n")
+
+    def query_log(self, since: str | None = None, status: str | None = None,
+                  action: str | None = None, user: str | None = None,
+                  run: str | None = None, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Log records, newest last, filtered (case-insensitive status/action)."""
+        clauses, params = [], []
+        if since:
+            clauses.append("time >= ?")
+            params.append(since)
+        if status:
+            clauses.append("lower(status) = lower(?)")
+            params.append(status)
+        if action:
+            clauses.append("lower(action) = lower(?)")
+            params.append(action)
+        if user:
+            clauses.append("(lower(identity) = lower(?) OR source_id = ?)")
+            params += [user, user]
+        if run:
+            clauses.append("run_id = ?")
+            params.append(run)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self._read(f"SELECT time, run_id, identity, source_id, target_id, action, status,"
+                          f" code, reason, properties FROM log {where} ORDER BY seq DESC LIMIT ?",
+                          (*params, limit))
+        keys = ("time", "run_id", "identity", "source_id", "target_id", "action", "status",
+                "code", "reason", "properties")
+        out = [dict(zip(keys, row, strict=True)) for row in reversed(rows)]
+        for record in out:
+            record["properties"] = json.loads(record["properties"] or "[]")
+        return out
+
+    # --- show / reset --------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """What ``state show`` prints."""
+        counts = dict(self._read("SELECT kind, count(*) FROM links GROUP BY kind"))
+        return {
+            "database": str(self.path),
+            "schema_version": SCHEMA_VERSION,
+            "links": {"user": counts.get("user", 0), "group": counts.get("group", 0)},
+            "delta_links": [str(r[0]) for r in self._read("SELECT kind FROM delta_links")],
+            "last_run": self.last_run(real_only=False),
+            "log_records": self._read("SELECT count(*) FROM log")[0][0],
+        }
+
+    def reset(self, forget_links: bool = False) -> None:
+        """Entra's "restart": clear the watermark (delta links) and settings digests;
+        ``forget_links`` also forgets the links (a full reset)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM delta_links")
+            self._db.execute("DELETE FROM meta")
+            if forget_links:
+                self._db.execute("DELETE FROM links")
+            self._db.execute("COMMIT")
+
+
+class RunLock:
+    """An exclusive lock on a state directory: one run at a time. The operating system
+    releases it when the holder dies, so a stale lock is taken over by the next run."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "run.lock"
+        self._file: Any = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            try:
+                info = json.loads(holder)
+                who = f"pid {info['pid']}, started {info['started']}"
+            except (ValueError, KeyError, TypeError):
+                who = "an unknown process"
+            raise LockError(f"another run holds the lock on {self.path.parent} ({who})") \
+                from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "started": _now()}))
+        handle.flush()
+        self._file = handle
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def parse_since(text: str) -> str:
+    """``--since``: a duration (``30m``, ``2h``, ``7d``) or a date / ISO date-time."""
+    text = text.strip()
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1:] in units:
+        moment = time.time() - int(text[:-1]) * units[text[-1]]
+        return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--since {text!r}: expected 30m, 2h, 7d or a date like "
+                          "2026-11-01") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of one JSON-lines log file."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
