@@ -26,6 +26,7 @@ from genesys_prov.config import Config, load_config
 from genesys_prov.errors import (
     EXIT_CHANGES_FAILED,
     EXIT_CONNECT,
+    EXIT_SAFETY,
     EXIT_USAGE,
     ConfigError,
     GenesysProvError,
@@ -163,16 +164,21 @@ def _render_sync(result: SyncResult, output: str, max_rows: int) -> None:
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Plan and print; send no writes.")
+@click.option("--allow-deletions", is_flag=True,
+              help="Apply deactivations and deletions beyond safety.max_deactivations, and "
+                   "accept a drop in users in scope beyond safety.max_source_drop.")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="How to print the plan and the result.")
 @click.option("--max-rows", type=click.IntRange(min=0), default=200, show_default=True,
               help="Changes shown in the table output (JSON always has all).")
 @click.pass_obj
-def sync(obj: Context, dry_run: bool, output: str, max_rows: int) -> None:
+def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
+         max_rows: int) -> None:
     """Read the directory and the target, plan, and apply the plan.
 
     With --dry-run the plan is printed and nothing is written. Exits 1 when some changes
-    failed (the others are applied).
+    failed (the others are applied), 3 when a safety guard held deactivations or stopped
+    the run, 5 when another run holds the state's lock.
 
     Example:
 
@@ -184,13 +190,17 @@ def sync(obj: Context, dry_run: bool, output: str, max_rows: int) -> None:
     update, stop = _progress()
     try:
         with errors_to_exit():
-            result = run_sync(config, dry_run=dry_run, progress=update)
+            result = run_sync(config, dry_run=dry_run, allow_deletions=allow_deletions,
+                              progress=update)
     finally:
         stop()
     _render_sync(result, output, max_rows)
     if result.applied is not None and result.applied.aborted:
         click.echo(f"Error: the run stopped: {redact.scrub(result.applied.aborted)}", err=True)
         sys.exit(EXIT_CONNECT)
+    if result.plan.held:
+        click.echo(f"Error: {result.plan.held_reason}", err=True)
+        sys.exit(EXIT_SAFETY)
     if result.failed:
         sys.exit(EXIT_CHANGES_FAILED)
 
@@ -329,6 +339,92 @@ def mapping_validate(obj: Context, mappings_path: str | None, offline: bool,
         console.print(f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
     if errors:
         sys.exit(EXIT_USAGE)
+
+
+@cli.command()
+@click.option("--since", metavar="WHEN", help="Only records since 30m, 2h, 7d or a date.")
+@click.option("--status", type=click.Choice(["success", "failure", "skipped", "warning"],
+                                            case_sensitive=False), help="Only this status.")
+@click.option("--action", help="Only this action (Create, Update, Disable, Enable, Delete, "
+                               "AddMembers, RemoveMembers, Skip, Other).")
+@click.option("--user", help="Only this user (UPN / display identity or source object id).")
+@click.option("--run", "run_id", metavar="ID", help="Only this run.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def logs(obj: Context, since: str | None, status: str | None, action: str | None,
+         user: str | None, run_id: str | None, as_json: bool) -> None:
+    """Show the provisioning log: one record per attempted change, skip and failure.
+
+    Example:
+
+        genesys-prov logs --since 2h --status failure
+
+        genesys-prov logs --user ada@contoso.com --json
+    """
+    from genesys_prov.state import State, parse_since
+
+    config = obj.config()
+    with errors_to_exit(), State.open(config.state_dir) as state:
+        records = state.query_log(parse_since(since) if since else None, status, action,
+                                  user, run_id)
+    if as_json:
+        for record in records:
+            click.echo(json.dumps(record, ensure_ascii=False, default=str))
+        return
+    console.print(report.log_table(records))
+
+
+@cli.group()
+def state() -> None:
+    """Inspect or reset the state database (links, watermark, runs, log).
+
+    Example:
+
+        genesys-prov state show
+
+        genesys-prov state reset --forget-links
+    """
+
+
+@state.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def state_show(obj: Context, as_json: bool) -> None:
+    """Show the state: links, delta links, the last run, the size of the log.
+
+    Example:
+
+        genesys-prov state show
+    """
+    from genesys_prov.state import State
+
+    config = obj.config()
+    with errors_to_exit(), State.open(config.state_dir) as db:
+        summary = db.summary()
+    if as_json:
+        click.echo(report.to_json(summary))
+        return
+    console.print(report.state_table(summary))
+
+
+@state.command("reset")
+@click.option("--forget-links", is_flag=True,
+              help="Also forget which directory object is which target object.")
+@click.pass_obj
+def state_reset(obj: Context, forget_links: bool) -> None:
+    """Entra's "restart": clear the watermark and settings digests (the next run is a full
+    sync). --forget-links also forgets the links, so users are matched again.
+
+    Example:
+
+        genesys-prov state reset
+    """
+    from genesys_prov.state import RunLock, State
+
+    config = obj.config()
+    with errors_to_exit(), RunLock(config.state_dir), State.open(config.state_dir) as db:
+        db.reset(forget_links)
+    click.echo("State reset" + (" (links forgotten)." if forget_links else "."))
 
 
 def _write_sandbox_config(sandbox: Any, directory: Path) -> Path:

@@ -189,3 +189,34 @@ def check_table(result: CheckResult) -> Table:
 def to_json(data: Any) -> str:
     """Stable, indented JSON."""
     return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+def log_table(records: list[dict[str, Any]]) -> Table:
+    """Provisioning-log records as a table."""
+    table = Table(title=f"Provisioning log ({len(records)} records)", title_justify="left")
+    for name in ("time", "action", "status", "identity", "detail"):
+        table.add_column(name, overflow="fold")
+    for r in records:
+        props = r.get("properties") or []
+        detail = r.get("reason") or ", ".join(
+            str(p.get("attribute") or p.get("display") or "") for p in props)
+        style = {"Failure": "red", "Warning": "yellow", "Skipped": "dim"}.get(r["status"], "")
+        table.add_row(str(r["time"]), Text(str(r["action"])), Text(str(r["status"]),
+                      style=style), Text(str(r.get("identity") or "")), Text(detail))
+    return table
+
+
+def state_table(summary: dict[str, Any]) -> Table:
+    """``state show`` as a two-column table."""
+    table = Table(title="State", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    last = summary.get("last_run") or {}
+    table.add_row("database", Text(str(summary["database"])))
+    table.add_row("linked users", str(summary["links"]["user"]))
+    table.add_row("linked groups", str(summary["links"]["group"]))
+    table.add_row("delta links", ", ".join(summary["delta_links"]) or "none")
+    table.add_row("last run", Text(f"{last.get('id')} {last.get('status')} at "
+                                   f"{last.get('finished')}" if last else "none"))
+    table.add_row("log records", str(summary["log_records"]))
+    return table

@@ -155,8 +155,8 @@ def test_plan_is_sorted_counted_serialisable_and_checksummed():
     plan = plan_for(sources, targets)
     assert [c.action for c in plan.changes] == [Action.CREATE, Action.UPDATE, Action.DEACTIVATE]
     assert plan.counts() == {"create": 1, "update": 1, "reactivate": 0, "deactivate": 1,
-                             "delete": 0, "held": 0, "group create": 0, "group update": 0, "members added": 0,
-                             "members removed": 0, "skipped": 0, "failed": 0,
+                             "delete": 0, "held": 0, "group create": 0, "group update": 0,
+                             "members added": 0, "members removed": 0, "skipped": 0, "failed": 0,
                              "unmanaged": 1, "unchanged": 0, "out_of_scope": 0}
     data = json.loads(json.dumps(plan.data()))
     assert data["checksum"] == plan.checksum()

@@ -1,0 +1,168 @@
+"""End to end, issue 5 (first part): state, links, lock, safety guards, provisioning log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genesys_prov.sandbox import Sandbox
+from genesys_prov.state import RunLock, State
+from tests.conftest import run_cli, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+def configure(sb: Sandbox, tmp_path: Path, **extra: Any) -> str:
+    config = sb.config(scope="all")
+    for key, value in extra.items():
+        section, _, name = key.partition("__")
+        if name:
+            config.setdefault(section, {})[name] = value
+        else:
+            config[key] = value
+    return str(write_config(tmp_path, config))
+
+
+def sync(cfg: str, *extra: str) -> tuple[int, dict[str, Any], str]:
+    result = run_cli("--config", cfg, "sync", "--output", "json", *extra)
+    return result.exit_code, json.loads(result.stdout) if result.stdout else {}, result.stderr
+
+
+def test_links_and_log_are_recorded(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    code, out, _ = sync(cfg)
+    assert code == 0
+    with State.open(tmp_path / ".genesys-prov") as state:
+        links = state.links("user")
+        held = {u["id"] for u in sandbox.genesys.users.values()}
+        created = [c for c in out["plan"]["changes"] if c["action"] == "create"]
+        assert len(links) >= len(created) and set(links.values()) <= held
+        records = state.query_log(run=out["run_id"])
+    creates = [r for r in records if r["action"] == "Create"]
+    assert len(creates) == len(created) and all(r["status"] == "Success" for r in creates)
+    assert any(r["action"] == "Skip" for r in records)
+    day_files = list((tmp_path / ".genesys-prov" / "logs").glob("*.jsonl"))
+    assert day_files and len(day_files[0].read_text().splitlines()) == len(records)
+    assert sandbox.genesys_client_secret not in day_files[0].read_text()
+
+    result = run_cli("--config", cfg, "logs", "--action", "Create", "--json")
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == len(created)
+    result = run_cli("--config", cfg, "logs", "--since", "1h", "--status", "failure")
+    assert result.exit_code == 0 and "0 records" in result.stdout
+    shown = json.loads(run_cli("--config", cfg, "state", "show", "--json").stdout)
+    assert shown["links"]["user"] == len(links) and shown["last_run"]["status"] == "success"
+
+
+def test_renamed_user_stays_linked(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg)[0] == 0
+    user = next(u for u in sandbox.graph.users if u.get("accountEnabled", True))
+    sandbox.graph.set_user(user["id"], userPrincipalName="renamed." + user["userPrincipalName"])
+    sandbox.genesys.reset_log()
+    code, out, _ = sync(cfg)
+    assert code == 0
+    (change,) = out["plan"]["changes"]
+    assert change["action"] == "update"
+    assert [a["attribute"] for a in change["attributes"]] == ["userName"]
+    assert [w.method for w in sandbox.genesys.writes()] == ["PATCH"]
+
+
+def test_hard_deleted_user_is_deleted_or_deactivated(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg)[0] == 0
+    enabled = [u for u in sandbox.graph.users if u.get("accountEnabled", True)]
+    gone, also_gone = enabled[0], enabled[1]
+    sandbox.graph.remove_user(gone["id"])
+    sandbox.genesys.reset_log()
+    code, out, _ = sync(cfg)
+    assert code == 0
+    (change,) = [c for c in out["plan"]["changes"] if c["action"] == "delete"]
+    assert change["reason"] == "deleted in the directory"
+    deletes = [w for w in sandbox.genesys.writes() if w.method == "DELETE"]
+    assert len(deletes) == 1 and deletes[0].path.endswith(change["target_id"])
+    # the others' writes only clear the manager reference the deleted user held
+    patches = [w for w in sandbox.genesys.writes() if w.method == "PATCH"]
+    assert all(op["op"] == "remove" for w in patches for op in w.body["Operations"])
+    assert gone["userPrincipalName"].lower() not in {
+        u["userName"].lower() for u in sandbox.genesys.users.values()}
+    with State.open(tmp_path / ".genesys-prov") as state:
+        assert gone["id"] not in state.links("user")
+
+    (tmp_path / "d").mkdir()
+    cfg2 = configure(sandbox, tmp_path / "d", target__on_hard_delete="deactivate")
+    assert sync(cfg2)[0] == 0
+    sandbox.graph.remove_user(also_gone["id"])
+    sandbox.genesys.reset_log()
+    code, out, _ = sync(cfg2)
+    (change,) = [c for c in out["plan"]["changes"] if c["action"] == "deactivate"]
+    assert change["identity"].lower() == also_gone["userPrincipalName"].lower()
+
+
+def test_deletion_guard_holds_and_allow_deletions_applies(sandbox: Sandbox,
+                                                          tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path, safety={"max_deactivations": 2,
+                                               "max_source_drop": "90%"})
+    assert sync(cfg)[0] == 0
+    victims = [u for u in sandbox.graph.users if u.get("accountEnabled", True)][:3]
+    for user in victims:
+        sandbox.graph.set_user(user["id"], accountEnabled=False, jobTitle="Gone")
+    sandbox.genesys.reset_log()
+    code, out, err = sync(cfg)
+    assert code == 3
+    assert "accidental-deletion guard: 3 deactivations/deletions exceed max_deactivations (2)" \
+        in err
+    assert len(out["plan"]["held"]) == 3
+    assert not any(w.body and w.body.get("Operations") == [
+        {"op": "replace", "path": "active", "value": False}] for w in sandbox.genesys.writes())
+    assert all(u["active"] for u in sandbox.genesys.users.values()
+               if u["userName"].lower() in {v["userPrincipalName"].lower() for v in victims})
+    code, out, _ = sync(cfg, "--allow-deletions")
+    assert code == 0
+    assert sum(c["action"] == "deactivate" for c in out["plan"]["changes"]) == 3
+
+
+def test_source_health_guards(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg)[0] == 0
+    everyone = list(sandbox.graph.users)
+    for user in everyone[:10]:
+        sandbox.graph.remove_user(user["id"])
+    sandbox.genesys.reset_log()
+    code, _, err = sync(cfg)
+    assert code == 3
+    assert err.startswith("Error: source-health guard: users in scope dropped from")
+    assert sandbox.genesys.writes() == []
+    for user in everyone[10:]:
+        sandbox.graph.remove_user(user["id"])
+    code, _, err = sync(cfg)
+    assert code == 3 and "shows no user in scope" in err
+    assert sandbox.genesys.writes() == []
+
+
+def test_second_run_exits_5_while_the_lock_is_held(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    with RunLock(tmp_path / ".genesys-prov"):
+        result = run_cli("--config", cfg, "sync")
+        assert result.exit_code == 5
+        assert result.stderr.startswith("Error: another run holds the lock")
+        assert "pid" in result.stderr
+        dry = run_cli("--config", cfg, "sync", "--dry-run")  # a dry run reads, never locks
+        assert dry.exit_code == 0
+    assert sandbox.genesys.writes() == []
+    assert run_cli("--config", cfg, "sync").exit_code == 0
+
+
+def test_state_reset(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg)[0] == 0
+    assert run_cli("--config", cfg, "state", "reset").exit_code == 0
+    with State.open(tmp_path / ".genesys-prov") as state:
+        assert state.links("user")
+    result = run_cli("--config", cfg, "state", "reset", "--forget-links")
+    assert result.stdout == "State reset (links forgotten).\n"
+    with State.open(tmp_path / ".genesys-prov") as state:
+        assert state.links("user") == {}
