@@ -38,6 +38,7 @@ from genesys_prov.target import (
 
 SUCCESS = "success"
 FAILURE = "failure"
+SKIPPED = "skipped"
 ADOPTED = "adopted"
 
 
@@ -69,7 +70,8 @@ class ApplyResult:
     def counts(self) -> dict[str, int]:
         """Outcomes by status (user and group changes together)."""
         counter = Counter(o.status for o in self.outcomes + self.group_outcomes)
-        return {SUCCESS: counter[SUCCESS] + counter[ADOPTED], FAILURE: counter[FAILURE]}
+        return {SUCCESS: counter[SUCCESS] + counter[ADOPTED], FAILURE: counter[FAILURE],
+                SKIPPED: counter[SKIPPED]}
 
     @property
     def failed(self) -> list[Outcome]:
@@ -135,7 +137,12 @@ class Applier:
             if change.action is Action.DELETE:
                 self.client.delete_user(target_id)
                 return Outcome(change, SUCCESS, target_id)
-            self.client.patch_user(target_id, build_patch(change, self.resolve))
+            body = build_patch(change, self.resolve)
+            if not body["Operations"]:  # its only reference points at a user not created
+                return Outcome(change, SKIPPED, target_id,
+                               "the referenced user was not created in this run; a later run "
+                               "sets it", "Dependency")
+            self.client.patch_user(target_id, body)
             return Outcome(change, SUCCESS, target_id)
         except AuthError:
             raise

@@ -57,14 +57,19 @@ def errors_to_exit() -> Iterator[None]:
         fail(exc)
 
 
-def _setup_logging(verbose: int) -> None:
+def _setup_logging(verbose: int, log_file: str | None = None) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(redact.RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    for handler in handlers:
+        handler.addFilter(redact.RedactingFilter())
+        handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.handlers[:] = handlers
+    root.setLevel(min(level, logging.INFO) if log_file else level)
+    handlers[0].setLevel(level)
     if verbose < 3:  # urllib3 and msal are chatty below that
         logging.getLogger("urllib3").setLevel(max(level, logging.INFO))
         logging.getLogger("msal").setLevel(max(level, logging.INFO))
@@ -88,9 +93,12 @@ class Context:
 @click.option("--config", "config_path", metavar="PATH", envvar="GENESYS_PROV_CONFIG",
               help="Configuration file (default: $GENESYS_PROV_CONFIG, else ./genesys-prov.yaml).")
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (repeatable).")
+@click.option("--log-file", metavar="PATH",
+              help="Also append log lines (INFO and up, secrets redacted) to this file.")
 @click.version_option(__version__, prog_name="genesys-prov")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: int,
+        log_file: str | None) -> None:
     """Provision Microsoft Entra ID users into Genesys Cloud over SCIM 2.0.
 
     Reads users from Microsoft Graph, applies the attribute mappings, compares the result
@@ -106,7 +114,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     3 blocked by a safety guard, 4 cannot connect or authenticate, 5 another run holds
     the lock.
     """
-    _setup_logging(verbose)
+    _setup_logging(verbose, log_file)
     ctx.obj = Context(config_path, verbose)
 
 
@@ -171,9 +179,11 @@ def _render_sync(result: SyncResult, output: str, max_rows: int) -> None:
               show_default=True, help="How to print the plan and the result.")
 @click.option("--max-rows", type=click.IntRange(min=0), default=200, show_default=True,
               help="Changes shown in the table output (JSON always has all).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="For cron: print only errors and a one-line summary.")
 @click.pass_obj
 def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
-         max_rows: int) -> None:
+         max_rows: int, quiet: bool) -> None:
     """Read the directory and the target, plan, and apply the plan.
 
     With --dry-run the plan is printed and nothing is written. Exits 1 when some changes
@@ -187,14 +197,18 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
         genesys-prov sync --output json > result.json
     """
     config = obj.config()
-    update, stop = _progress()
+    update, stop = _progress() if not quiet else ((lambda stage, n: None), (lambda: None))
     try:
         with errors_to_exit():
             result = run_sync(config, dry_run=dry_run, allow_deletions=allow_deletions,
                               progress=update)
     finally:
         stop()
-    _render_sync(result, output, max_rows)
+    if quiet and output == "table":
+        click.echo(report.summary_line(result))
+    else:
+        _render_sync(result, output, max_rows)
+    logging.getLogger("genesys_prov.sync").info("%s", report.summary_line(result))
     if result.applied is not None and result.applied.aborted:
         click.echo(f"Error: the run stopped: {redact.scrub(result.applied.aborted)}", err=True)
         sys.exit(EXIT_CONNECT)

@@ -90,6 +90,9 @@ class SafetyConfig:
     max_deactivations: int | None = 500       # a count, or None when a percentage is used
     max_deactivations_percent: float | None = None
     max_source_drop_percent: float = 30.0
+    escrow_backoff: float = 3600.0            # seconds before the first retry of a failure
+    escrow_max_backoff: float = 86400.0
+    escrow_max_age: float = 28 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -148,8 +151,10 @@ _SCHEMA: dict[str, Any] = {
     "mappings": (str, False),
     "ca_bundle": (str, False),
     "state_dir": (str, False),
-    "safety": ({"max_deactivations": ((int, str), False), "max_source_drop": (str, False)},
-               False),
+    "safety": ({"max_deactivations": ((int, str), False), "max_source_drop": (str, False),
+                "escrow_backoff_minutes": (int, False),
+                "escrow_max_backoff_minutes": (int, False),
+                "escrow_max_age_days": (int, False)}, False),
 }
 _ROOT_REQUIRED = {"source", "target"}
 _SECRET_KEYS = {"client_secret", "token"}
@@ -252,7 +257,14 @@ def _safety(data: dict[str, Any]) -> SafetyConfig:
     else:
         percent = _percent("safety.max_deactivations", raw)
     drop = _percent("safety.max_source_drop", data.get("max_source_drop", "30%"))
-    return SafetyConfig(count, percent, drop)
+    backoff = data.get("escrow_backoff_minutes", 60)
+    max_backoff = data.get("escrow_max_backoff_minutes", 24 * 60)
+    max_age = data.get("escrow_max_age_days", 28)
+    if backoff < 1 or max_backoff < backoff or max_age < 1:
+        raise ConfigError("safety.escrow_*: backoff ≥ 1 minute, max backoff ≥ backoff, "
+                          "max age ≥ 1 day")
+    return SafetyConfig(count, percent, drop, backoff * 60.0, max_backoff * 60.0,
+                        max_age * 86400.0)
 
 
 def _interpolate(value: Any, keypath: str, env: Mapping[str, str]) -> Any:

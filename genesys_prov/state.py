@@ -25,7 +25,7 @@ from typing import Any
 from genesys_prov import redact
 from genesys_prov.errors import ConfigError, LockError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,6 +42,12 @@ _MIGRATIONS: dict[int, str] = {
         identity TEXT, source_id TEXT, target_id TEXT, action TEXT NOT NULL,
         status TEXT NOT NULL, code TEXT, reason TEXT, properties TEXT);
     CREATE INDEX log_time ON log (time);
+    """,
+    2: """
+    CREATE TABLE escrow (
+        kind TEXT NOT NULL, source_id TEXT NOT NULL, identity TEXT, attempts INTEGER NOT NULL,
+        first_failed REAL NOT NULL, next_retry REAL NOT NULL, last_error TEXT,
+        PRIMARY KEY (kind, source_id));
     """,
 }
 
@@ -268,6 +274,43 @@ class State:
             record["properties"] = json.loads(record["properties"] or "[]")
         return out
 
+    # --- escrow ----------------------------------------------------------------------------
+
+    def escrow_failure(self, kind: str, source_id: str, identity: str, error: str,
+                       now: float, backoff: float, max_backoff: float) -> int:
+        """Record a failed change: it is retried after ``backoff`` seconds, doubling with
+        every further failure up to ``max_backoff``. Returns the attempt count."""
+        rows = self._read("SELECT attempts FROM escrow WHERE kind = ? AND source_id = ?",
+                          (kind, source_id))
+        attempts = (int(rows[0][0]) if rows else 0) + 1
+        wait = min(backoff * 2 ** (attempts - 1), max_backoff)
+        self._write(
+            "INSERT INTO escrow (kind, source_id, identity, attempts, first_failed, next_retry,"
+            " last_error) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(kind, source_id) DO UPDATE "
+            "SET attempts = excluded.attempts, next_retry = excluded.next_retry, "
+            "last_error = excluded.last_error, identity = excluded.identity",
+            (kind, source_id, identity, attempts, now, now + wait, redact.scrub(error)))
+        return attempts
+
+    def escrow_clear(self, kind: str, source_id: str) -> None:
+        """A change succeeded: forget its escrow entry."""
+        self._write("DELETE FROM escrow WHERE kind = ? AND source_id = ?", (kind, source_id))
+
+    def escrowed(self, kind: str = "user") -> dict[str, dict[str, Any]]:
+        """Every escrow entry of ``kind`` by source id."""
+        keys = ("identity", "attempts", "first_failed", "next_retry", "last_error")
+        return {str(r[0]): dict(zip(keys, r[1:], strict=True)) for r in self._read(
+            "SELECT source_id, identity, attempts, first_failed, next_retry, last_error "
+            "FROM escrow WHERE kind = ?", (kind,))}
+
+    def expire_escrow(self, now: float, max_age: float) -> list[dict[str, Any]]:
+        """Drop entries that kept failing for longer than ``max_age`` seconds; returns them."""
+        rows = self._read("SELECT kind, source_id, identity, attempts, last_error FROM escrow "
+                          "WHERE first_failed < ?", (now - max_age,))
+        self._write("DELETE FROM escrow WHERE first_failed < ?", (now - max_age,))
+        keys = ("kind", "source_id", "identity", "attempts", "last_error")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
     # --- show / reset --------------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
@@ -280,15 +323,18 @@ class State:
             "delta_links": [str(r[0]) for r in self._read("SELECT kind FROM delta_links")],
             "last_run": self.last_run(real_only=False),
             "log_records": self._read("SELECT count(*) FROM log")[0][0],
+            "escrow": [{"source_id": sid, **entry} for sid, entry in
+                       sorted(self.escrowed("user").items())],
         }
 
     def reset(self, forget_links: bool = False) -> None:
-        """Entra's "restart": clear the watermark (delta links) and settings digests;
+        """Entra's "restart": clear the watermark (delta links), escrow and settings digests;
         ``forget_links`` also forgets the links (a full reset)."""
         with self._lock:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM delta_links")
             self._db.execute("DELETE FROM meta")
+            self._db.execute("DELETE FROM escrow")
             if forget_links:
                 self._db.execute("DELETE FROM links")
             self._db.execute("COMMIT")

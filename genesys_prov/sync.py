@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from genesys_prov import apply as applying
@@ -27,6 +28,7 @@ from genesys_prov.plan import (
     GroupChange,
     Plan,
     PlanOptions,
+    Skipped,
     build_plan,
     group_snapshot,
     snapshot,
@@ -211,7 +213,8 @@ _LOG_ACTIONS = {Action.CREATE: "Create", Action.UPDATE: "Update", Action.REACTIV
 def outcome_records(run_id: str, outcome: applying.Outcome) -> list[LogRecord]:
     """Provisioning-log records for one applied change."""
     change = outcome.change
-    status = "Success" if outcome.status != applying.FAILURE else "Failure"
+    status = {applying.FAILURE: "Failure", applying.SKIPPED: "Skipped"}.get(outcome.status,
+                                                                          "Success")
 
     def rec(action: str, properties: list[dict[str, Any]]) -> LogRecord:
         return LogRecord(run_id, change.identity, change.source_id,
@@ -244,8 +247,27 @@ def plan_records(run_id: str, plan: Plan) -> list[LogRecord]:
     return out
 
 
+def hold_escrowed(plan: Plan, waiting: dict[str, dict[str, Any]]) -> Plan:
+    """Take changes of objects still waiting in escrow out of the plan, as skipped items
+    saying when they are retried and why they failed."""
+    if not waiting:
+        return plan
+    keep, skipped = [], list(plan.skipped)
+    for change in plan.changes:
+        entry = waiting.get(change.source_id)
+        if entry is None:
+            keep.append(change)
+            continue
+        when = datetime.fromtimestamp(entry["next_retry"], UTC).isoformat(timespec="seconds")
+        skipped.append(Skipped(change.identity, change.source_id,
+                               f"in escrow after {entry['attempts']} failed attempt(s); next "
+                               f"retry at {when}: {entry['last_error']}"))
+    return replace(plan, changes=tuple(keep), skipped=tuple(skipped))
+
+
 def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = False,
-             progress: Progress | None = None) -> SyncResult:
+             progress: Progress | None = None,
+             clock: Callable[[], float] = time.time) -> SyncResult:
     """Read the directory and the target, plan, and apply unless ``dry_run``.
 
     A real run holds the state directory's lock (a second run gets exit 5), links every
@@ -277,14 +299,23 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
             except SafetyError:
                 status = "blocked"
                 raise
+            now = clock()
+            expired = [] if dry_run else state.expire_escrow(now, config.safety.escrow_max_age)
+            plan = hold_escrowed(plan, {sid: e for sid, e in state.escrowed("user").items()
+                                        if e["next_retry"] > now})
             counts = plan.counts()
             result = SyncResult(plan=plan, dry_run=dry_run, timings=timings, run_id=run_id)
             if not dry_run:
                 state.link_many("user", list(plan.matched))
                 state.link_many("group", list(plan.matched_groups))
-                state.log(plan_records(run_id, plan))
+                state.log(plan_records(run_id, plan) + [
+                    LogRecord(run_id, str(e["identity"]), str(e["source_id"]), None, "Other",
+                              "Failure", "EscrowExpired",
+                              f"dropped from escrow after {e['attempts']} failed attempts: "
+                              f"{e['last_error']}") for e in expired])
             if not dry_run and plan.writes:
-                result.applied = _apply(config, mappings, conn, plan, state, run_id, progress)
+                result.applied = _apply(config, mappings, conn, plan, state, run_id, progress,
+                                        clock)
                 timings["apply"] = result.applied.elapsed
             result.requests = conn.request_counts()
             status = "held" if plan.held else "failed" if result.failed else "success"
@@ -294,15 +325,26 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
 
 
 def _apply(config: Config, mappings: Mappings, conn: Connections, plan: Plan, state: State,
-           run_id: str, progress: Progress | None) -> applying.ApplyResult:
+           run_id: str, progress: Progress | None,
+           clock: Callable[[], float]) -> applying.ApplyResult:
     done = 0
+    safety = config.safety
 
     def record(outcome: applying.Outcome) -> None:
         nonlocal done
         done += 1
         change = outcome.change
+        kind = "group" if isinstance(change, GroupChange) else "user"
+        if outcome.status == applying.SKIPPED:
+            pass
+        elif outcome.status == applying.FAILURE:
+            if outcome.code not in ("Aborted", "Unauthorized"):
+                state.escrow_failure(kind, change.source_id, change.identity,
+                                     outcome.error or "", clock(), safety.escrow_backoff,
+                                     safety.escrow_max_backoff)
+        else:
+            state.escrow_clear(kind, change.source_id)
         if outcome.status != applying.FAILURE and outcome.target_id:
-            kind = "group" if isinstance(change, GroupChange) else "user"
             if isinstance(change, Change) and change.action is Action.DELETE:
                 state.unlink("user", change.source_id)
             else:

@@ -166,3 +166,63 @@ def test_state_reset(sandbox: Sandbox, tmp_path: Path) -> None:
     assert result.stdout == "State reset (links forgotten).\n"
     with State.open(tmp_path / ".genesys-prov") as state:
         assert state.links("user") == {}
+
+
+def test_quiet_and_log_file_for_cron(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    log = tmp_path / "run.log"
+    result = run_cli("--config", cfg, "--log-file", str(log), "sync", "--quiet")
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == 1 and result.stdout.startswith("Applied ")
+    text = log.read_text()
+    assert "Applied " in text
+    assert sandbox.genesys_client_secret not in text and sandbox.client_secret not in text
+
+
+def test_escrow_retries_with_backoff_then_clears(sandbox: Sandbox, tmp_path: Path) -> None:
+    from genesys_prov.config import load_config
+    from genesys_prov.sync import run_sync
+
+    config = load_config(configure(sandbox, tmp_path))
+    bad = next(u for u in sandbox.graph.users if u.get("accountEnabled", True))
+    sandbox.graph.set_user(bad["id"], userPrincipalName="not-an-email")
+    clock = [1_000_000.0]
+
+    def now() -> float:
+        return clock[0]
+
+    first = run_sync(config, clock=now)
+    assert first.applied is not None and len(first.applied.failed) == 1
+    with State.open(config.state_dir) as state:
+        entry = state.escrowed()[bad["id"]]
+    assert entry["attempts"] == 1 and entry["next_retry"] == clock[0] + 3600
+
+    sandbox.genesys.reset_log()
+    clock[0] += 1800  # not yet: the change waits in escrow, no request is spent on it
+    second = run_sync(config, clock=now)
+    assert sandbox.genesys.writes() == []
+    assert any("in escrow after 1 failed attempt(s)" in s.reason for s in second.plan.skipped)
+
+    clock[0] += 1801  # due: retried, fails again, backoff doubles
+    run_sync(config, clock=now)
+    with State.open(config.state_dir) as state:
+        entry = state.escrowed()[bad["id"]]
+    assert entry["attempts"] == 2 and entry["next_retry"] == clock[0] + 7200
+
+    sandbox.graph.set_user(bad["id"], userPrincipalName="fixed.user@contoso.com")
+    clock[0] += 7201
+    fourth = run_sync(config, clock=now)
+    assert fourth.applied is not None and fourth.applied.failed == []
+    with State.open(config.state_dir) as state:
+        assert state.escrowed() == {}
+
+    clock[0] += 29 * 86400  # nothing left to expire; expiry is covered by the state unit
+    assert run_sync(config, clock=now).plan.changes == ()
+
+
+def test_escrow_entries_expire_after_28_days(tmp_path: Path) -> None:
+    with State.open(tmp_path) as state:
+        state.escrow_failure("user", "s1", "ada", "HTTP 400", 0.0, 3600, 86400)
+        assert state.expire_escrow(27 * 86400.0, 28 * 86400.0) == []
+        (dropped,) = state.expire_escrow(29 * 86400.0, 28 * 86400.0)
+        assert dropped["source_id"] == "s1" and state.escrowed() == {}

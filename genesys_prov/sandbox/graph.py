@@ -17,12 +17,26 @@ Decisions:
   token endpoint.
 * Path segments and query option names are case-insensitive, as on Graph; a user is
   addressable by id or userPrincipalName.
+* Delta query (``/users/delta``, ``/groups/delta``): the mutators (:meth:`set_user`,
+  :meth:`add_user`, :meth:`soft_delete_user`, …) append to a per-kind change log under one
+  monotonically increasing sequence number; a delta token is that number (plus the previous
+  round's, a select hash and a generation), so an incremental round scans only the log after
+  it. The log keeps at most :attr:`GraphEmulator.delta_log_limit` entries; a token older than
+  what was dropped, of another generation (:meth:`expire_delta_tokens`) or malformed is
+  410 Gone. Direct edits of ``users``/``groups`` dicts are not tracked.
+* Delta pages (``Prefer: odata.maxpagesize``, default 100) are cut by object (initial round,
+  keyset on creation order) or by change-log position (later rounds), so an object changed
+  again later in a round may appear twice; links carry ``$select`` and the token its hash
+  (a different ``$select`` is 400). ``members`` is reported only when selected on groups;
+  a cleared manager is ``manager@delta: [{id, "@removed": {"reason": "deleted"}}]``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import bisect
+import hashlib
 import json
 import logging
 import secrets
@@ -30,6 +44,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -92,6 +107,78 @@ _UNSUPPORTED_OPTIONS = frozenset(
 )
 _USER_TYPE = "#microsoft.graph.user"
 _GROUP_TYPE = "#microsoft.graph.group"
+
+#: Change-log entries kept per kind (users, groups) before the oldest are dropped.
+DELTA_LOG_LIMIT = 100_000
+_DELTA_TOKEN = "sbx-delta"
+_DELTA_PAGE = "sbx-delta-page"
+_DELTA_OPTIONS = frozenset({"$select", "$deltatoken", "$skiptoken"})
+_DELTA_UNSUPPORTED = frozenset(
+    {"$expand", "$top", "$orderby", "$filter", "$search", "$count", "$skip", "$format",
+     "$apply"}
+)
+_USER_DELTA_LOOKUP = {**_USER_LOOKUP, "manager": "manager"}
+_GROUP_DELTA_LOOKUP = {**_GROUP_LOOKUP, "members": "members"}
+_REMOVED_DELETED = {"reason": "deleted"}
+_REMOVED_CHANGED = {"reason": "changed"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """One change-log entry: what happened to which object at which sequence number.
+
+    ``op``: ``create``, ``update`` (``props`` changed; ``old_manager`` when ``manager`` did),
+    ``soft`` (soft delete), ``restore``, ``hard`` (permanent delete), ``member+``/``member-``
+    (``member_id`` of ``member_type`` joined / left the group).
+    """
+
+    seq: int
+    object_id: str
+    op: str
+    props: tuple[str, ...] = ()
+    old_manager: str | None = None
+    member_id: str = ""
+    member_type: str = _USER_TYPE
+
+
+@dataclass(slots=True)
+class _Net:
+    """The net effect of the change-log entries of one object within a delta window."""
+
+    object_id: str
+    state: str = ""
+    full: bool = False
+    props: set[str] = field(default_factory=set)
+    manager_touched: bool = False
+    old_manager: str | None = None
+    members: dict[str, tuple[str, str, bool]] = field(default_factory=dict)
+
+    def apply(self, change: _Change) -> None:
+        """Fold one entry in (entries arrive in sequence order)."""
+        if change.op in ("create", "restore"):
+            self.state, self.full = "present", True
+        elif change.op == "soft":
+            self.state = "soft"
+        elif change.op == "hard":
+            self.state = "hard"
+        elif change.op == "update":
+            self.props.update(change.props)
+            if "manager" in change.props and not self.manager_touched:
+                self.manager_touched = True
+                self.old_manager = change.old_manager
+        else:
+            self.members[change.member_id.lower()] = (
+                change.member_id, change.member_type, change.op == "member+"
+            )
+
+
+class _Payload(dict[str, Any]):
+    """A handler's JSON answer with extra response headers."""
+
+    def __init__(self, data: dict[str, Any], headers: dict[str, str]) -> None:
+        """The answer and its headers."""
+        super().__init__(data)
+        self.headers = headers
 
 
 class GraphError(Exception):
@@ -181,6 +268,17 @@ class GraphEmulator(RequestLog):
         self._throttle_remaining = 0
         self._throttle_retry_after = 0
         self._throttle_status = 429
+        #: Soft-deleted users (lower-case id → user), restorable with :meth:`restore_user`.
+        self.deleted_users: dict[str, dict[str, Any]] = {}
+        #: Change-log entries kept per kind; older entries are dropped (their tokens → 410).
+        self.delta_log_limit = DELTA_LOG_LIMIT
+        self._seq = 0
+        self._changes: dict[str, list[_Change]] = {"user": [], "group": []}
+        self._floor: dict[str, int] = {"user": 0, "group": 0}
+        self._delta_generation = secrets.token_hex(4)
+        self._replay_pending = False
+        self._ordinals: dict[str, dict[str, int]] = {"user": {}, "group": {}}
+        self._next_ordinal = 0
         self._reindex()
 
     # ----------------------------------------------------------------- public helpers
@@ -192,6 +290,12 @@ class GraphEmulator(RequestLog):
             u["userPrincipalName"].lower(): u for u in self.users if u.get("userPrincipalName")
         }
         self._group_by_id = {g["id"].lower(): g for g in self.groups}
+        for kind, items in (("user", self.users), ("group", self.groups)):
+            ordinals = self._ordinals[kind]
+            for item in items:
+                if item["id"].lower() not in ordinals:
+                    ordinals[item["id"].lower()] = self._next_ordinal
+                    self._next_ordinal += 1
 
     def throttle_next(self, n: int, retry_after: int = 0, status: int = 429) -> None:
         """Answer the next ``n`` /v1.0 requests with ``status`` (429, 503 or 504)."""
@@ -203,35 +307,193 @@ class GraphEmulator(RequestLog):
             self._throttle_status = status
 
     def set_user(self, user_id: str, **props: Any) -> None:
-        """Change properties of a user (``manager=<id or None>`` sets the manager)."""
+        """Change properties of a user (``manager=<id or None>`` sets the manager).
+
+        Properties whose value really changes are recorded for delta query."""
         with self._lock:
             user = self._user_by_id.get(user_id.lower())
             if user is None:
                 raise KeyError(user_id)
+            changed = tuple(name for name, value in props.items()
+                            if name != "id" and user.get(name) != value)
+            old_id, old_manager = user["id"], user.get("manager")
             user.update(props)
             if "id" in props or "userPrincipalName" in props:
+                self._rename("user", old_id, user["id"])
                 self._reindex()
+            if changed:
+                self._record("user", user["id"], "update", props=changed,
+                             old_manager=old_manager if "manager" in changed else None)
 
     def add_user(self, user: dict[str, Any]) -> None:
         """Add a user to the directory (Graph JSON; ``manager`` optional)."""
         with self._lock:
             self.users.append(user)
             self._reindex()
+            self._record("user", user["id"], "create")
 
     def remove_user(self, user_id: str) -> None:
-        """Hard-delete a user: gone from listings, groups, assignments and as a manager."""
+        """Hard-delete a user (also a soft-deleted one): gone from listings, groups,
+        assignments and as a manager; delta reports ``@removed: deleted``."""
         with self._lock:
             lowered = user_id.lower()
+            gone = self._user_by_id.get(lowered) or self.deleted_users.pop(lowered, None)
             self.users = [u for u in self.users if u["id"].lower() != lowered]
             for user in self.users:
                 if (user.get("manager") or "").lower() == lowered:
+                    self._record("user", user["id"], "update", props=("manager",),
+                                 old_manager=user["manager"])
                     user["manager"] = None
             for group in self.groups:
-                group["members"] = [m for m in group.get("members", []) if m.lower() != lowered]
+                members = group.get("members", [])
+                kept = [m for m in members if m.lower() != lowered]
+                if len(kept) != len(members):
+                    group["members"] = kept
+                    if gone is not None:
+                        self._record("group", group["id"], "member-",
+                                     member_id=gone["id"], member_type=_USER_TYPE)
             self.app_role_assignments = [
                 a for a in self.app_role_assignments if a["principalId"].lower() != lowered
             ]
             self._reindex()
+            if gone is not None:
+                self._ordinals["user"].pop(lowered, None)
+                self._record("user", gone["id"], "hard")
+
+    def soft_delete_user(self, user_id: str) -> None:
+        """Soft-delete a user: gone from listings and member lists (group memberships are
+        kept for :meth:`restore_user`); delta reports ``@removed: changed``."""
+        with self._lock:
+            lowered = user_id.lower()
+            user = self._user_by_id.get(lowered) or self._user_by_upn.get(lowered)
+            if user is None:
+                raise KeyError(user_id)
+            lowered = user["id"].lower()
+            self.users = [u for u in self.users if u is not user]
+            user["deletedDateTime"] = _now_iso()
+            self.deleted_users[lowered] = user
+            self._reindex()
+            self._record("user", user["id"], "soft")
+            for group in self._groups_with(lowered):
+                self._record("group", group["id"], "member-", member_id=user["id"])
+
+    def restore_user(self, user_id: str) -> None:
+        """Restore a soft-deleted user (with its group memberships); delta reports it in
+        full again."""
+        with self._lock:
+            user = self.deleted_users.pop(user_id.lower(), None)
+            if user is None:
+                raise KeyError(user_id)
+            user["deletedDateTime"] = None
+            # A restored user pages after every other one (it gets a new ordinal).
+            self._ordinals["user"].pop(user["id"].lower(), None)
+            self.users.append(user)
+            self._reindex()
+            self._record("user", user["id"], "restore")
+            for group in self._groups_with(user["id"].lower()):
+                self._record("group", group["id"], "member+", member_id=user["id"])
+
+    def set_group(self, group_id: str, **props: Any) -> None:
+        """Change properties of a group (``members=[ids]`` replaces the direct members)."""
+        with self._lock:
+            group = self._group_by_id.get(group_id.lower())
+            if group is None:
+                raise KeyError(group_id)
+            if "members" in props:
+                old = {m.lower(): m for m in group.get("members", [])}
+                new = {m.lower(): m for m in props["members"]}
+                for key, member_id in old.items():
+                    if key not in new:
+                        self._record("group", group["id"], "member-", member_id=member_id,
+                                     member_type=self._member_type(member_id) or _USER_TYPE)
+                for key, member_id in new.items():
+                    if key not in old:
+                        self._record("group", group["id"], "member+", member_id=member_id,
+                                     member_type=self._member_type(member_id) or _USER_TYPE)
+            changed = tuple(name for name, value in props.items()
+                            if name not in ("id", "members") and group.get(name) != value)
+            old_id = group["id"]
+            group.update(props)
+            if "id" in props:
+                self._rename("group", old_id, group["id"])
+                self._reindex()
+            if changed:
+                self._record("group", group["id"], "update", props=changed)
+
+    def add_group_member(self, group_id: str, member_id: str) -> None:
+        """Add a user or group as a direct member (no-op when it already is one)."""
+        with self._lock:
+            group = self._group_by_id.get(group_id.lower())
+            member = self._user_by_id.get(member_id.lower()) or self._group_by_id.get(
+                member_id.lower()
+            )
+            if group is None or member is None:
+                raise KeyError(group_id if group is None else member_id)
+            members = group.setdefault("members", [])
+            if any(m.lower() == member["id"].lower() for m in members):
+                return
+            members.append(member["id"])
+            self._record("group", group["id"], "member+", member_id=member["id"],
+                         member_type=self._member_type(member["id"]) or _USER_TYPE)
+
+    def remove_group_member(self, group_id: str, member_id: str) -> None:
+        """Remove a direct member (no-op when it is not one)."""
+        with self._lock:
+            group = self._group_by_id.get(group_id.lower())
+            if group is None:
+                raise KeyError(group_id)
+            members = group.get("members", [])
+            found = next((m for m in members if m.lower() == member_id.lower()), None)
+            if found is None:
+                return
+            group["members"] = [m for m in members if m is not found]
+            self._record("group", group["id"], "member-", member_id=found,
+                         member_type=self._member_type(found) or _USER_TYPE)
+
+    def expire_delta_tokens(self) -> None:
+        """Invalidate every issued delta token and delta page link (410 Gone on use)."""
+        with self._lock:
+            self._delta_generation = secrets.token_hex(4)
+
+    def replay_next_delta(self) -> None:
+        """Make the next request that follows a deltaLink repeat the previous incremental
+        round's changes once more (as Graph may deliver a change twice)."""
+        with self._lock:
+            self._replay_pending = True
+
+    def _record(self, kind: str, object_id: str, op: str, *, props: tuple[str, ...] = (),
+                old_manager: str | None = None, member_id: str = "",
+                member_type: str = _USER_TYPE) -> None:
+        """Append a change-log entry (dropping the oldest quarter when over the limit)."""
+        self._seq += 1
+        log = self._changes[kind]
+        log.append(_Change(self._seq, object_id, op, props, old_manager, member_id,
+                           member_type))
+        limit = max(1, self.delta_log_limit)
+        if len(log) > limit:
+            drop = len(log) - (limit * 3) // 4
+            self._floor[kind] = log[drop - 1].seq
+            del log[:drop]
+
+    def _rename(self, kind: str, old_id: str, new_id: str) -> None:
+        """Carry an object's paging ordinal over to its new id."""
+        ordinals = self._ordinals[kind]
+        if old_id.lower() != new_id.lower() and old_id.lower() in ordinals:
+            ordinals[new_id.lower()] = ordinals.pop(old_id.lower())
+
+    def _groups_with(self, lowered_member_id: str) -> list[dict[str, Any]]:
+        """The groups that list this member id directly."""
+        return [g for g in self.groups
+                if any(m.lower() == lowered_member_id for m in g.get("members", []))]
+
+    def _member_type(self, member_id: str) -> str | None:
+        """The ``@odata.type`` of an existing or soft-deleted member, else None."""
+        lowered = member_id.lower()
+        if lowered in self._user_by_id or lowered in self.deleted_users:
+            return _USER_TYPE
+        if lowered in self._group_by_id:
+            return _GROUP_TYPE
+        return None
 
     def expire_tokens(self) -> None:
         """Make every issued access token fail validation (401 on the next call)."""
@@ -455,7 +717,9 @@ class GraphEmulator(RequestLog):
                                  "Insufficient privileges to complete the operation.")
             with self._lock:
                 payload = handler(request, *args)
-            response = Response.json(200, payload, JSON_TYPE)
+            response = Response.json(
+                200, payload, JSON_TYPE, payload.headers if isinstance(payload, _Payload) else None
+            )
         except GraphError as err:
             response = Response.json(
                 err.status,
@@ -487,6 +751,8 @@ class GraphEmulator(RequestLog):
             raise GraphError(400, "BadRequest", f"Invalid version in {request.path!r}.")
         segments = parts[1:]
         lowered = [s.lower() for s in segments]
+        if len(lowered) == 2 and lowered[1] == "delta()":
+            lowered[1] = "delta"
         users_perm = ("User.Read.All", "User.ReadBasic.All", "Directory.Read.All",
                       "User.ReadWrite.All", "Directory.ReadWrite.All")
         groups_perm = ("GroupMember.Read.All", "Group.Read.All", "Directory.Read.All",
@@ -495,6 +761,8 @@ class GraphEmulator(RequestLog):
         table: list[tuple[list[str | None], str, Callable[..., dict[str, Any]],
                           tuple[str, ...]]] = [
             (["users"], "/v1.0/users", self._list_users, users_perm),
+            (["users", "delta"], "/v1.0/users/delta", self._users_delta, users_perm),
+            (["groups", "delta"], "/v1.0/groups/delta", self._groups_delta, groups_perm),
             (["users", None], "/v1.0/users/{id}", self._get_user, users_perm),
             (["users", None, "manager"], "/v1.0/users/{id}/manager", self._get_manager,
              users_perm),
@@ -963,3 +1231,277 @@ class GraphEmulator(RequestLog):
         if "@odata.nextLink" in envelope:
             envelope["@odata.nextLink"] = envelope.pop("@odata.nextLink")
         return envelope
+
+    # ----------------------------------------------------------------- delta query
+
+    def _users_delta(self, request: Request) -> dict[str, Any]:
+        """``GET /v1.0/users/delta``."""
+        return self._delta(request, "user")
+
+    def _groups_delta(self, request: Request) -> dict[str, Any]:
+        """``GET /v1.0/groups/delta``."""
+        return self._delta(request, "group")
+
+    def _delta(self, request: Request, kind: str) -> dict[str, Any]:
+        """One page of a delta round: initial (no token), following a ``$deltatoken``
+        (the changes since) or a ``$skiptoken`` (the next page of either)."""
+        entity_set = f"{kind}s"
+        options: dict[str, str] = {}
+        for name, given in request.query.items():
+            lowered = name.lower()
+            if not lowered.startswith("$"):
+                continue
+            if lowered in _DELTA_UNSUPPORTED:
+                raise GraphError(400, "Request_UnsupportedQuery",
+                                 f"The query option '{name}' is not supported with delta "
+                                 f"query on {entity_set}.")
+            if lowered not in _DELTA_OPTIONS:
+                raise GraphError(400, "BadRequest",
+                                 f"Query option '{name}' is not allowed. Make sure that the "
+                                 "query option is valid and is allowed for this resource.")
+            options[lowered] = given[0]
+        select_text = options.get("$select")
+        lookup, default = (
+            (_USER_DELTA_LOOKUP, USER_DEFAULT_SELECT) if kind == "user"
+            else (_GROUP_DELTA_LOOKUP, GROUP_DEFAULT_SELECT)
+        )
+        names = self._select(select_text, lookup, kind, default)
+        select_hash = hashlib.sha256(
+            ",".join(sorted(n.lower() for n in names)).encode()
+        ).hexdigest()[:16]
+        size, applied = self._max_page_size(request)
+        envelope: dict[str, Any] = {
+            "@odata.context": self._context(entity_set, names if select_text else None)
+        }
+        link_base = f"{self.graph_url}/v1.0/{entity_set}/delta"
+        link_select = [("$select", select_text)] if select_text is not None else []
+
+        def link(option: str, *fields: object) -> str:
+            prefix = _DELTA_TOKEN if option == "$deltatoken" else _DELTA_PAGE
+            token = _b64url(":".join(
+                str(f) for f in (prefix, kind, self._delta_generation, select_hash, *fields)
+            ).encode())
+            query = urlencode([*link_select, (option, token)], safe="$,()=", quote_via=quote)
+            return f"{link_base}?{query}"
+
+        def gone(reason: str) -> GraphError:
+            location = link_base
+            if link_select:
+                location += "?" + urlencode(link_select, safe="$,()=", quote_via=quote)
+            return GraphError(410, "syncStateNotFound",
+                              f"The delta token is {reason}; start a new round (full sync) "
+                              "at the Location given.", {"Location": location})
+
+        def decode(option: str, prefix: str) -> list[str]:
+            """The fields after the select hash of a token of ours, else 410 (or 400)."""
+            try:
+                parts = _b64url_decode(options[option]).decode("ascii").split(":")
+            except (ValueError, binascii.Error, UnicodeDecodeError):
+                parts = []
+            if len(parts) < 5 or parts[0] != prefix or parts[1] != kind:
+                raise gone("malformed or unknown")
+            if parts[2] != self._delta_generation:
+                raise gone("expired")
+            if parts[3] != select_hash:
+                raise GraphError(400, "Request_BadRequest",
+                                 "The $select of a delta link cannot be changed: follow the "
+                                 "link as given, or start a new round for other properties.")
+            return parts[4:]
+
+        def numbers(fields: list[str], count: int) -> list[int]:
+            """``count`` sequence numbers / ordinals (each -1 or more), else 410."""
+            try:
+                parsed = [int(f) for f in fields]
+            except ValueError:
+                parsed = []
+            if len(parsed) != count or any(n < -1 for n in parsed):
+                raise gone("malformed or unknown")
+            return parsed
+
+        deltatoken = options.get("$deltatoken")
+        if deltatoken is not None and "$skiptoken" in options:
+            raise GraphError(400, "Request_BadRequest",
+                             "$deltatoken and $skiptoken cannot be combined.")
+        floor = self._floor[kind]
+        next_link: str | None
+        delta_link: str | None
+        if deltatoken is not None and deltatoken.lower() == "latest":
+            values: list[dict[str, Any]] = []
+            next_link = None
+            delta_link = link("$deltatoken", self._seq, self._seq)
+        elif deltatoken is not None:
+            seq, previous = numbers(decode("$deltatoken", _DELTA_TOKEN), 2)
+            if not 0 <= previous <= seq <= self._seq:
+                raise gone("malformed or unknown")
+            if seq < floor:
+                raise gone("expired")
+            after = seq
+            if self._replay_pending:
+                self._replay_pending = False
+                after = max(previous, floor)
+            to = self._seq
+            values, last, more = self._delta_changes(kind, names, after, to, size)
+            next_link = link("$skiptoken", "c", last, to, seq) if more else None
+            delta_link = None if more else link("$deltatoken", to, seq)
+        elif "$skiptoken" in options:
+            fields = decode("$skiptoken", _DELTA_PAGE)
+            mode, rest = fields[0], fields[1:]
+            if mode == "i":
+                start, after_ordinal = numbers(rest, 2)
+                if not 0 <= start <= self._seq:
+                    raise gone("malformed or unknown")
+                values, last, more = self._delta_initial(kind, names, after_ordinal, size)
+                next_link = link("$skiptoken", "i", start, last) if more else None
+                delta_link = None if more else link("$deltatoken", start, start)
+            elif mode == "c":
+                after, to, base = numbers(rest, 3)
+                if not (0 <= after <= to <= self._seq and 0 <= base <= to):
+                    raise gone("malformed or unknown")
+                if after < floor:
+                    raise gone("expired")
+                values, last, more = self._delta_changes(kind, names, after, to, size)
+                next_link = link("$skiptoken", "c", last, to, base) if more else None
+                delta_link = None if more else link("$deltatoken", to, base)
+            else:
+                raise gone("malformed or unknown")
+        else:
+            start = self._seq
+            values, last, more = self._delta_initial(kind, names, -1, size)
+            next_link = link("$skiptoken", "i", start, last) if more else None
+            delta_link = None if more else link("$deltatoken", start, start)
+        envelope["value"] = values
+        if next_link is not None:
+            envelope["@odata.nextLink"] = next_link
+        if delta_link is not None:
+            envelope["@odata.deltaLink"] = delta_link
+        return _Payload(envelope, applied)
+
+    @staticmethod
+    def _max_page_size(request: Request) -> tuple[int, dict[str, str]]:
+        """The page size a ``Prefer: odata.maxpagesize=N`` header asks for (1..999), else
+        the default, and the ``Preference-Applied`` header to answer with."""
+        for preference in (request.header("Prefer") or "").split(","):
+            name, _, value = preference.strip().partition("=")
+            if name.strip().lower() != "odata.maxpagesize":
+                continue
+            try:
+                size = int(value.strip().strip('"'))
+            except ValueError:
+                continue
+            if size >= 1:
+                size = min(size, MAX_TOP)
+                return size, {"Preference-Applied": f"odata.maxpagesize={size}"}
+        return DEFAULT_TOP, {}
+
+    def _delta_initial(self, kind: str, names: list[str], after_ordinal: int, size: int) -> (
+        tuple[list[dict[str, Any]], int, bool]
+    ):
+        """A page of every current object after ``after_ordinal`` (keyset paging, so
+        objects added or removed meanwhile do not shift the pages): (values, the last
+        ordinal delivered, whether more follow)."""
+        items = self.users if kind == "user" else self.groups
+        ordinals = self._ordinals[kind]
+
+        def ordinal(obj: dict[str, Any]) -> int:
+            return ordinals.get(obj["id"].lower(), -1)
+
+        index = bisect.bisect_right(items, after_ordinal, key=ordinal)
+        page = items[index : index + size]
+        values = [self._delta_full(kind, obj, names) for obj in page]
+        last = ordinal(page[-1]) if page else after_ordinal
+        return values, last, index + size < len(items)
+
+    def _delta_changes(self, kind: str, names: list[str], after: int, to: int, size: int) -> (
+        tuple[list[dict[str, Any]], int, bool]
+    ):
+        """A page of the changes in (``after``, ``to``]: the log entries from ``after`` on
+        for at most ``size`` objects, each folded into its net effect. Returns (values,
+        the last sequence number consumed, whether more follow). Entries that change
+        nothing selected are skipped, so they neither fill pages nor show up."""
+        log = self._changes[kind]
+        selected = frozenset(names)
+        index = bisect.bisect_right(log, after, key=lambda change: change.seq)
+        nets: dict[str, _Net] = {}
+        last = after
+        more = False
+        while index < len(log) and log[index].seq <= to:
+            change = log[index]
+            if (change.op == "update" and selected.isdisjoint(change.props)) or (
+                change.op in ("member+", "member-") and "members" not in selected
+            ):
+                last = change.seq
+                index += 1
+                continue
+            key = change.object_id.lower()
+            net = nets.get(key)
+            if net is None:
+                if len(nets) >= size:
+                    more = True
+                    break
+                net = nets[key] = _Net(change.object_id)
+            net.apply(change)
+            last = change.seq
+            index += 1
+        values = []
+        for key, net in nets.items():
+            rendered = self._delta_net(kind, key, net, names)
+            if rendered is not None:
+                values.append(rendered)
+        return values, last, more
+
+    def _delta_net(self, kind: str, key: str, net: _Net, names: list[str]) -> (
+        dict[str, Any] | None
+    ):
+        """An object's net change as delta reports it (None: nothing selected changed)."""
+        if net.state == "hard":
+            return {"id": net.object_id, "@removed": dict(_REMOVED_DELETED)}
+        if net.state == "soft":
+            return {"id": net.object_id, "@removed": dict(_REMOVED_CHANGED)}
+        if kind == "user":
+            obj = self._user_by_id.get(key) or self.deleted_users.get(key)
+        else:
+            obj = self._group_by_id.get(key)
+        if obj is None:  # gone since the window's end; a later round reports that
+            return None
+        if net.full:
+            return self._delta_full(kind, obj, names)
+        changed = [n for n in names if n in net.props and n not in _INTERNAL]
+        data: dict[str, Any] = {"id": obj["id"]}
+        if changed:
+            shaped = (self._user_json(obj, changed) if kind == "user"
+                      else self._group_json(obj, changed))
+            data.update(shaped)
+        if "manager" in names and net.manager_touched:
+            manager = obj.get("manager")
+            if manager:
+                data["manager@delta"] = [{"@odata.type": _USER_TYPE, "id": manager}]
+            elif net.old_manager:
+                data["manager@delta"] = [{"@odata.type": _USER_TYPE, "id": net.old_manager,
+                                          "@removed": dict(_REMOVED_DELETED)}]
+        if "members" in names and net.members:
+            data["members@delta"] = [
+                {"@odata.type": member_type, "id": member_id,
+                 **({} if added else {"@removed": dict(_REMOVED_DELETED)})}
+                for member_id, member_type, added in net.members.values()
+            ]
+        return data if len(data) > 1 else None
+
+    def _delta_full(self, kind: str, obj: dict[str, Any], names: list[str]) -> dict[str, Any]:
+        """An object in full (as the initial round and a creation report it)."""
+        if kind == "user":
+            data = self._user_json(obj, names)
+            manager = obj.get("manager")
+            if "manager" in names and manager and self._exists(manager):
+                data["manager@delta"] = [{"@odata.type": _USER_TYPE, "id": manager}]
+            return data
+        data = self._group_json(obj, names)
+        if "members" in names:
+            members = []
+            for member_id in obj.get("members", []):
+                lowered = member_id.lower()
+                if lowered in self._user_by_id:
+                    members.append({"@odata.type": _USER_TYPE, "id": member_id})
+                elif lowered in self._group_by_id:
+                    members.append({"@odata.type": _GROUP_TYPE, "id": member_id})
+            data["members@delta"] = members
+        return data
