@@ -181,9 +181,11 @@ def _render_sync(result: SyncResult, output: str, max_rows: int) -> None:
               help="Changes shown in the table output (JSON always has all).")
 @click.option("-q", "--quiet", is_flag=True,
               help="For cron: print only errors and a one-line summary.")
+@click.option("--full", is_flag=True,
+              help="Read both sides completely even when the directory did not change.")
 @click.pass_obj
 def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
-         max_rows: int, quiet: bool) -> None:
+         max_rows: int, quiet: bool, full: bool) -> None:
     """Read the directory and the target, plan, and apply the plan.
 
     With --dry-run the plan is printed and nothing is written. Exits 1 when some changes
@@ -201,11 +203,15 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
     try:
         with errors_to_exit():
             result = run_sync(config, dry_run=dry_run, allow_deletions=allow_deletions,
-                              progress=update)
+                              full=full, progress=update)
     finally:
         stop()
     if quiet and output == "table":
         click.echo(report.summary_line(result))
+    elif output == "table" and result.mode == "full" and result.mode_reason and \
+            result.mode_reason != "no delta links yet (first run, or after state reset)":
+        console.print(f"Full sync: {result.mode_reason}.", markup=False)
+        _render_sync(result, output, max_rows)
     else:
         _render_sync(result, output, max_rows)
     logging.getLogger("genesys_prov.sync").info("%s", report.summary_line(result))

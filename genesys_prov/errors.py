@@ -86,6 +86,11 @@ class SourceError(ConnectError):
     """Microsoft Graph could not be read (nothing is written when this happens)."""
 
 
+class DeltaExpired(SourceError):
+    """Graph no longer knows a stored delta token (410 Gone / syncStateNotFound): a full sync
+    is needed."""
+
+
 class TargetError(ConnectError):
     """The SCIM target could not be read (nothing is written when this happens)."""
 

@@ -165,6 +165,9 @@ def summary_line(result: SyncResult) -> str:
     graph = result.requests.get("graph", {})
     reqs = (f"requests: Graph {sum(graph.values())}, target {sum(target.values())} "
             f"({', '.join(f'{k} {v}' for k, v in sorted(target.items())) or 'none'})")
+    if result.mode == "incremental":
+        return (f"Incremental: no directory changes since the last run; the target was not "
+                f"read or written. {reqs}")
     if result.dry_run:
         return f"Dry run: would apply {planned}; nothing was written. {reqs}"
     if result.applied is None:

@@ -7,6 +7,8 @@ reported through an optional callback ``progress(stage, done)``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -17,7 +19,14 @@ from typing import Any, TypeVar
 from genesys_prov import apply as applying
 from genesys_prov.config import Config
 from genesys_prov.directory import read_directory
-from genesys_prov.errors import AuthError, GenesysProvError, SafetyError, SourceError, TargetError
+from genesys_prov.errors import (
+    AuthError,
+    DeltaExpired,
+    GenesysProvError,
+    SafetyError,
+    SourceError,
+    TargetError,
+)
 from genesys_prov.http import HttpClient, RateLimiter, make_session
 from genesys_prov.mapping import DesiredUser, Mappings, load_mappings
 from genesys_prov.plan import (
@@ -77,6 +86,8 @@ class SyncResult:
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     run_id: str = ""
+    mode: str = "full"          # full | incremental
+    mode_reason: str = ""       # why a full sync ran (or "no directory changes")
 
     @property
     def failed(self) -> bool:
@@ -88,6 +99,8 @@ class SyncResult:
         return {
             "run_id": self.run_id,
             "dry_run": self.dry_run,
+            "mode": self.mode,
+            "mode_reason": self.mode_reason,
             "plan": self.plan.data(),
             "result": self.applied.data() if self.applied else None,
             "requests": self.requests,
@@ -247,6 +260,26 @@ def plan_records(run_id: str, plan: Plan) -> list[LogRecord]:
     return out
 
 
+def _probe_changes(conn: Connections, config: Config, state: State,
+                   kinds: dict[str, list[str]]) -> tuple[str, dict[str, str] | None]:
+    """Follow the stored delta links (one Graph request each when nothing changed) and
+    re-read the app's assignments (they have no delta). Returns (why a full sync is
+    needed, None) or ("", the new delta links) when the directory did not change."""
+    new_links: dict[str, str] = {}
+    changed = 0
+    for kind in kinds:
+        link = state.delta_link(kind)
+        if link is None:
+            return f"no delta link for {kind}", None
+        changes, new_links[kind] = conn.graph.delta_changes(link)
+        changed += len(changes)
+    if changed:
+        return f"{changed} directory change(s) since the last run", None
+    if _assignments_digest(conn, config) != (state.get_meta("assignments_digest") or ""):
+        return "the application's assignments changed", None
+    return "", new_links
+
+
 def hold_escrowed(plan: Plan, waiting: dict[str, dict[str, Any]]) -> Plan:
     """Take changes of objects still waiting in escrow out of the plan, as skipped items
     saying when they are retried and why they failed."""
@@ -265,8 +298,50 @@ def hold_escrowed(plan: Plan, waiting: dict[str, dict[str, Any]]) -> Plan:
     return replace(plan, changes=tuple(keep), skipped=tuple(skipped))
 
 
+def settings_digest(config: Config, mappings: Mappings) -> str:
+    """What, when it changes, forces a full sync: the mappings, the scope, the target."""
+    src, tgt = config.source, config.target
+    blob = json.dumps([mappings.digest, src.scope, src.service_principal_id, src.nested_groups,
+                       src.exclude_default_access, tgt.url, tgt.flavor])
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _delta_kinds(config: Config, mappings: Mappings) -> dict[str, list[str]]:
+    """Which Graph delta rounds a run tracks, with their ``$select``."""
+    kinds = {"users": mappings.graph_select() +
+             (["manager"] if mappings.manager_mapping is not None else [])}
+    if mappings.group or config.source.scope == "assigned":
+        kinds["groups"] = sorted({*mappings.group_select(), "members"})
+    return kinds
+
+
+def _assignments_digest(conn: Connections, config: Config) -> str:
+    if config.source.scope != "assigned" or not config.source.service_principal_id:
+        return ""
+    items = sorted((str(a.get("principalType")), str(a.get("principalId")).lower(),
+                    str(a.get("appRoleId")).lower())
+                   for a in conn.graph.iter_assignments(config.source.service_principal_id))
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+
+def full_sync_reason(state: State, digest: str, full: bool, now: float) -> str | None:
+    """Why this run must read everything (None: an incremental run may do)."""
+    if full:
+        return "--full was given"
+    if state.delta_link("users") is None:
+        return "no delta links yet (first run, or after state reset)"
+    if state.get_meta("settings_digest") != digest:
+        return "the mappings or scope settings changed since the last run"
+    last = state.last_run()
+    if last is not None and last["status"] not in ("success", "incremental", "failed"):
+        return f"the last run ended with status {last['status']!r}"
+    if any(e["next_retry"] <= now for e in state.escrowed("user").values()):
+        return "escrowed changes are due for a retry"
+    return None
+
+
 def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = False,
-             progress: Progress | None = None,
+             full: bool = False, progress: Progress | None = None,
              clock: Callable[[], float] = time.time) -> SyncResult:
     """Read the directory and the target, plan, and apply unless ``dry_run``.
 
@@ -289,6 +364,26 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
         counts: dict[str, int] = {}
         try:
             conn = connect(config)
+            digest = settings_digest(config, mappings)
+            kinds = _delta_kinds(config, mappings)
+            reason = full_sync_reason(state, digest, full, clock())
+            if reason is None:
+                try:
+                    reason, quiet = _probe_changes(conn, config, state, kinds)
+                except DeltaExpired:
+                    reason, quiet = "the Graph delta token expired (410)", None
+                if quiet is not None:
+                    last = state.last_run()
+                    in_scope = last["in_scope"] if last else None
+                    if not dry_run:
+                        for kind, link in quiet.items():
+                            state.set_delta_link(kind, link)
+                    status = "incremental"
+                    return SyncResult(plan=Plan(in_scope=in_scope or 0), dry_run=dry_run,
+                                      requests=conn.request_counts(), run_id=run_id,
+                                      mode="incremental", mode_reason="no directory changes")
+            starts = {} if dry_run else {
+                kind: conn.graph.delta_start(kind, select) for kind, select in kinds.items()}
             links = state.links("user")
             plan, timings = read_and_plan(config, mappings, conn, progress, links)
             in_scope = plan.in_scope
@@ -304,7 +399,8 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
             plan = hold_escrowed(plan, {sid: e for sid, e in state.escrowed("user").items()
                                         if e["next_retry"] > now})
             counts = plan.counts()
-            result = SyncResult(plan=plan, dry_run=dry_run, timings=timings, run_id=run_id)
+            result = SyncResult(plan=plan, dry_run=dry_run, timings=timings, run_id=run_id,
+                                mode="full", mode_reason=reason)
             if not dry_run:
                 state.link_many("user", list(plan.matched))
                 state.link_many("group", list(plan.matched_groups))
@@ -319,6 +415,11 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                 timings["apply"] = result.applied.elapsed
             result.requests = conn.request_counts()
             status = "held" if plan.held else "failed" if result.failed else "success"
+            if not dry_run:
+                for kind, link in starts.items():
+                    state.set_delta_link(kind, link)
+                state.set_meta("settings_digest", digest)
+                state.set_meta("assignments_digest", _assignments_digest(conn, config))
             return result
         finally:
             state.finish_run(run_id, status, in_scope, counts)

@@ -153,8 +153,8 @@ def test_moving_a_user_between_groups_is_one_add_and_one_remove(sandbox: Sandbox
     support = next(g for g in sandbox.graph.groups if g["displayName"] == "Support Agents")
     scope = expected_scope(sandbox)
     mover = next(m for m in sales["members"] if m in scope and m not in support["members"])
-    sales["members"].remove(mover)
-    support["members"].append(mover)
+    sandbox.graph.remove_group_member(sales["id"], mover)
+    sandbox.graph.add_group_member(support["id"], mover)
     sandbox.genesys.reset_log()
     code, _ = sync(cfg)
     assert code == 0
@@ -177,7 +177,7 @@ def test_leaving_scope_deactivates_unless_skipped(sandbox: Sandbox, tmp_path: Pa
     support = next(g for g in sandbox.graph.groups if g["displayName"] == "Support Agents")
     scope = expected_scope(sandbox)
     leaver = next(m for m in support["members"] if m in scope)
-    support["members"].remove(leaver)
+    sandbox.graph.remove_group_member(support["id"], leaver)
 
     (tmp_path / "keep").mkdir()
     keep = configure(sandbox, tmp_path / "keep", source={"skip_out_of_scope_deletions": True})

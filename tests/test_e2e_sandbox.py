@@ -300,7 +300,7 @@ def test_graph_failing_writes_nothing_and_exits_4(sandbox: Sandbox,
     sandbox.graph.throttle_next(50, retry_after=0, status=503)
     result = run_cli("--config", cfg, "sync")
     assert result.exit_code == 4
-    assert re.match(r"Error: Graph: GET /v1.0/\w+ failed with HTTP 503", result.stderr)
+    assert re.match(r"Error: Graph: GET /v1.0/[\w/]+ failed with HTTP 503", result.stderr)
     assert sandbox.genesys.writes() == []
 
 
@@ -313,7 +313,7 @@ def test_demo_command_shows_plan_sync_and_silence() -> None:
     assert "Genesys emulator received 0 write(s)." in out
     assert "Applied " in out and ", 0 failed" in out
     assert out.rstrip().endswith("Genesys emulator received 0 write(s).")
-    assert "Nothing to do: the target already matches the directory." in out
+    assert "Incremental: no directory changes since the last run" in out
 
 
 def test_sandbox_command_serves_until_stopped(tmp_path: Path) -> None:

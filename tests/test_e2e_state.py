@@ -200,8 +200,10 @@ def test_escrow_retries_with_backoff_then_clears(sandbox: Sandbox, tmp_path: Pat
     sandbox.genesys.reset_log()
     clock[0] += 1800  # not yet: the change waits in escrow, no request is spent on it
     second = run_sync(config, clock=now)
+    assert sandbox.genesys.requests == [] and second.mode == "incremental"
+    third = run_sync(config, clock=now, full=True)  # a full run shows why it is held back
+    assert any("in escrow after 1 failed attempt(s)" in s.reason for s in third.plan.skipped)
     assert sandbox.genesys.writes() == []
-    assert any("in escrow after 1 failed attempt(s)" in s.reason for s in second.plan.skipped)
 
     clock[0] += 1801  # due: retried, fails again, backoff doubles
     run_sync(config, clock=now)
@@ -226,3 +228,57 @@ def test_escrow_entries_expire_after_28_days(tmp_path: Path) -> None:
         assert state.expire_escrow(27 * 86400.0, 28 * 86400.0) == []
         (dropped,) = state.expire_escrow(29 * 86400.0, 28 * 86400.0)
         assert dropped["source_id"] == "s1" and state.escrowed() == {}
+
+
+def test_incremental_run_with_no_changes_costs_a_few_graph_requests(sandbox: Sandbox,
+                                                                     tmp_path: Path) -> None:
+    config = sandbox.config()  # scope: assigned, groups mapped
+    cfg = str(write_config(tmp_path, config))
+    code, out, _ = sync(cfg)
+    assert code == 0 and out["mode"] == "full"
+    sandbox.genesys.reset_log()
+    sandbox.graph.requests.clear()
+    code, out, _ = sync(cfg)
+    assert code == 0
+    assert out["mode"] == "incremental" and out["plan"]["changes"] == []
+    assert sandbox.genesys.requests == []  # not even a token request
+    api = [r.path for r in sandbox.graph.requests if r.path.startswith("/v1.0/")]
+    assert sorted(api) == sorted(["/v1.0/users/delta", "/v1.0/groups/delta",
+                                  f"/v1.0/servicePrincipals/{sandbox.service_principal_id}"
+                                  "/appRoleAssignedTo"])
+
+
+def test_a_directory_change_or_an_expired_token_triggers_a_full_sync(sandbox: Sandbox,
+                                                                     tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg)[0] == 0
+    user = next(u for u in sandbox.graph.users if u.get("accountEnabled", True))
+    sandbox.graph.set_user(user["id"], jobTitle="Night Shift Lead")
+    code, out, _ = sync(cfg, "--dry-run")  # a dry run sees it but does not move the watermark
+    assert out["mode"] == "full" and out["mode_reason"] == "1 directory change(s) since the " \
+        "last run"
+    sandbox.genesys.reset_log()
+    code, out, _ = sync(cfg)
+    assert code == 0 and out["mode"] == "full"
+    (write,) = sandbox.genesys.writes()
+    assert write.body["Operations"] == [{"op": "replace", "path": "title",
+                                         "value": "Night Shift Lead"}]
+    assert sync(cfg)[1]["mode"] == "incremental"
+    sandbox.graph.expire_delta_tokens()
+    code, out, _ = sync(cfg)
+    assert code == 0 and out["mode"] == "full"
+    assert out["mode_reason"] == "the Graph delta token expired (410)"
+    assert sync(cfg)[1]["mode"] == "incremental"
+
+
+def test_changed_mappings_force_a_full_sync(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg)[0] == 0
+    mappings = tmp_path / "mappings.yaml"
+    mappings.write_text(mappings.read_text().replace(
+        "{target: title, source: jobTitle}", "{target: title, source: department}"))
+    code, out, _ = sync(cfg)
+    assert out["mode"] == "full"
+    assert out["mode_reason"] == "the mappings or scope settings changed since the last run"
+    assert out["plan"]["counts"]["update"] > 0
+    assert sync(cfg, "--full")[1]["mode_reason"] == "--full was given"
