@@ -277,7 +277,7 @@ def test_changed_mappings_force_a_full_sync(sandbox: Sandbox, tmp_path: Path) ->
     mappings = tmp_path / "mappings.yaml"
     mappings.write_text(mappings.read_text().replace(
         "{target: title, source: jobTitle}", "{target: title, source: department}"))
-    code, out, _ = sync(cfg)
+    _, out, _ = sync(cfg)
     assert out["mode"] == "full"
     assert out["mode_reason"] == "the mappings or scope settings changed since the last run"
     assert out["plan"]["counts"]["update"] > 0
