@@ -54,11 +54,11 @@ def _row(label: str, result: SyncResult, seconds: float, users: int) -> dict[str
     }
 
 
-def run_one(config_path: str, label: str, users: int) -> None:
+def run_one(config_path: str, label: str, users: int, full: bool = False) -> None:
     """One sync in this process; prints its figures as one JSON line (own peak memory)."""
     config = load_config(config_path)
     started = time.monotonic()
-    result = run_sync(config)
+    result = run_sync(config, full=full)
     print(json.dumps(_row(label, result, time.monotonic() - started, users)))
 
 
@@ -73,9 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--one", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--label", default="sync", help=argparse.SUPPRESS)
+    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        run_one(args.one, args.label, args.users)
+        run_one(args.one, args.label, args.users, args.full)
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="genesys-prov-bench-") as tmp:
@@ -87,11 +88,14 @@ def main(argv: list[str] | None = None) -> None:
             text = config_path.read_text(encoding="utf-8")
             text = text.replace("concurrency: 4", f"concurrency: {args.concurrency}")
             config_path.write_text(text, encoding="utf-8")
-            for label in ("first full sync", "no-change re-sync"):
+            runs: tuple[tuple[str, list[str]], ...] = (
+                ("first full sync", []), ("no-change incremental run", []),
+                    ("no-change full re-sync (--full)", ["--full"]))
+            for label, extra in runs:
                 # each run in its own process, so each peak memory figure is its own
                 out = subprocess.run(
                     [sys.executable, "-m", "genesys_prov.bench", "--one", str(config_path),
-                     "--label", label, "--users", str(args.users)],
+                     "--label", label, "--users", str(args.users), *extra],
                     check=True, capture_output=True, text=True)
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         finally:
