@@ -282,3 +282,21 @@ def test_changed_mappings_force_a_full_sync(sandbox: Sandbox, tmp_path: Path) ->
     assert out["mode_reason"] == "the mappings or scope settings changed since the last run"
     assert out["plan"]["counts"]["update"] > 0
     assert sync(cfg, "--full")[1]["mode_reason"] == "--full was given"
+
+
+def test_full_sync_corrects_drift_made_by_hand_in_genesys(sandbox: Sandbox,
+                                                          tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg)[0] == 0
+    user = next(u for u in sandbox.graph.users
+                if u.get("accountEnabled", True) and u.get("jobTitle"))
+    held = next(u for u in sandbox.genesys.users.values()
+                if u["userName"].lower() == user["userPrincipalName"].lower())
+    held["title"] = "Changed by hand"
+    assert sync(cfg)[1]["mode"] == "incremental"  # the directory did not change
+    sandbox.genesys.reset_log()
+    code, _, _ = sync(cfg, "--full")
+    assert code == 0
+    (write,) = sandbox.genesys.writes()
+    assert write.body["Operations"] == [{"op": "replace", "path": "title",
+                                         "value": user["jobTitle"]}]
