@@ -300,3 +300,41 @@ def test_full_sync_corrects_drift_made_by_hand_in_genesys(sandbox: Sandbox,
     (write,) = sandbox.genesys.writes()
     assert write.body["Operations"] == [{"op": "replace", "path": "title",
                                          "value": user["jobTitle"]}]
+
+
+def test_killed_initial_load_resumes_without_duplicates(tmp_path: Path) -> None:
+    """kill -9 in the middle of an initial load of 2,000 users, then run again."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    with Sandbox(users=2000, workdir=tmp_path) as sb:
+        cfg = str(write_config(tmp_path, sb.config()))
+        sb.genesys.record_requests = False
+        before = len(sb.genesys.users)
+        proc = subprocess.Popen([sys.executable, "-m", "genesys_prov", "--config", cfg, "sync",
+                                 "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while len(sb.genesys.users) - before < 400 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        partial = len(sb.genesys.users) - before
+        assert 400 <= partial < 1900  # killed part-way
+
+        again = subprocess.run([sys.executable, "-m", "genesys_prov", "--config", cfg, "sync",
+                                "--output", "json"], capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        names = [u["userName"].lower() for u in sb.genesys.users.values()]
+        assert len(names) == len(set(names))
+        out = json.loads(again.stdout)
+        created = out["plan"]["counts"]["create"]
+        assert partial + created == len(sb.genesys.users) - before  # nothing created twice
+        with State.open(tmp_path / ".genesys-prov") as state:
+            links = state.links("user")
+        assert len(set(links.values())) == len(links)
+        last = subprocess.run([sys.executable, "-m", "genesys_prov", "--config", cfg, "sync",
+                               "--output", "json"], capture_output=True, text=True, timeout=300)
+        assert json.loads(last.stdout)["mode"] == "incremental"
