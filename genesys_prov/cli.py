@@ -218,6 +218,10 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
     if result.applied is not None and result.applied.aborted:
         click.echo(f"Error: the run stopped: {redact.scrub(result.applied.aborted)}", err=True)
         sys.exit(EXIT_CONNECT)
+    if result.quarantined:
+        click.echo(f"Error: the job is now quarantined ({result.quarantined}); later runs only "
+                   "probe the connection until it works", err=True)
+        sys.exit(EXIT_CONNECT)
     if result.plan.held:
         click.echo(f"Error: {result.plan.held_reason}", err=True)
         sys.exit(EXIT_SAFETY)

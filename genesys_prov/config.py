@@ -93,6 +93,8 @@ class SafetyConfig:
     escrow_backoff: float = 3600.0            # seconds before the first retry of a failure
     escrow_max_backoff: float = 86400.0
     escrow_max_age: float = 28 * 86400.0
+    quarantine_min_failures: int = 100
+    quarantine_probe_interval: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,9 @@ _SCHEMA: dict[str, Any] = {
     "safety": ({"max_deactivations": ((int, str), False), "max_source_drop": (str, False),
                 "escrow_backoff_minutes": (int, False),
                 "escrow_max_backoff_minutes": (int, False),
-                "escrow_max_age_days": (int, False)}, False),
+                "escrow_max_age_days": (int, False),
+                "quarantine_min_failures": (int, False),
+                "quarantine_probe_interval_minutes": (int, False)}, False),
 }
 _ROOT_REQUIRED = {"source", "target"}
 _SECRET_KEYS = {"client_secret", "token"}
@@ -263,8 +267,12 @@ def _safety(data: dict[str, Any]) -> SafetyConfig:
     if backoff < 1 or max_backoff < backoff or max_age < 1:
         raise ConfigError("safety.escrow_*: backoff ≥ 1 minute, max backoff ≥ backoff, "
                           "max age ≥ 1 day")
+    min_failures = data.get("quarantine_min_failures", 100)
+    probe = data.get("quarantine_probe_interval_minutes", 60)
+    if min_failures < 1 or probe < 1:
+        raise ConfigError("safety.quarantine_*: at least 1 failure and 1 minute")
     return SafetyConfig(count, percent, drop, backoff * 60.0, max_backoff * 60.0,
-                        max_age * 86400.0)
+                        max_age * 86400.0, min_failures, probe * 60.0)
 
 
 def _interpolate(value: Any, keypath: str, env: Mapping[str, str]) -> Any:

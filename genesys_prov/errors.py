@@ -94,6 +94,14 @@ class DeltaExpired(SourceError):
 class TargetError(ConnectError):
     """The SCIM target could not be read (nothing is written when this happens)."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class QuarantineError(ConnectError):
+    """The job is quarantined: runs only probe the connection until a probe succeeds."""
+
 
 class LockError(GenesysProvError):
     """Another run holds the lock."""

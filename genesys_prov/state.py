@@ -153,6 +153,10 @@ class State:
         self._write("INSERT INTO meta (key, value) VALUES (?, ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
+    def delete_meta(self, key: str) -> None:
+        """Forget a stored setting."""
+        self._write("DELETE FROM meta WHERE key = ?", (key,))
+
     # --- links -----------------------------------------------------------------------------
 
     def links(self, kind: str = "user") -> dict[str, str]:
@@ -325,6 +329,7 @@ class State:
             "log_records": self._read("SELECT count(*) FROM log")[0][0],
             "escrow": [{"source_id": sid, **entry} for sid, entry in
                        sorted(self.escrowed("user").items())],
+            "quarantine": json.loads(self.get_meta("quarantine") or "null"),
         }
 
     def reset(self, forget_links: bool = False) -> None:

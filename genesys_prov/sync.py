@@ -23,6 +23,7 @@ from genesys_prov.errors import (
     AuthError,
     DeltaExpired,
     GenesysProvError,
+    QuarantineError,
     SafetyError,
     SourceError,
     TargetError,
@@ -88,6 +89,7 @@ class SyncResult:
     run_id: str = ""
     mode: str = "full"          # full | incremental
     mode_reason: str = ""       # why a full sync ran (or "no directory changes")
+    quarantined: str | None = None  # why this run put the job in quarantine
 
     @property
     def failed(self) -> bool:
@@ -101,6 +103,7 @@ class SyncResult:
             "dry_run": self.dry_run,
             "mode": self.mode,
             "mode_reason": self.mode_reason,
+            "quarantined": self.quarantined,
             "plan": self.plan.data(),
             "result": self.applied.data() if self.applied else None,
             "requests": self.requests,
@@ -340,6 +343,64 @@ def full_sync_reason(state: State, digest: str, full: bool, now: float) -> str |
     return None
 
 
+QUARANTINE = "quarantine"
+FAILURE_RATE = 0.40
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
+
+
+def quarantine_cause(exc: BaseException) -> str | None:
+    """Why an error puts the job in quarantine (None: it does not)."""
+    if isinstance(exc, AuthError):
+        return f"authentication failed: {exc}"
+    if isinstance(exc, TargetError) and exc.status == 404:
+        return "the target answers 404 on its SCIM endpoints (wrong tenant URL?)"
+    return None
+
+
+def failure_rate_cause(applied: applying.ApplyResult | None, minimum: int) -> str | None:
+    """Too many failures: more than 40 % of the attempted changes, once enough were tried."""
+    if applied is None:
+        return None
+    attempted = len(applied.outcomes) + len(applied.group_outcomes)
+    failed = len(applied.failed)
+    if attempted >= minimum and failed > FAILURE_RATE * attempted:
+        return f"{failed} of {attempted} changes failed (over {FAILURE_RATE:.0%})"
+    return None
+
+
+def _enter_quarantine(state: State, run_id: str, reason: str, now: float) -> None:
+    state.set_meta(QUARANTINE, json.dumps({"since": _iso(now), "reason": reason,
+                                           "last_probe": now}))
+    state.log([LogRecord(run_id, "job", None, None, "Other", "Failure", "Quarantined", reason)])
+
+
+def _quarantine_gate(config: Config, state: State, run_id: str, now: float) -> bool:
+    """While quarantined, a run only probes the connection, at most once per interval.
+    Returns True when the job just left quarantine; raises QuarantineError otherwise."""
+    info = json.loads(state.get_meta(QUARANTINE) or "null")
+    if not info:
+        return False
+    interval = config.safety.quarantine_probe_interval
+    next_probe = float(info["last_probe"]) + interval
+    where = (f"quarantined since {info['since']} ({info['reason']}); `genesys-prov state "
+             "reset` clears it")
+    if now < next_probe:
+        raise QuarantineError(f"{where}; next connection probe at {_iso(next_probe)}")
+    check = run_check(config)
+    if not check.ok:
+        info["last_probe"] = now
+        state.set_meta(QUARANTINE, json.dumps(info))
+        failed = next(s for s in check.steps if not s.ok)
+        raise QuarantineError(f"{where}; the probe failed at {failed.name}: {failed.detail}")
+    state.delete_meta(QUARANTINE)
+    state.log([LogRecord(run_id, "job", None, None, "Other", "Success", "QuarantineLeft",
+                         f"left quarantine ({info['reason']}): the connection probe passed")])
+    return True
+
+
 def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = False,
              full: bool = False, progress: Progress | None = None,
              clock: Callable[[], float] = time.time) -> SyncResult:
@@ -363,10 +424,13 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
         in_scope: int | None = None
         counts: dict[str, int] = {}
         try:
+            left_quarantine = not dry_run and _quarantine_gate(config, state, run_id, clock())
             conn = connect(config)
             digest = settings_digest(config, mappings)
             kinds = _delta_kinds(config, mappings)
-            reason = full_sync_reason(state, digest, full, clock())
+            reason = full_sync_reason(state, digest, full or left_quarantine, clock())
+            if left_quarantine:
+                reason = "the job just left quarantine"
             if reason is None:
                 try:
                     reason, quiet = _probe_changes(conn, config, state, kinds)
@@ -413,6 +477,13 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                 result.applied = _apply(config, mappings, conn, plan, state, run_id, progress,
                                         clock)
                 timings["apply"] = result.applied.elapsed
+                cause = (f"authentication failed while applying: {result.applied.aborted}"
+                         if result.applied.aborted else
+                         failure_rate_cause(result.applied,
+                                            config.safety.quarantine_min_failures))
+                if cause:
+                    _enter_quarantine(state, run_id, cause, clock())
+                    result.quarantined = cause
             result.requests = conn.request_counts()
             status = "held" if plan.held else "failed" if result.failed else "success"
             if not dry_run:
@@ -421,6 +492,11 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                 state.set_meta("settings_digest", digest)
                 state.set_meta("assignments_digest", _assignments_digest(conn, config))
             return result
+        except (AuthError, TargetError) as exc:
+            cause = quarantine_cause(exc)
+            if cause and not dry_run:
+                _enter_quarantine(state, run_id, cause, clock())
+            raise
         finally:
             state.finish_run(run_id, status, in_scope, counts)
 

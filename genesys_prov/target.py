@@ -252,7 +252,8 @@ class ScimClient:
             raise TargetError(f"cannot reach the SCIM target: {exc}") from exc
         self._check_auth(response, "GET", path)
         if response.status_code not in LISTED:
-            raise TargetError(str(scim_error(response, "GET", path)))
+            raise TargetError(str(scim_error(response, "GET", path)),
+                              status=response.status_code)
         return self._json(response, "GET", path)
 
     def _pages(self, path: str, params: dict[str, Any], page_size: int) -> Iterator[dict[str, Any]]:

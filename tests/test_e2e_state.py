@@ -338,3 +338,60 @@ def test_killed_initial_load_resumes_without_duplicates(tmp_path: Path) -> None:
         last = subprocess.run([sys.executable, "-m", "genesys_prov", "--config", cfg, "sync",
                                "--output", "json"], capture_output=True, text=True, timeout=300)
         assert json.loads(last.stdout)["mode"] == "incremental"
+
+
+def test_quarantine_on_bad_credentials_probes_then_leaves(sandbox: Sandbox,
+                                                          tmp_path: Path) -> None:
+    from genesys_prov.config import load_config
+    from genesys_prov.errors import AuthError, QuarantineError
+    from genesys_prov.sync import run_sync
+
+    good = sandbox.config(scope="all")
+    bad = json.loads(json.dumps(good))
+    bad["target"]["oauth"]["client_secret"] = "revoked-secret-value"
+    cfg_path = write_config(tmp_path, bad)
+    clock = [5_000_000.0]
+    with pytest.raises(AuthError):
+        run_sync(load_config(cfg_path), clock=lambda: clock[0])
+    with State.open(tmp_path / ".genesys-prov") as state:
+        assert "authentication failed" in state.summary()["quarantine"]["reason"]
+
+    sandbox.genesys.reset_log()
+    clock[0] += 600  # within the probe interval: no request at all
+    with pytest.raises(QuarantineError, match="next connection probe at"):
+        run_sync(load_config(cfg_path), clock=lambda: clock[0])
+    assert sandbox.genesys.requests == []
+
+    clock[0] += 3600  # probe due, still failing: stays quarantined
+    with pytest.raises(QuarantineError, match="the probe failed"):
+        run_sync(load_config(cfg_path), clock=lambda: clock[0])
+    write_config(tmp_path, good)  # the admin fixes the secret
+    clock[0] += 3601
+    result = run_sync(load_config(cfg_path), clock=lambda: clock[0])
+    assert result.mode_reason == "the job just left quarantine"
+    assert result.applied is not None and result.applied.failed == []
+    with State.open(tmp_path / ".genesys-prov") as state:
+        assert state.summary()["quarantine"] is None
+        assert state.query_log(action="Other", status="success")[-1]["code"] == "QuarantineLeft"
+
+
+def test_quarantine_on_404_and_on_failure_rate(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = sandbox.config(scope="all")
+    config["target"]["url"] = sandbox.genesys_url + "/wrong"
+    (tmp_path / "a").mkdir()
+    cfg = str(write_config(tmp_path / "a", config))
+    result = run_cli("--config", cfg, "sync")
+    assert result.exit_code == 4
+    shown = json.loads(run_cli("--config", cfg, "state", "show", "--json").stdout)
+    assert "404" in shown["quarantine"]["reason"]
+    result = run_cli("--config", cfg, "sync")  # quarantined: exit 4 at once, no request
+    assert result.exit_code == 4 and "quarantined since" in result.stderr
+
+    (tmp_path / "b").mkdir()
+    cfg = configure(sandbox, tmp_path / "b", safety={"quarantine_min_failures": 5})
+    enabled = [u for u in sandbox.graph.users if u.get("accountEnabled", True)]
+    for user in enabled[: len(enabled) // 2 + 2]:
+        sandbox.graph.set_user(user["id"], userPrincipalName=f"broken-{user['id'][:8]}")
+    result = run_cli("--config", cfg, "sync", "--quiet")
+    assert result.exit_code == 4
+    assert "the job is now quarantined" in result.stderr and "changes failed" in result.stderr
