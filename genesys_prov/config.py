@@ -21,6 +21,7 @@ import yaml
 
 from genesys_prov import redact
 from genesys_prov.errors import ConfigError
+from genesys_prov.notify import EmailConfig, parse_notify
 
 CONFIG_ENV = "GENESYS_PROV_CONFIG"
 DEFAULT_CONFIG = "genesys-prov.yaml"
@@ -108,6 +109,7 @@ class Config:
     path: Path | None = None
     state_dir: Path = Path(".genesys-prov")
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+    notify: EmailConfig | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -211,6 +213,7 @@ def parse_config(
         raise ConfigError(f"{where}: expected a mapping of settings at the top level")
     env = os.environ if environ is None else environ
     data = _interpolate(raw, "", env)
+    notify = parse_notify(data.pop("notify", None))
     _check(data, _SCHEMA, "")
     for key in sorted(_ROOT_REQUIRED):
         if key not in data:
@@ -233,7 +236,8 @@ def parse_config(
     if not state_dir.is_absolute():
         state_dir = base / state_dir
     return Config(source=source, target=target, mappings_path=mappings, ca_bundle=ca_bundle,
-                  path=path, state_dir=state_dir, safety=_safety(data.get("safety") or {}))
+                  path=path, state_dir=state_dir, safety=_safety(data.get("safety") or {}),
+                  notify=notify)
 
 
 def _percent(keypath: str, text: str) -> float:

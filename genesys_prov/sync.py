@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -30,6 +31,7 @@ from genesys_prov.errors import (
 )
 from genesys_prov.http import HttpClient, RateLimiter, make_session
 from genesys_prov.mapping import DesiredUser, Mappings, load_mappings
+from genesys_prov.notify import Incident, Notifier
 from genesys_prov.plan import (
     REMOVALS,
     Action,
@@ -49,6 +51,7 @@ from genesys_prov.state import LogRecord, RunLock, State
 from genesys_prov.target import ScimClient
 
 Progress = Callable[[str, int], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -401,6 +404,43 @@ def _quarantine_gate(config: Config, state: State, run_id: str, now: float) -> b
     return True
 
 
+def incidents_of(result: SyncResult | None, quarantined: str | None) -> list[Incident]:
+    """What a run found that deserves an email (one per incident, not one per run)."""
+    out = []
+    if result is not None and result.failed:
+        failures = len(result.plan.failures) + len(result.applied.failed if result.applied
+                                                   else [])
+        lines = [f"{f.identity}: {f.code}: {f.reason}" for f in result.plan.failures[:20]]
+        if result.applied:
+            lines += [f"{o.change.identity}: {o.code}: {o.error}"
+                      for o in result.applied.failed[:20]]
+        out.append(Incident("failures", f"genesys-prov: {failures} change(s) failed",
+                            "These changes failed (more in `genesys-prov logs --status "
+                            "failure`):\n\n" + "\n".join(lines)))
+    if result is not None and result.plan.held:
+        out.append(Incident("held", f"genesys-prov: {len(result.plan.held)} deactivation(s) "
+                            "held by the safety guard", result.plan.held_reason + "\n\n" +
+                            "\n".join(c.identity for c in result.plan.held[:50])))
+    if quarantined:
+        out.append(Incident("quarantine", "genesys-prov entered quarantine",
+                            f"{quarantined}\n\nLater runs only probe the connection until it "
+                            "works; `genesys-prov state reset` clears the quarantine."))
+    return out
+
+
+def _notify(config: Config, state: State, incidents: list[Incident]) -> None:
+    def load() -> dict[str, str]:
+        data = json.loads(state.get_meta("notify_open") or "{}")
+        return data if isinstance(data, dict) else {}
+
+    def save(value: dict[str, str]) -> None:
+        state.set_meta("notify_open", json.dumps(value))
+
+    notifier = Notifier(config.notify, load, save)
+    for line in notifier.update(incidents, {"quarantine": "genesys-prov left quarantine"}):
+        log.info("notification: %s", line)
+
+
 def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = False,
              full: bool = False, progress: Progress | None = None,
              clock: Callable[[], float] = time.time) -> SyncResult:
@@ -443,6 +483,8 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                         for kind, link in quiet.items():
                             state.set_delta_link(kind, link)
                     status = "incremental"
+                    if not dry_run:
+                        _notify(config, state, [])
                     return SyncResult(plan=Plan(in_scope=in_scope or 0), dry_run=dry_run,
                                       requests=conn.request_counts(), run_id=run_id,
                                       mode="incremental", mode_reason="no directory changes")
@@ -491,11 +533,22 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                     state.set_delta_link(kind, link)
                 state.set_meta("settings_digest", digest)
                 state.set_meta("assignments_digest", _assignments_digest(conn, config))
+                _notify(config, state, incidents_of(result, result.quarantined))
             return result
+        except SafetyError as exc:
+            if not dry_run:
+                _notify(config, state, [Incident("blocked", "genesys-prov: a safety guard "
+                                                 "stopped the run", str(exc))])
+            raise
+        except QuarantineError as exc:
+            if not dry_run:
+                _notify(config, state, incidents_of(None, str(exc)))
+            raise
         except (AuthError, TargetError) as exc:
             cause = quarantine_cause(exc)
             if cause and not dry_run:
                 _enter_quarantine(state, run_id, cause, clock())
+                _notify(config, state, incidents_of(None, cause))
             raise
         finally:
             state.finish_run(run_id, status, in_scope, counts)

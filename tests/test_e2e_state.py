@@ -395,3 +395,37 @@ def test_quarantine_on_404_and_on_failure_rate(sandbox: Sandbox, tmp_path: Path)
     result = run_cli("--config", cfg, "sync", "--quiet")
     assert result.exit_code == 4
     assert "the job is now quarantined" in result.stderr and "changes failed" in result.stderr
+
+
+def test_email_once_per_incident_through_a_real_smtp_server(sandbox: Sandbox,
+                                                            tmp_path: Path) -> None:
+    from tests.test_notify import smtp_server
+
+    with smtp_server() as (inbox, port):
+        cfg = configure(sandbox, tmp_path, notify={"email": {
+            "to": "ops@contoso.com", "from": "genesys-prov@contoso.com",
+            "smtp_host": "127.0.0.1", "smtp_port": port, "starttls": False}})
+        bad = next(u for u in sandbox.graph.users if u.get("accountEnabled", True))
+        sandbox.graph.set_user(bad["id"], mobilePhone="call reception")
+        assert sync(cfg)[0] == 1
+        assert [m.message["Subject"] for m in inbox.messages] == [
+            "genesys-prov: 1 change(s) failed"]
+        assert "call reception" in inbox.messages[0].message.get_content()
+        assert sync(cfg, "--full")[0] == 1  # the same incident: no second mail
+        assert len(inbox.messages) == 1
+        sandbox.graph.set_user(bad["id"], mobilePhone="+1 425 555 0199")
+        assert sync(cfg)[0] == 0  # resolved: closed silently
+        assert len(inbox.messages) == 1
+        assert sandbox.client_secret not in inbox.messages[0].message.get_content()
+
+
+def test_a_failing_smtp_server_never_fails_the_sync(sandbox: Sandbox, tmp_path: Path) -> None:
+    from tests.test_notify import free_port
+
+    cfg = configure(sandbox, tmp_path, notify={"email": {
+        "to": "ops@contoso.com", "from": "genesys-prov@contoso.com",
+        "smtp_host": "127.0.0.1", "smtp_port": free_port(), "starttls": False}})
+    bad = next(u for u in sandbox.graph.users if u.get("accountEnabled", True))
+    sandbox.graph.set_user(bad["id"], mobilePhone="call reception")
+    code, out, _ = sync(cfg)
+    assert code == 1 and out["result"]["counts"]["success"] > 10  # exit 1 is the user failure
