@@ -126,14 +126,7 @@ class Mappings:
 
     def group_select(self) -> list[str]:
         """The Graph ``$select`` for groups: what the group mappings and scope read."""
-        needed = {"id", "displayName"} | set(self.group_scope.attributes())
-        for mapping in self.group:
-            if not mapping.is_reference:
-                for name in mapping.source_names():
-                    prop = graph_property(name)
-                    if prop is not None:
-                        needed.add(prop.split(".", 1)[0])
-        return sorted(needed)
+        return _graph_select({"id", "displayName"}, self.group_scope.attributes(), self.group)
 
     def group_target_attributes(self) -> list[str]:
         """Top-level group attributes to list from the target (members included when the
@@ -168,19 +161,8 @@ class Mappings:
         """The Graph ``$select`` list: exactly the properties the user mappings read, plus
         ``id``, ``userPrincipalName``, ``displayName`` and ``accountEnabled`` which every run
         needs (identity in reports, IsSoftDeleted)."""
-        needed = {"id", "userPrincipalName", "displayName", "accountEnabled"}
-        for name in self.user_scope.attributes():
-            prop = graph_property(name)
-            if prop is not None:
-                needed.add(prop.split(".", 1)[0])
-        for mapping in self.user:
-            if mapping.is_reference:
-                continue
-            for name in mapping.source_names():
-                prop = graph_property(name)
-                if prop is not None:
-                    needed.add(prop.split(".", 1)[0])
-        return sorted(needed)
+        return _graph_select({"id", "userPrincipalName", "displayName", "accountEnabled"},
+                             self.user_scope.attributes(), self.user)
 
     def target_attributes(self) -> list[str]:
         """Top-level target attributes the user mappings write (for SCIM ``attributes=``),
@@ -191,6 +173,19 @@ class Mappings:
             if not mapping.is_reference or mapping.source == "manager":
                 seen[mapping.path.qualified_attr] = None
         return list(seen)
+
+
+def _graph_select(base: set[str], scope_names: Iterable[str],
+                  mappings: Iterable[AttributeMapping]) -> list[str]:
+    """``base`` plus the Graph properties behind scoping attributes and value mappings."""
+    names = [*scope_names, *(n for m in mappings if not m.is_reference
+                             for n in m.source_names())]
+    needed = set(base)
+    for name in names:
+        prop = graph_property(name)
+        if prop is not None:
+            needed.add(prop.split(".", 1)[0])
+    return sorted(needed)
 
 
 def graph_property(name: str) -> str | None:

@@ -291,17 +291,20 @@ class ScimClient:
             page = min(page, GENESYS_PAGE_LIMIT_UNTRIMMED)
         return self._pages("/Groups", params, page)
 
+    def _create(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        response = self._request("POST", path, json=payload)
+        self._check_auth(response, "POST", path)
+        if response.status_code not in CREATED:
+            raise scim_error(response, "POST", path)
+        body = self._json(response, "POST", path)
+        if not isinstance(body, dict) or "id" not in body:
+            raise ScimError(response.status_code, "the created resource has no id", None,
+                            "POST", path)
+        return body
+
     def create_group(self, payload: dict[str, Any]) -> dict[str, Any]:
         """POST /Groups (generic targets only: Genesys cannot create groups)."""
-        response = self._request("POST", "/Groups", json=payload)
-        self._check_auth(response, "POST", "/Groups")
-        if response.status_code not in CREATED:
-            raise scim_error(response, "POST", "/Groups")
-        body = self._json(response, "POST", "/Groups")
-        if not isinstance(body, dict) or "id" not in body:
-            raise ScimError(response.status_code, "the created group has no id", None, "POST",
-                            "/Groups")
-        return body
+        return self._create("/Groups", payload)
 
     def patch_group(self, group_id: str, body: dict[str, Any]) -> None:
         """PATCH /Groups/{id} (member adds/removes, attributes)."""
@@ -346,15 +349,7 @@ class ScimClient:
     def create_user(self, payload: dict[str, Any]) -> dict[str, Any]:
         """POST /Users; returns the created resource. Never retried blindly: a
         TransportError with ``ambiguous`` set means it may have been created."""
-        response = self._request("POST", "/Users", json=payload)
-        self._check_auth(response, "POST", "/Users")
-        if response.status_code not in CREATED:
-            raise scim_error(response, "POST", "/Users")
-        body = self._json(response, "POST", "/Users")
-        if not isinstance(body, dict) or "id" not in body:
-            raise ScimError(response.status_code, "the created user has no id", None, "POST",
-                            "/Users")
-        return body
+        return self._create("/Users", payload)
 
     def delete_user(self, user_id: str) -> None:
         """DELETE /Users/{id} (a user hard-deleted in the directory). A 404 counts as done:
