@@ -429,3 +429,30 @@ def test_a_failing_smtp_server_never_fails_the_sync(sandbox: Sandbox, tmp_path: 
     sandbox.graph.set_user(bad["id"], mobilePhone="call reception")
     code, out, _ = sync(cfg)
     assert code == 1 and out["result"]["counts"]["success"] > 10  # exit 1 is the user failure
+
+
+def test_lock_between_two_processes_and_stale_lock_taken_over(sandbox: Sandbox,
+                                                             tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cfg = configure(sandbox, tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from genesys_prov.state import RunLock\n"
+         f"with RunLock(Path({str(tmp_path / '.genesys-prov')!r})):\n"
+         "    print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        result = subprocess.run([sys.executable, "-m", "genesys_prov", "--config", cfg, "sync"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 5
+        assert f"pid {holder.pid}" in result.stderr
+        assert sandbox.genesys.writes() == []
+    finally:
+        holder.kill()  # dies holding the lock: the OS releases it
+        holder.wait()
+    result = subprocess.run([sys.executable, "-m", "genesys_prov", "--config", cfg, "sync",
+                             "--quiet"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
