@@ -511,11 +511,12 @@ def sandbox(users: int | None, seed: int, directory: Path, quiet: bool) -> None:
 @click.option("--max-rows", type=click.IntRange(min=0), default=40, show_default=True,
               help="Changes shown per table.")
 def demo(max_rows: int) -> None:
-    """Run a real sync against the built-in sandbox: dry-run, sync, and a second sync.
+    """Run a real sync against the built-in sandbox: dry-run, sync, sync again, and a change.
 
     Starts the Graph and Genesys emulators in-process, shows the plan of a dry-run (and
-    that it wrote nothing), applies it, then syncs again to show that nothing is left to
-    do.
+    that it wrote nothing), applies it, syncs again to show that nothing is left to do
+    (an incremental run: no target request at all), then changes one user's job title in
+    the directory and shows the one minimal PATCH it costs.
 
     Example:
 
@@ -539,9 +540,22 @@ def demo(max_rows: int) -> None:
         console.rule("3. sync again")
         sb.genesys.reset_log()
         result = run_sync(config)
-        console.print(report.counts_table(result.plan))
         console.print(report.summary_line(result))
-        console.print(f"Genesys emulator received {len(sb.genesys.writes())} write(s).")
+        console.print(f"Genesys emulator received {len(sb.genesys.writes())} write(s).\n")
+        provisioned = {u["userName"].lower() for u in sb.genesys.users.values() if u["active"]}
+        user = next(u for u in sb.graph.users
+                    if u["userPrincipalName"].lower() in provisioned and u.get("jobTitle"))
+        console.rule(f"4. {user['userPrincipalName']} gets a new job title in the directory")
+        sb.graph.set_user(user["id"], jobTitle="Head of Customer Happiness")
+        sb.genesys.reset_log()
+        result = run_sync(config)
+        console.print(f"Full sync: {result.mode_reason}.", markup=False)
+        console.print(report.changes_table(result.plan, max_rows))
+        console.print(report.summary_line(result))
+        for write in sb.genesys.writes():
+            console.print(f"Genesys emulator received: {write.method} {write.path} "
+                          f"{json.dumps(write.body.get('Operations'))}", markup=False,
+                          soft_wrap=True)
 
 
 def main() -> None:

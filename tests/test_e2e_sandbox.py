@@ -312,7 +312,9 @@ def test_demo_command_shows_plan_sync_and_silence() -> None:
     assert "Dry run: would apply" in out and "nothing was written" in out
     assert "Genesys emulator received 0 write(s)." in out
     assert "Applied " in out and ", 0 failed" in out
-    assert out.rstrip().endswith("Genesys emulator received 0 write(s).")
+    assert "Genesys emulator received 0 write(s)." in out
+    assert out.rstrip().endswith(
+        '[{"op": "replace", "path": "title", "value": "Head of Customer Happiness"}]')
     assert "Incremental: no directory changes since the last run" in out
 
 
