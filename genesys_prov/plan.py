@@ -331,6 +331,7 @@ class PlanOptions:
     flavor: str = "genesys"
     links: Mapping[str, str] = field(default_factory=dict)
     on_hard_delete: str = "delete"
+    hard_deleted: frozenset[str] = frozenset()  # linked users Graph confirms hard-deleted
 
 
 def _norm(path: scimpath.TargetPath, value: Any) -> Any:
@@ -518,8 +519,10 @@ class _Planner:
                                                     "attributes differ")
 
     def plan_hard_deletes(self, target: list[TargetUser]) -> None:
-        """Linked users who no longer exist in the directory were hard-deleted there: delete
-        them in the target (or deactivate, per ``on_hard_delete``). Only linked users."""
+        """Linked users who are no longer in the directory. Only those Graph confirms as
+        hard-deleted are deleted in the target (per ``on_hard_delete``); the others — soft-
+        deleted (restorable for 30 days) or unknown — are deactivated, the safe choice: a
+        restored user gets their Genesys account back with its roles. Only linked users."""
         if not self.options.links:
             return
         by_id = {t.id: t for t in target}
@@ -530,8 +533,10 @@ class _Planner:
             snap = by_id.get(target_id)
             if snap is None:
                 continue
-            reason = "deleted in the directory"
-            if self.options.on_hard_delete == "delete":
+            hard = source_id in self.options.hard_deleted
+            reason = "deleted in the directory" if hard else \
+                "soft-deleted in the directory (or no longer readable)"
+            if hard and self.options.on_hard_delete == "delete":
                 self.pending[source_id] = _Pending(
                     DesiredUserStub.make(source_id, snap.user_name), Action.DELETE, snap, [],
                     reason)

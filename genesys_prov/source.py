@@ -220,6 +220,18 @@ class GraphReader:
             next_url, params = link, None
         raise SourceError("Graph: a delta round ended without a deltaLink")
 
+    def is_soft_deleted(self, object_id: str) -> bool | None:
+        """Is a user missing from ``/users`` only soft-deleted (in the recycle bin, restorable
+        for 30 days)? True / False (hard-deleted), or None when Graph cannot tell (e.g. no
+        permission): the caller must then assume the safer case."""
+        try:
+            self.get(f"/directory/deletedItems/{object_id}")
+            return True
+        except AuthError:
+            return None
+        except SourceError as exc:
+            return False if "HTTP 404" in str(exc) else None
+
     def iter_assignments(self, service_principal_id: str) -> Iterator[dict[str, Any]]:
         """The app role assignments of the enterprise application, paged:
         ``{principalId, principalType, appRoleId}``."""

@@ -172,8 +172,14 @@ def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
                          for g in conn.scim.list_groups(mappings.group_target_attributes())]
     timings["read_target"] = time.monotonic() - started
     started = time.monotonic()
+    options = plan_options(config, links)
+    if links:
+        present = {u.source_id for u in directory.users}
+        gone = [sid for sid in links if sid not in present]
+        hard = frozenset(sid for sid in gone if conn.graph.is_soft_deleted(sid) is False)
+        options = replace(options, hard_deleted=hard)
     plan = build_plan(directory.users, target, mappings, directory.groups, target_groups,
-                      plan_options(config, links))
+                      options)
     if directory.skipped:
         plan = replace(plan, skipped=tuple(sorted(
             (*plan.skipped, *directory.skipped),

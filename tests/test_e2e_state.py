@@ -456,3 +456,26 @@ def test_lock_between_two_processes_and_stale_lock_taken_over(sandbox: Sandbox,
     result = subprocess.run([sys.executable, "-m", "genesys_prov", "--config", cfg, "sync",
                              "--quiet"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_soft_deleted_user_is_deactivated_not_deleted(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg)[0] == 0
+    user = next(u for u in sandbox.graph.users if u.get("accountEnabled", True))
+    sandbox.graph.soft_delete_user(user["id"])
+    sandbox.genesys.reset_log()
+    code, out, _ = sync(cfg)
+    assert code == 0
+    (change,) = [c for c in out["plan"]["changes"] if c["identity"].lower() ==
+                 user["userPrincipalName"].lower()]
+    assert change["action"] == "deactivate"
+    assert change["reason"] == "soft-deleted in the directory (or no longer readable)"
+    assert not [w for w in sandbox.genesys.writes() if w.method == "DELETE"]
+    lookups = [r.path for r in sandbox.graph.requests if "deletedItems" in r.path]
+    assert lookups == [f"/v1.0/directory/deletedItems/{user['id']}"]
+    # restored within 30 days: the same Genesys user comes back
+    sandbox.graph.restore_user(user["id"])
+    code, out, _ = sync(cfg)
+    (change,) = [c for c in out["plan"]["changes"] if c["identity"].lower() ==
+                 user["userPrincipalName"].lower()]
+    assert change["action"] == "reactivate"

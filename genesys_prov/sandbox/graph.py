@@ -772,6 +772,8 @@ class GraphEmulator(RequestLog):
              groups_perm),
             (["groups", None, "transitivemembers"], "/v1.0/groups/{id}/transitiveMembers",
              self._transitive_members, groups_perm),
+            (["directory", "deleteditems", None], "/v1.0/directory/deletedItems/{id}",
+             self._get_deleted_item, users_perm),
             (["serviceprincipals", None], "/v1.0/servicePrincipals/{id}",
              self._get_service_principal, apps_perm),
             (["serviceprincipals", None, "approleassignedto"],
@@ -1027,6 +1029,18 @@ class GraphEmulator(RequestLog):
         if "@odata.nextLink" in envelope:
             envelope["@odata.nextLink"] = envelope.pop("@odata.nextLink")
         return envelope
+
+    def _get_deleted_item(self, request: Request, key: str) -> dict[str, Any]:
+        """``GET /v1.0/directory/deletedItems/{id}``: a soft-deleted user (restorable for
+        30 days), or 404 when the object was hard-deleted (or never existed)."""
+        user = self.deleted_users.get(key.lower())
+        if user is None:
+            raise GraphError(404, "Request_ResourceNotFound",
+                             f"Resource '{key}' does not exist or one of its queried "
+                             "reference-property objects are not present.")
+        return {"@odata.context": f"{self.graph_url}/v1.0/$metadata#directoryObjects/$entity",
+                "@odata.type": _USER_TYPE, "id": user["id"],
+                "userPrincipalName": user.get("userPrincipalName")}
 
     def _get_user(self, request: Request, key: str) -> dict[str, Any]:
         """``GET /v1.0/users/{id}``."""
