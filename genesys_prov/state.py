@@ -225,6 +225,14 @@ class State:
                 "in_scope": in_scope, "counts": json.loads(counts or "{}"),
                 "dry_run": bool(dry)}
 
+    def last_in_scope(self) -> int | None:
+        """Users in scope as seen by the last real run that was allowed to proceed (a run a
+        guard stopped does not count: otherwise a second attempt would pass the guard)."""
+        rows = self._read("SELECT in_scope FROM runs WHERE dry_run = 0 AND in_scope IS NOT NULL"
+                          " AND status IN ('success', 'failed', 'held', 'incremental') "
+                          "ORDER BY finished DESC, rowid DESC LIMIT 1")
+        return int(rows[0][0]) if rows else None
+
     # --- provisioning log --------------------------------------------------------------------
 
     def log(self, records: Sequence[LogRecord]) -> None:

@@ -483,8 +483,7 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                 except DeltaExpired:
                     reason, quiet = "the Graph delta token expired (410)", None
                 if quiet is not None:
-                    last = state.last_run()
-                    in_scope = last["in_scope"] if last else None
+                    in_scope = state.last_in_scope()
                     if not dry_run:
                         for kind, link in quiet.items():
                             state.set_delta_link(kind, link)
@@ -499,10 +498,9 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
             links = state.links("user")
             plan, timings = read_and_plan(config, mappings, conn, progress, links)
             in_scope = plan.in_scope
-            last = state.last_run()
             try:
-                plan = guard_plan(plan, config, len(links),
-                                  last["in_scope"] if last else None, allow_deletions)
+                plan = guard_plan(plan, config, len(links), state.last_in_scope(),
+                                  allow_deletions)
             except SafetyError:
                 status = "blocked"
                 raise

@@ -136,6 +136,8 @@ def test_source_health_guards(sandbox: Sandbox, tmp_path: Path) -> None:
     assert code == 3
     assert err.startswith("Error: source-health guard: users in scope dropped from")
     assert sandbox.genesys.writes() == []
+    code, _, err = sync(cfg)  # trying again does not get past the guard
+    assert code == 3 and "dropped from" in err
     for user in everyone[10:]:
         sandbox.graph.remove_user(user["id"])
     code, _, err = sync(cfg)
