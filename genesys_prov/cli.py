@@ -101,8 +101,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int,
         log_file: str | None) -> None:
     """Provision Microsoft Entra ID users into Genesys Cloud over SCIM 2.0.
 
-    Reads users from Microsoft Graph, applies the attribute mappings, compares the result
-    with the SCIM target, and creates, updates, deactivates and reactivates users.
+    Reads users and groups from Microsoft Graph, applies the attribute mappings, compares
+    the result with the SCIM target, and creates, updates, deactivates, reactivates and
+    deletes users, and keeps group memberships and managers in sync.
 
     Example:
 
@@ -111,8 +112,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int,
         genesys-prov sync --dry-run
 
     Exit codes: 0 success, 1 some changes failed, 2 usage or configuration error,
-    3 blocked by a safety guard, 4 cannot connect or authenticate, 5 another run holds
-    the lock.
+    3 blocked by a safety guard, 4 cannot connect or authenticate (or quarantined),
+    5 another run holds the lock.
     """
     _setup_logging(verbose, log_file)
     ctx.obj = Context(config_path, verbose)
