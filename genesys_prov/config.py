@@ -110,7 +110,6 @@ class Config:
     state_dir: Path = Path(".genesys-prov")
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     notify: EmailConfig | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verify(self) -> str | bool:
