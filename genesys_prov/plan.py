@@ -332,6 +332,9 @@ class PlanOptions:
     links: Mapping[str, str] = field(default_factory=dict)
     on_hard_delete: str = "delete"
     hard_deleted: frozenset[str] = frozenset()  # linked users Graph confirms hard-deleted
+    # Incremental plans: only these linked users may be found gone from the directory
+    # (None: a full plan, where every linked user missing from the directory is).
+    gone_candidates: frozenset[str] | None = None
 
 
 def _norm(path: scimpath.TargetPath, value: Any) -> Any:
@@ -384,6 +387,7 @@ class _Planner:
         self.out_of_scope = 0
         self.target: list[TargetUser] = []
         self.taken: dict[str, set[Any]] = {}
+        self.context: dict[str, DesiredUser] = {}  # incremental: every directory user
         self.matched_groups: list[tuple[str, str]] = []
 
     # users -------------------------------------------------------------------------------
@@ -527,8 +531,11 @@ class _Planner:
             return
         by_id = {t.id: t for t in target}
         claimed = {snap.id for snap in self.links.values()}
+        candidates = self.options.gone_candidates
         for source_id, target_id in sorted(self.options.links.items()):
             if source_id in self.users or target_id in claimed:
+                continue
+            if candidates is not None and source_id not in candidates:
                 continue
             snap = by_id.get(target_id)
             if snap is None:
@@ -552,7 +559,7 @@ class _Planner:
         in the target or is created by this plan; None otherwise."""
         if source_id is None:
             return None
-        user = self.users.get(source_id)
+        user = self.users.get(source_id) or self.context.get(source_id)
         if user is None or not user.active:
             return None
         snap = self.links.get(source_id)
@@ -561,6 +568,9 @@ class _Planner:
         pending = self.pending.get(source_id)
         if pending is not None and pending.action is Action.CREATE:
             return MemberRef(None, source_id, user.identity)
+        if source_id not in self.users and source_id in self.options.links:
+            # an incremental plan: an unchanged user the state links to a target user
+            return MemberRef(self.options.links[source_id], source_id, user.identity)
         return None
 
     def plan_managers(self, by_target_id: dict[str, TargetUser]) -> None:
@@ -576,7 +586,7 @@ class _Planner:
             current = snap.manager if snap is not None else None
             wanted = self._provisioned(user.manager)
             if user.manager is not None and wanted is None:
-                manager = self.users.get(user.manager)
+                manager = self.users.get(user.manager) or self.context.get(user.manager)
                 who = manager.identity if manager else user.manager
                 self.skipped.append(Skipped(
                     user.identity, source_id,
@@ -733,7 +743,8 @@ def build_plan(desired: Iterable[DesiredUser],
                target: Sequence[TargetUser | dict[str, Any]], mappings: Mappings,
                groups: Iterable[DesiredGroup] = (),
                target_groups: Sequence[TargetGroup | dict[str, Any]] = (),
-               options: PlanOptions | None = None) -> Plan:
+               options: PlanOptions | None = None,
+               context: Sequence[DesiredUser] | None = None) -> Plan:
     """Compare the directory with the target and return the plan.
 
     Pure: no I/O. ``target`` holds :class:`TargetUser` snapshots (SCIM dicts are accepted
@@ -743,6 +754,8 @@ def build_plan(desired: Iterable[DesiredUser],
     first); group members are the target ids of the group's in-scope members."""
     opts = options or PlanOptions()
     planner = _Planner(mappings, opts)
+    if context is not None:  # an incremental plan: `desired` is only the changed users
+        planner.context = {u.source_id: u for u in context}
     users = [t if isinstance(t, TargetUser) else snapshot(t, mappings) for t in target]
     planner.plan_users(desired, users)
     planner.plan_hard_deletes(users)
@@ -753,7 +766,7 @@ def build_plan(desired: Iterable[DesiredUser],
     group_list = list(groups)
     group_changes = planner.plan_groups(group_list, tgroups) if mappings.group else []
     linked = {snap.id for snap in planner.links.values()}
-    unmanaged = sorted(
+    unmanaged = [] if context is not None else sorted(
         (Unmanaged(t.id, t.user_name, t.active) for t in users if t.id not in linked),
         key=lambda u: (u.user_name.lower(), u.target_id),
     )
@@ -773,5 +786,6 @@ def build_plan(desired: Iterable[DesiredUser],
         target_groups=len(tgroups),
         matched=tuple((sid, snap.id) for sid, snap in planner.links.items()),
         matched_groups=tuple(planner.matched_groups),
-        in_scope=sum(1 for u in planner.users.values() if u.in_scope),
+        in_scope=sum(1 for u in (context if context is not None else planner.users.values())
+                     if u.in_scope),
     )

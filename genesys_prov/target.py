@@ -334,6 +334,23 @@ class ScimClient:
                 if resource["id"] not in seen:
                     yield resource
 
+    def get_user(self, user_id: str) -> dict[str, Any] | None:
+        """GET /Users/{id}; None when the user does not exist (404)."""
+        path = f"/Users/{user_id}"
+        try:
+            response = self._request("GET", path)
+        except TransportError as exc:
+            raise TargetError(f"cannot reach the SCIM target: {exc}") from exc
+        self._check_auth(response, "GET", path)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise TargetError(str(scim_error(response, "GET", path)), status=response.status_code)
+        body = self._json(response, "GET", path)
+        if not isinstance(body, dict) or "id" not in body:
+            raise TargetError(f"GET {path}: the answer is not a SCIM user")
+        return body
+
     def find_users(self, attribute: str, value: str) -> list[dict[str, Any]]:
         """Users whose ``attribute`` equals ``value`` (``filter=attribute eq "value"``,
         escaped)."""

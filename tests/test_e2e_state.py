@@ -250,27 +250,76 @@ def test_incremental_run_with_no_changes_costs_a_few_graph_requests(sandbox: San
                                   "/appRoleAssignedTo"])
 
 
-def test_a_directory_change_or_an_expired_token_triggers_a_full_sync(sandbox: Sandbox,
-                                                                     tmp_path: Path) -> None:
+def test_a_changed_user_costs_one_target_read_and_one_write(sandbox: Sandbox,
+                                                          tmp_path: Path) -> None:
     cfg = configure(sandbox, tmp_path)
     assert sync(cfg)[0] == 0
     user = next(u for u in sandbox.graph.users if u.get("accountEnabled", True))
     sandbox.graph.set_user(user["id"], jobTitle="Night Shift Lead")
     code, out, _ = sync(cfg, "--dry-run")  # a dry run sees it but does not move the watermark
-    assert out["mode"] == "full" and out["mode_reason"] == "1 directory change(s) since the " \
-        "last run"
+    assert out["mode"] == "incremental" and out["mode_reason"] == "1 directory change(s)"
+    assert [c["action"] for c in out["plan"]["changes"]] == ["update"]
     sandbox.genesys.reset_log()
     code, out, _ = sync(cfg)
-    assert code == 0 and out["mode"] == "full"
+    assert code == 0 and out["mode"] == "incremental"
     (write,) = sandbox.genesys.writes()
     assert write.body["Operations"] == [{"op": "replace", "path": "title",
                                          "value": "Night Shift Lead"}]
-    assert sync(cfg)[1]["mode"] == "incremental"
+    reads = sorted(r.path.rsplit("/", 2)[-2] if "/Users/" in r.path else r.path.rsplit("/")[-1]
+                   for r in sandbox.genesys.requests if r.method == "GET")
+    assert reads == ["Groups", "Users"]  # the group listing and one GET /Users/{id}
+    assert sync(cfg)[1]["mode_reason"] == "no directory changes"
+
+
+def test_an_expired_delta_token_triggers_a_full_sync(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg)[0] == 0
     sandbox.graph.expire_delta_tokens()
     code, out, _ = sync(cfg)
     assert code == 0 and out["mode"] == "full"
     assert out["mode_reason"] == "the Graph delta token expired (410)"
     assert sync(cfg)[1]["mode"] == "incremental"
+
+
+def test_incremental_changes_keep_full_sync_semantics(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Disable, soft-delete, hard-delete, a new user and a membership move, all in one
+    incremental run: the same result a full sync gives."""
+    cfg = str(write_config(tmp_path, sandbox.config()))  # assigned scope, groups, managers
+    assert sync(cfg)[0] == 0
+    held = {u["userName"].lower(): u for u in sandbox.genesys.users.values()}
+    users = [u for u in sandbox.graph.users
+             if u["userPrincipalName"].lower() in held and held[u["userPrincipalName"].lower()]
+             ["active"] and u["id"] not in {a["principalId"] for a in
+                                            sandbox.graph.app_role_assignments}]
+    disabled, soft, hard = users[0], users[1], users[2]
+    sandbox.graph.set_user(disabled["id"], accountEnabled=False)
+    sandbox.graph.soft_delete_user(soft["id"])
+    sandbox.graph.remove_user(hard["id"])
+    sales = next(g for g in sandbox.graph.groups if g["displayName"] == "Sales Agents")
+    newcomer = {"id": "0c0ffee0-0000-4000-8000-000000000001",
+                "userPrincipalName": "new.agent@contoso.com", "displayName": "New Agent",
+                "accountEnabled": True, "jobTitle": "Agent", "manager": None}
+    sandbox.graph.add_user(newcomer)
+    sandbox.graph.add_group_member(sales["id"], newcomer["id"])
+    sandbox.genesys.reset_log()
+    code, out, _ = sync(cfg)
+    assert code == 0, out
+    assert out["mode"] == "incremental"
+    actions = {c["identity"].lower(): c["action"] for c in out["plan"]["changes"]}
+    assert actions[disabled["userPrincipalName"].lower()] == "deactivate"
+    assert actions[soft["userPrincipalName"].lower()] == "deactivate"
+    assert actions[hard["userPrincipalName"].lower()] == "delete"
+    assert actions["new.agent@contoso.com"] == "create"
+    after = {u["userName"].lower(): u for u in sandbox.genesys.users.values()}
+    group = next(g for g in sandbox.genesys.groups.values() if g["displayName"] == "Sales Agents")
+    members = {m["value"] for m in group.get("members", [])}
+    assert after["new.agent@contoso.com"]["id"] in members
+    assert held[disabled["userPrincipalName"].lower()]["id"] not in members
+    assert not any(r.method == "GET" and r.path.endswith("/Users") and "startIndex" in r.query
+                   for r in sandbox.genesys.requests)  # the user list was not read
+    # and a full sync finds nothing left to do
+    code, out, _ = sync(cfg, "--full")
+    assert out["plan"]["changes"] == [] and out["plan"]["group_changes"] == []
 
 
 def test_changed_mappings_force_a_full_sync(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -481,3 +530,17 @@ def test_soft_deleted_user_is_deactivated_not_deleted(sandbox: Sandbox, tmp_path
     (change,) = [c for c in out["plan"]["changes"] if c["identity"].lower() ==
                  user["userPrincipalName"].lower()]
     assert change["action"] == "reactivate"
+
+
+def test_many_changes_fall_back_to_listing_the_target(tmp_path: Path) -> None:
+    with Sandbox(users=200, workdir=tmp_path) as sb:
+        cfg = str(write_config(tmp_path, sb.config(scope="all")))
+        assert sync(cfg)[0] == 0
+        for user in sb.graph.users[:40]:
+            sb.graph.set_user(user["id"], jobTitle="Reorganised")
+        code, out, _ = sync(cfg)
+        assert code == 0 and out["mode"] == "full"
+        assert out["mode_reason"].endswith(
+            "listing the target is cheaper than reading them one by one")
+        enabled = sum(1 for u in sb.graph.users[:40] if u.get("accountEnabled", True))
+        assert out["plan"]["counts"]["update"] >= enabled - 2

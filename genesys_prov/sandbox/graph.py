@@ -376,6 +376,11 @@ class GraphEmulator(RequestLog):
             self._record("user", user["id"], "soft")
             for group in self._groups_with(lowered):
                 self._record("group", group["id"], "member-", member_id=user["id"])
+            # the reports lose their (expanded) manager while it is in the recycle bin
+            for other in self.users:
+                if (other.get("manager") or "").lower() == lowered:
+                    self._record("user", other["id"], "update", props=("manager",),
+                                 old_manager=other["manager"])
 
     def restore_user(self, user_id: str) -> None:
         """Restore a soft-deleted user (with its group memberships); delta reports it in
@@ -392,6 +397,9 @@ class GraphEmulator(RequestLog):
             self._record("user", user["id"], "restore")
             for group in self._groups_with(user["id"].lower()):
                 self._record("group", group["id"], "member+", member_id=user["id"])
+            for other in self.users:
+                if (other.get("manager") or "").lower() == user["id"].lower():
+                    self._record("user", other["id"], "update", props=("manager",))
 
     def set_group(self, group_id: str, **props: Any) -> None:
         """Change properties of a group (``members=[ids]`` replaces the direct members)."""
