@@ -544,3 +544,16 @@ def test_many_changes_fall_back_to_listing_the_target(tmp_path: Path) -> None:
             "listing the target is cheaper than reading them one by one")
         enabled = sum(1 for u in sb.graph.users[:40] if u.get("accountEnabled", True))
         assert out["plan"]["counts"]["update"] >= enabled - 2
+
+
+def test_a_replayed_delta_round_is_harmless(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg)[0] == 0
+    user = next(u for u in sandbox.graph.users if u.get("accountEnabled", True))
+    sandbox.graph.set_user(user["id"], jobTitle="Replayed Title")
+    assert sync(cfg)[0] == 0
+    sandbox.graph.replay_next_delta()  # Graph sends the same changes again
+    sandbox.genesys.reset_log()
+    code, out, _ = sync(cfg)
+    assert code == 0 and out["mode"] == "incremental"
+    assert out["plan"]["changes"] == [] and sandbox.genesys.writes() == []

@@ -73,3 +73,30 @@ def test_bad_answers_are_clear_errors(kwargs, error, message):
         responses.get(f"{GRAPH}/v1.0/users", **kwargs)
     with pytest.raises(error, match=message):
         list(reader().iter_users(["id"]))
+
+
+@responses.activate
+def test_graph_failing_part_way_is_a_safety_stop_not_a_short_directory(tmp_path):
+    """A directory read that fails after some pages must never look like a smaller
+    directory: it stops the run with the source-health guard (exit 3)."""
+    from types import SimpleNamespace
+
+    from genesys_prov.config import Config, TargetConfig
+    from genesys_prov.errors import SafetyError
+    from genesys_prov.mapping import default_mappings_text, parse_mappings
+    from genesys_prov.sync import read_and_plan
+
+    nxt = f"{GRAPH}/v1.0/users?$skiptoken=p2"
+    responses.get(f"{GRAPH}/v1.0/users", json={"value": [{"id": "1"}], "@odata.nextLink": nxt})
+    for _ in range(6):
+        responses.get(nxt, status=500, json={"error": {"code": "InternalServerError"}})
+    graph = reader()
+    config = Config(source=SourceConfig(tenant_id="t", client_id="c", client_secret="s" * 8,
+                                        graph_url=GRAPH, scope="all"),
+                    target=TargetConfig(url="https://api.example.test/api/v2/scim/v2",
+                                        token="tok-12345"),
+                    mappings_path=tmp_path / "m.yaml")
+    mappings = parse_mappings(default_mappings_text().split("group:")[0])
+    conn = SimpleNamespace(graph=graph, scim=None)
+    with pytest.raises(SafetyError, match="failed part-way after 1 page"):
+        read_and_plan(config, mappings, conn)  # type: ignore[arg-type]
