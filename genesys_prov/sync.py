@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from genesys_prov import apply as applying
 from genesys_prov.config import Config
-from genesys_prov.directory import read_directory
+from genesys_prov.directory import Directory, read_directory
 from genesys_prov.errors import (
     AuthError,
     DeltaExpired,
@@ -41,6 +41,7 @@ from genesys_prov.plan import (
     Plan,
     PlanOptions,
     Skipped,
+    TargetGroup,
     TargetUser,
     build_plan,
     group_snapshot,
@@ -142,35 +143,54 @@ def plan_options(config: Config, links: dict[str, str] | None = None) -> PlanOpt
     )
 
 
-def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
-                  progress: Progress | None = None,
-                  links: dict[str, str] | None = None) -> tuple[Plan, dict[str, float]]:
-    """Read both sides completely and build the plan. Any read failure raises before a
-    single write is sent."""
+def _read_directory(config: Config, mappings: Mappings, conn: Connections,
+                    progress: Progress | None) -> Directory:
+    """Read the directory (with the Genesys data rules applied). A read that fails after
+    some pages is a safety stop: it must never look like a smaller directory."""
     genesys = config.target.flavor == "genesys"
     region = config.target.phone_default_region
 
     def rule(desired: DesiredUser) -> DesiredUser:
         return apply_genesys_rules(desired, region) if genesys else desired
 
-    timings: dict[str, float] = {}
-    started = time.monotonic()
     try:
-        directory = read_directory(conn.graph, config.source, mappings, rule, progress)
+        return read_directory(conn.graph, config.source, mappings, rule, progress)
     except SourceError as exc:
         if conn.graph.pages_read:
             raise SafetyError(f"source-health guard: the Graph read failed part-way after "
                               f"{conn.graph.pages_read} page(s) ({exc}); nothing was written")\
                 from exc
         raise
+
+
+def _target_groups(conn: Connections, mappings: Mappings) -> list[TargetGroup]:
+    if not mappings.group:
+        return []
+    return [group_snapshot(g, mappings)
+            for g in conn.scim.list_groups(mappings.group_target_attributes())]
+
+
+def _with_directory_skips(plan: Plan, directory: Directory) -> Plan:
+    if not directory.skipped:
+        return plan
+    return replace(plan, skipped=tuple(sorted(
+        (*plan.skipped, *directory.skipped),
+        key=lambda s: (s.kind, s.identity.lower(), s.source_id))))
+
+
+def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
+                  progress: Progress | None = None,
+                  links: dict[str, str] | None = None) -> tuple[Plan, dict[str, float]]:
+    """Read both sides completely and build the plan. Any read failure raises before a
+    single write is sent."""
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    directory = _read_directory(config, mappings, conn, progress)
     timings["read_source"] = time.monotonic() - started
     started = time.monotonic()
     listing = (snapshot(r, mappings) for r in conn.scim.list_users(mappings.target_attributes()))
     target = _collect(listing, "target", progress)
-    target_groups = []
-    if mappings.group:
-        target_groups = [group_snapshot(g, mappings)
-                         for g in conn.scim.list_groups(mappings.group_target_attributes())]
+    target_groups = _target_groups(conn, mappings)
     timings["read_target"] = time.monotonic() - started
     started = time.monotonic()
     options = plan_options(config, links)
@@ -181,12 +201,8 @@ def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
         options = replace(options, hard_deleted=hard)
     plan = build_plan(directory.users, target, mappings, directory.groups, target_groups,
                       options)
-    if directory.skipped:
-        plan = replace(plan, skipped=tuple(sorted(
-            (*plan.skipped, *directory.skipped),
-            key=lambda s: (s.kind, s.identity.lower(), s.source_id))))
     timings["plan"] = time.monotonic() - started
-    return plan, timings
+    return _with_directory_skips(plan, directory), timings
 
 
 def guard_plan(plan: Plan, config: Config, linked: int, last_in_scope: int | None,
@@ -319,15 +335,9 @@ def read_and_plan_changes(config: Config, mappings: Mappings, conn: Connections,
     """An incremental plan: the directory is read (Graph is cheap), but of the target only
     the changed users are read — one GET each, instead of listing every user — and the
     groups. The users that did not change keep their links."""
-    genesys = config.target.flavor == "genesys"
-    region = config.target.phone_default_region
-
-    def rule(desired: DesiredUser) -> DesiredUser:
-        return apply_genesys_rules(desired, region) if genesys else desired
-
     timings: dict[str, float] = {}
     started = time.monotonic()
-    directory = read_directory(conn.graph, config.source, mappings, rule, progress)
+    directory = _read_directory(config, mappings, conn, progress)
     timings["read_source"] = time.monotonic() - started
     started = time.monotonic()
     subset = [u for u in directory.users if u.source_id in changed]
@@ -357,10 +367,7 @@ def read_and_plan_changes(config: Config, mappings: Mappings, conn: Connections,
         if resource is not None and str(resource.get("id")) not in seen:
             seen.add(str(resource["id"]))
             snapshots.append(snapshot(resource, mappings))
-    target_groups = []
-    if mappings.group:
-        target_groups = [group_snapshot(g, mappings)
-                         for g in conn.scim.list_groups(mappings.group_target_attributes())]
+    target_groups = _target_groups(conn, mappings)
     timings["read_target"] = time.monotonic() - started
     started = time.monotonic()
     hard = frozenset(sid for sid in gone if conn.graph.is_soft_deleted(sid) is False)
@@ -368,12 +375,8 @@ def read_and_plan_changes(config: Config, mappings: Mappings, conn: Connections,
                       gone_candidates=frozenset(gone))
     plan = build_plan(subset, snapshots, mappings, directory.groups, target_groups, options,
                       context=directory.users)
-    if directory.skipped:
-        plan = replace(plan, skipped=tuple(sorted(
-            (*plan.skipped, *directory.skipped),
-            key=lambda s: (s.kind, s.identity.lower(), s.source_id))))
     timings["plan"] = time.monotonic() - started
-    return plan, timings
+    return _with_directory_skips(plan, directory), timings
 
 
 def mappings_path(mappings: Mappings, target: str) -> str:

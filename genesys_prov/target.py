@@ -281,14 +281,20 @@ class ScimClient:
                                   "view of the target")
             start += len(resources)
 
-    def list_groups(self, attributes: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
-        """Every group in the target, paged (trimmed with ``attributes=`` like users)."""
+    def _list_params(self, attributes: Sequence[str]) -> tuple[dict[str, Any], int]:
+        """Listing parameters and page size: above 25 only when ``attributes=`` trims the
+        response (Genesys answers 429 otherwise)."""
         params: dict[str, Any] = {}
         page = self.config.page_size
         if attributes:
             params["attributes"] = ",".join(attributes)
         elif self.config.flavor == "genesys":
             page = min(page, GENESYS_PAGE_LIMIT_UNTRIMMED)
+        return params, page
+
+    def list_groups(self, attributes: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+        """Every group in the target, paged (trimmed with ``attributes=`` like users)."""
+        params, page = self._list_params(attributes)
         return self._pages("/Groups", params, page)
 
     def _create(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -318,12 +324,7 @@ class ScimClient:
         """Every user in the target, paged. For Genesys, the unfiltered list hides
         inactive users, so a second listing with ``filter=active eq false`` follows; the
         page size is above 25 only when ``attributes=`` trims the response."""
-        params: dict[str, Any] = {}
-        page = self.config.page_size
-        if attributes:
-            params["attributes"] = ",".join(attributes)
-        elif self.config.flavor == "genesys":
-            page = min(page, GENESYS_PAGE_LIMIT_UNTRIMMED)
+        params, page = self._list_params(attributes)
         seen: set[str] = set()
         for resource in self._pages("/Users", params, page):
             seen.add(resource["id"])
