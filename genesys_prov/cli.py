@@ -184,9 +184,12 @@ def _render_sync(result: SyncResult, output: str, max_rows: int) -> None:
               help="For cron: print only errors and a one-line summary.")
 @click.option("--full", is_flag=True,
               help="Read both sides completely even when the directory did not change.")
+@click.option("--report", "reports", multiple=True, metavar="PATH",
+              help="Also write the plan (and outcomes) to a file: .json, .csv or .md by "
+                   "extension. Repeatable.")
 @click.pass_obj
 def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
-         max_rows: int, quiet: bool, full: bool) -> None:
+         max_rows: int, quiet: bool, full: bool, reports: tuple[str, ...]) -> None:
     """Read the directory and the target, plan, and apply the plan.
 
     With --dry-run the plan is printed and nothing is written. Exits 1 when some changes
@@ -198,8 +201,12 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
         genesys-prov sync --dry-run
 
         genesys-prov sync --output json > result.json
+
+        genesys-prov sync --dry-run --report plan.md --report plan.csv
     """
     config = obj.config()
+    with errors_to_exit():
+        report.check_report_paths(reports)
     update, stop = _progress() if not quiet else ((lambda stage, n: None), (lambda: None))
     try:
         with errors_to_exit():
@@ -216,6 +223,8 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
     else:
         _render_sync(result, output, max_rows)
     logging.getLogger("genesys_prov.sync").info("%s", report.summary_line(result))
+    with errors_to_exit():
+        report.write_reports(reports, result)
     if result.applied is not None and result.applied.aborted:
         click.echo(f"Error: the run stopped: {redact.scrub(result.applied.aborted)}", err=True)
         sys.exit(EXIT_CONNECT)

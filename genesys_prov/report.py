@@ -5,8 +5,12 @@ They build objects; the CLI decides where they are printed.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -14,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from genesys_prov.apply import FAILURE, Outcome
+from genesys_prov.errors import ConfigError
 from genesys_prov.plan import Action, Change, Plan
 from genesys_prov.scimpath import ENTERPRISE_USER, GENESYS_USER
 from genesys_prov.sync import CheckResult, SyncResult
@@ -223,3 +228,127 @@ def state_table(summary: dict[str, Any]) -> Table:
                                    f"{last.get('finished')}" if last else "none"))
     table.add_row("log records", str(summary["log_records"]))
     return table
+
+
+# --- report files -------------------------------------------------------------------------
+
+REPORT_FORMATS = (".json", ".csv", ".md")
+REPORT_SCHEMA = 1
+CSV_COLUMNS = ("action", "identity", "source_id", "target_id", "attribute", "old", "new",
+               "status", "reason")
+
+
+def check_report_paths(paths: Sequence[str]) -> None:
+    """Refuse report paths with an unsupported extension before the run starts."""
+    for path in paths:
+        if not path.lower().endswith(REPORT_FORMATS):
+            raise ConfigError(f"--report {path}: the format follows the extension; supported: "
+                              f"{', '.join(REPORT_FORMATS)}")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict) and "display" in value:
+        return str(value["display"])
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def report_rows(result: SyncResult) -> Iterator[dict[str, str]]:
+    """One row per attribute change (and per member added or removed), then skipped items
+    and failures — the CSV report's rows. Redacted values stay redacted."""
+    outcomes = {}
+    if result.applied is not None:
+        for o in result.applied.outcomes + result.applied.group_outcomes:
+            outcomes[(o.change.source_id, type(o.change).__name__)] = o
+    default = "planned" if result.dry_run else "not applied"
+    for change in result.plan.changes:
+        outcome = outcomes.get((change.source_id, "Change"))
+        status = outcome.status if outcome else default
+        reason = (outcome.error if outcome and outcome.error else change.reason) or ""
+        items = change.attributes or ()
+        if not items:
+            yield dict(zip(CSV_COLUMNS, (change.action.value, change.identity, change.source_id,
+                                         change.target_id or "", "", "", "", status, reason),
+                           strict=True))
+        for item in items:
+            data = item.data()
+            yield dict(zip(CSV_COLUMNS, (
+                change.action.value, change.identity, change.source_id, change.target_id or "",
+                item.attribute, _cell(data["old"]), _cell(data["new"]), status, reason),
+                strict=True))
+    for group in result.plan.group_changes:
+        outcome = outcomes.get((group.source_id, "GroupChange"))
+        status = outcome.status if outcome else default
+        reason = (outcome.error if outcome and outcome.error else "") or ""
+        for item in group.attributes:
+            data = item.data()
+            yield dict(zip(CSV_COLUMNS, (group.action.value, group.identity, group.source_id,
+                                         group.target_id or "", item.attribute,
+                                         _cell(data["old"]), _cell(data["new"]), status,
+                                         reason), strict=True))
+        for verb, members in (("add member", group.add), ("remove member", group.remove)):
+            for member in members:
+                yield dict(zip(CSV_COLUMNS, (verb, group.identity, group.source_id,
+                                             group.target_id or "", "members",
+                                             "" if verb == "add member" else member.display,
+                                             member.display if verb == "add member" else "",
+                                             status, reason), strict=True))
+    for skipped in result.plan.skipped:
+        yield dict(zip(CSV_COLUMNS, (f"skip {skipped.kind}", skipped.identity,
+                                     skipped.source_id, "", "", "", "", "skipped",
+                                     skipped.reason), strict=True))
+    for failure in result.plan.failures:
+        yield dict(zip(CSV_COLUMNS, ("fail", failure.identity, failure.source_id,
+                                     ",".join(failure.target_ids), "", "", "", "failure",
+                                     f"{failure.code}: {failure.reason}"), strict=True))
+    for held in result.plan.held:
+        yield dict(zip(CSV_COLUMNS, (held.action.value, held.identity, held.source_id,
+                                     held.target_id or "", "", "", "", "held",
+                                     result.plan.held_reason), strict=True))
+
+
+def _markdown(result: SyncResult) -> str:
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    title = "Dry run" if result.dry_run else "Sync"
+    lines = [f"# genesys-prov {title.lower()} report", "",
+             f"- run: `{result.run_id}` ({result.mode}"
+             f"{': ' + esc(result.mode_reason) if result.mode_reason else ''})",
+             f"- {summary_line(result)}", "", "## Counts", "", "| what | count |", "|---|---|"]
+    lines += [f"| {k.replace('_', ' ')} | {v} |" for k, v in result.plan.counts().items() if v]
+    rows = list(report_rows(result))
+    lines += ["", "## Changes", ""]
+    if rows:
+        lines += ["| " + " | ".join(CSV_COLUMNS) + " |", "|" + "---|" * len(CSV_COLUMNS)]
+        lines += ["| " + " | ".join(esc(row[c]) for c in CSV_COLUMNS) + " |" for row in rows]
+    else:
+        lines.append("No changes.")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(paths: Sequence[str], result: SyncResult) -> None:
+    """Write one report per path; the format follows the extension (.json: the complete
+    result with a schema version; .csv: one row per attribute change; .md: for tickets).
+    Each file is written whole or not at all (written aside, then renamed)."""
+    for path in paths:
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if suffix == ".json":
+            text = to_json({"schema": REPORT_SCHEMA, "generated": datetime.now(UTC).isoformat(
+                timespec="seconds"), **result.data()})
+        elif suffix == ".csv":
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(report_rows(result))
+            text = buffer.getvalue()
+        else:
+            text = _markdown(result)
+        partial = target.with_name(target.name + ".partial")
+        try:
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(target)
+        except OSError as exc:
+            raise ConfigError(f"--report {path}: cannot write: {exc.strerror}") from exc

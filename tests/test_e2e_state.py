@@ -557,3 +557,47 @@ def test_a_replayed_delta_round_is_harmless(sandbox: Sandbox, tmp_path: Path) ->
     code, out, _ = sync(cfg)
     assert code == 0 and out["mode"] == "incremental"
     assert out["plan"]["changes"] == [] and sandbox.genesys.writes() == []
+
+
+def test_reports_json_csv_md(sandbox: Sandbox, tmp_path: Path) -> None:
+    import csv as csvlib
+
+    mappings = (Path(__file__).parent.parent / "mappings.yaml").read_text().replace(
+        "{target: title, source: jobTitle}", "{target: title, expression: 'Redact([jobTitle])'}")
+    config = sandbox.config(scope="all")
+    cfg = str(write_config(tmp_path, config, mappings))
+    out_dir = tmp_path / "reports"
+    out_dir.mkdir()
+    paths = [str(out_dir / f"plan.{ext}") for ext in ("json", "csv", "md")]
+    args = [a for p in paths for a in ("--report", p)]
+    result = run_cli("--config", cfg, "sync", "--dry-run", *args)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(Path(paths[0]).read_text())
+    assert data["schema"] == 1 and data["dry_run"] is True
+    assert data["plan"]["counts"]["create"] == len(
+        [c for c in data["plan"]["changes"] if c["action"] == "create"])
+    rows = list(csvlib.DictReader(Path(paths[1]).read_text().splitlines()))
+    assert rows and set(rows[0]) == {"action", "identity", "source_id", "target_id",
+                                     "attribute", "old", "new", "status", "reason"}
+    titles = [r for r in rows if r["attribute"] == "title"]
+    assert titles and all(r["new"] == "[Redact]" and r["status"] == "planned" for r in titles)
+    shown = [a for c in data["plan"]["changes"] for a in c["attributes"]
+             if a["attribute"] == "title"]
+    assert shown and all(a["new"] == "[Redact]" for a in shown)
+    markdown = Path(paths[2]).read_text()
+    assert all("[Redact]" in line for line in markdown.splitlines() if "| title |" in line)
+    assert markdown.startswith("# genesys-prov dry run report") and "| create |" in markdown
+    assert sandbox.genesys.writes() == []
+
+    result = run_cli("--config", cfg, "sync", "--report", str(out_dir / "after.csv"))
+    assert result.exit_code == 0
+    rows = list(csvlib.DictReader((out_dir / "after.csv").read_text().splitlines()))
+    assert {r["status"] for r in rows if r["action"] == "create"} == {"success"}
+
+
+def test_unknown_report_format_exits_2_before_any_request(sandbox: Sandbox,
+                                                         tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    result = run_cli("--config", cfg, "sync", "--report", str(tmp_path / "plan.pdf"))
+    assert result.exit_code == 2 and "supported: .json, .csv, .md" in result.stderr
+    assert sandbox.graph.requests == [] and sandbox.genesys.requests == []
