@@ -6,6 +6,7 @@ They build objects; the CLI decides where they are printed.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from collections.abc import Iterator, Sequence
@@ -232,7 +233,7 @@ def state_table(summary: dict[str, Any]) -> Table:
 
 # --- report files -------------------------------------------------------------------------
 
-REPORT_FORMATS = (".json", ".csv", ".md")
+REPORT_FORMATS = (".json", ".csv", ".md", ".html")
 REPORT_SCHEMA = 1
 CSV_COLUMNS = ("action", "identity", "source_id", "target_id", "attribute", "old", "new",
                "status", "reason")
@@ -330,7 +331,8 @@ def _markdown(result: SyncResult) -> str:
 
 def write_reports(paths: Sequence[str], result: SyncResult) -> None:
     """Write one report per path; the format follows the extension (.json: the complete
-    result with a schema version; .csv: one row per attribute change; .md: for tickets).
+    result with a schema version; .csv: one row per attribute change; .md: for tickets;
+    .html: one self-contained page, filterable and sortable, no network).
     Each file is written whole or not at all (written aside, then renamed)."""
     for path in paths:
         target = Path(path)
@@ -344,6 +346,8 @@ def write_reports(paths: Sequence[str], result: SyncResult) -> None:
             writer.writeheader()
             writer.writerows(report_rows(result))
             text = buffer.getvalue()
+        elif suffix == ".html":
+            text = _html(result)
         else:
             text = _markdown(result)
         partial = target.with_name(target.name + ".partial")
@@ -352,3 +356,76 @@ def write_reports(paths: Sequence[str], result: SyncResult) -> None:
             partial.replace(target)
         except OSError as exc:
             raise ConfigError(f"--report {path}: cannot write: {exc.strerror}") from exc
+
+
+_HTML_STYLE = """
+body{font:14px system-ui,sans-serif;margin:2em;color:#222}
+h1{font-size:1.4em}table{border-collapse:collapse;width:100%}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f4f4f4;cursor:pointer;user-select:none}
+table.counts{width:auto;min-width:20em}
+.counts td{text-align:right}.counts td:first-child{text-align:left}
+td.id{font:12px monospace;white-space:nowrap;color:#555}
+tr.failure td{background:#fde8e8}tr.held td{background:#fff3cd}
+#filters{margin:1em 0}#filters input{width:24em}
+"""
+
+_HTML_SCRIPT = """
+const rows=[...document.querySelectorAll('#changes tbody tr')];
+const q=document.getElementById('q'),act=document.getElementById('action'),
+st=document.getElementById('status'),shown=document.getElementById('visible-count');
+function apply(){const t=q.value.toLowerCase();let n=0;
+for(const r of rows){const ok=(!t||r.textContent.toLowerCase().includes(t))&&
+(!act.value||r.dataset.action===act.value)&&(!st.value||r.dataset.status===st.value);
+r.hidden=!ok;if(ok)n++;}shown.textContent=n;}
+for(const e of [q,act,st])e.addEventListener('input',apply);
+document.querySelectorAll('#changes th').forEach((th,i)=>th.addEventListener('click',()=>{
+const body=th.closest('table').tBodies[0],dir=th.dataset.dir==='asc'?-1:1;
+th.dataset.dir=dir>0?'asc':'desc';
+[...body.rows].sort((a,b)=>a.cells[i].textContent.localeCompare(b.cells[i].textContent)*dir)
+.forEach(r=>body.appendChild(r));}));
+const p=new URLSearchParams(location.hash.slice(1));
+if(p.has('q'))q.value=p.get('q');if(p.has('action'))act.value=p.get('action');
+if(p.has('status'))st.value=p.get('status');apply();
+"""
+
+
+def _html_cell(column: str, value: str) -> str:
+    if column in ("source_id", "target_id"):
+        return f'<td class="id" title="{html.escape(value)}">{html.escape(value[:8])}</td>'
+    if column == "attribute":
+        return f'<td title="{html.escape(value)}">{html.escape(short_attribute(value))}</td>'
+    return f"<td>{html.escape(value)}</td>"
+
+
+def _html(result: SyncResult) -> str:
+    esc = html.escape
+    rows = list(report_rows(result))
+    actions = sorted({r["action"] for r in rows})
+    statuses = sorted({r["status"] for r in rows})
+    title = "dry run" if result.dry_run else "sync"
+    counts = "".join(f"<tr><td>{esc(k.replace('_', ' '))}</td><td>{v}</td></tr>"
+                     for k, v in result.plan.counts().items() if v)
+    head = "".join(f"<th>{esc(c)}</th>" for c in CSV_COLUMNS)
+    body = "".join(
+        f'<tr class="{esc(r["status"])}" data-action="{esc(r["action"])}" '
+        f'data-status="{esc(r["status"])}">' +
+        "".join(_html_cell(c, r[c]) for c in CSV_COLUMNS) + "</tr>" for r in rows)
+    options = "".join(f'<option value="{esc(a)}">{esc(a)}</option>' for a in actions)
+    status_options = "".join(f'<option value="{esc(s)}">{esc(s)}</option>' for s in statuses)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>genesys-prov {title} report</title><style>{_HTML_STYLE}</style></head><body>
+<h1>genesys-prov {title} report</h1>
+<p id="summary">{esc(summary_line(result))}</p>
+<p>Run <code>{esc(result.run_id)}</code>, {esc(result.mode)}{
+        ': ' + esc(result.mode_reason) if result.mode_reason else ''}.</p>
+<h2>Counts</h2><table class="counts" id="counts"><tbody>{counts}</tbody></table>
+<h2>Changes</h2>
+<div id="filters"><input id="q" type="search" placeholder="Filter: user, attribute, value…">
+<select id="action"><option value="">every action</option>{options}</select>
+<select id="status"><option value="">every status</option>{status_options}</select>
+<span><span id="visible-count">{len(rows)}</span> of {len(rows)} rows</span></div>
+<table id="changes"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<script>{_HTML_SCRIPT}</script></body></html>
+"""

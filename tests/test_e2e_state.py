@@ -601,3 +601,52 @@ def test_unknown_report_format_exits_2_before_any_request(sandbox: Sandbox,
     result = run_cli("--config", cfg, "sync", "--report", str(tmp_path / "plan.pdf"))
     assert result.exit_code == 2 and "supported: .json, .csv, .md" in result.stderr
     assert sandbox.graph.requests == [] and sandbox.genesys.requests == []
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (make test "
+                    "installs it when it can)")
+def test_html_report_loads_filters_and_counts_in_a_real_browser(sandbox: Sandbox,
+                                                                tmp_path: Path) -> None:
+    import re as regex
+    import subprocess
+
+    cfg = configure(sandbox, tmp_path)
+    page = tmp_path / "plan.html"
+    result = run_cli("--config", cfg, "sync", "--dry-run", "--report", str(page))
+    assert result.exit_code == 0
+    text = page.read_text()
+    assert "<script src" not in text and "http://" not in text.split("<script>")[1]
+
+    def dom(fragment: str) -> str:
+        out = subprocess.run(
+            [str(_chromium()), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'chrome'}", "--dump-dom",
+             f"{page.as_uri()}#{fragment}"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    creates = [c for c in json.loads(run_cli("--config", cfg, "sync", "--dry-run", "--output",
+                                             "json").stdout)["plan"]["changes"]
+               if c["action"] == "create"]
+    loaded = dom("")
+    assert "genesys-prov dry run report" in loaded
+    counts = regex.search(r'<table class="counts" id="counts">.*?</table>', loaded, regex.S)
+    assert counts and f"<td>create</td><td>{len(creates)}</td>" in counts.group(0)
+    filtered = dom("action=create")
+    rows = regex.findall(r'<tr class="[^"]*" data-action="([^"]+)"[^>]*?( hidden="")?>',
+                         filtered)
+    visible = [a for a, hidden in rows if not hidden]
+    assert visible and set(visible) == {"create"}
+    shown = int(regex.search(r'<span id="visible-count">(\d+)</span>', filtered).group(1))
+    assert shown == len(visible)
+    searched = dom("q=" + creates[0]["identity"])
+    visible = [a for a, hidden in regex.findall(
+        r'<tr class="[^"]*" data-action="([^"]+)"[^>]*?( hidden="")?>', searched) if not hidden]
+    assert 0 < len(visible) < len(rows)
