@@ -85,6 +85,15 @@ class ApplyResult:
                 "group_outcomes": [o.data() for o in self.group_outcomes]}
 
 
+STALE_REASON = ("changed in the target since the plan was made (its version no longer "
+                "matches); not overwritten — make a new plan")
+
+
+def _stale(exc: ScimError) -> bool:
+    """A precondition failure: Genesys answers 400 invalidVers, RFC 7644 servers 412."""
+    return exc.status == 412 or exc.scim_type == "invalidVers"
+
+
 def _error_code(exc: Exception) -> str:
     if isinstance(exc, ScimError):
         if exc.status == 409:
@@ -102,10 +111,13 @@ class Applier:
     same run."""
 
     def __init__(self, client: ScimClient, match_attributes: list[str],
-                 member_batch_size: int = 50) -> None:
+                 member_batch_size: int = 50, strict: bool = False) -> None:
         self.client = client
         self.match_attributes = match_attributes
         self.member_batch_size = member_batch_size
+        # strict: applying a reviewed plan — send If-Match with the version the plan saw,
+        # and skip (never overwrite or adopt) what changed in the target since
+        self.strict = strict
         self.created: dict[str, str] = {}  # source id → target id of users created now
         self._lock = threading.Lock()
 
@@ -134,19 +146,25 @@ class Applier:
             if target_id is None:
                 return Outcome(change, FAILURE, None, "the user was not created in this run",
                                "Dependency")
+            version = change.version if self.strict else None
             if change.action is Action.DELETE:
-                self.client.delete_user(target_id)
+                self.client.delete_user(target_id, version)
                 return Outcome(change, SUCCESS, target_id)
             body = build_patch(change, self.resolve)
             if not body["Operations"]:  # its only reference points at a user not created
                 return Outcome(change, SKIPPED, target_id,
                                "the referenced user was not created in this run; a later run "
                                "sets it", "Dependency")
-            self.client.patch_user(target_id, body)
+            self.client.patch_user(target_id, body, version)
             return Outcome(change, SUCCESS, target_id)
         except AuthError:
             raise
-        except (ScimError, TransportError, ConnectError) as exc:
+        except ScimError as exc:
+            if self.strict and _stale(exc):
+                return Outcome(change, SKIPPED, change.target_id, STALE_REASON,
+                               "ChangedSincePlan")
+            return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
+        except (TransportError, ConnectError) as exc:
             return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
 
     def apply_group(self, change: GroupChange) -> Outcome:
@@ -156,13 +174,20 @@ class Applier:
                 created = self.client.create_group(build_group_create(change, self.resolve))
                 return Outcome(change, SUCCESS, str(created["id"]))
             assert change.target_id is not None
+            version = change.version if self.strict else None
             for body in build_group_patches(change, self.member_batch_size, self.resolve):
                 if body["Operations"]:
-                    self.client.patch_group(change.target_id, body)
+                    self.client.patch_group(change.target_id, body, version)
+                    version = None  # our own first batch changed the version
             return Outcome(change, SUCCESS, change.target_id)
         except AuthError:
             raise
-        except (ScimError, TransportError, ConnectError) as exc:
+        except ScimError as exc:
+            if self.strict and _stale(exc):
+                return Outcome(change, SKIPPED, change.target_id, STALE_REASON,
+                               "ChangedSincePlan")
+            return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
+        except (TransportError, ConnectError) as exc:
             return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
 
     def _create(self, change: Change) -> Outcome:
@@ -172,6 +197,10 @@ class Applier:
         except ScimError as exc:
             if exc.status != 409:
                 raise
+            if self.strict:
+                return Outcome(change, SKIPPED, None, "a user with this userName appeared in "
+                               "the target since the plan was made; make a new plan",
+                               "ChangedSincePlan")
             why = f"create answered 409 ({exc.detail})"
         except TransportError as exc:
             if not exc.ambiguous:
@@ -229,7 +258,7 @@ def _phases(plan: Plan) -> list[list[Change]]:
 
 def apply_plan(plan: Plan, client: ScimClient, match_attributes: list[str], concurrency: int,
                on_outcome: Callable[[Outcome], None] | None = None,
-               member_batch_size: int = 50) -> ApplyResult:
+               member_batch_size: int = 50, strict: bool = False) -> ApplyResult:
     """Apply every change of ``plan`` with ``concurrency`` workers.
 
     Users first (managers created before their reports, so a create already carries its
@@ -237,7 +266,7 @@ def apply_plan(plan: Plan, client: ScimClient, match_attributes: list[str], conc
     At most ``2 × concurrency`` changes are in flight, so memory does not grow with the
     plan. An authentication failure stops the run; other failures are recorded and the
     rest continues."""
-    applier = Applier(client, match_attributes, member_batch_size)
+    applier = Applier(client, match_attributes, member_batch_size, strict)
     result = ApplyResult()
     started = time.monotonic()
     stop = threading.Event()

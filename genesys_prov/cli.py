@@ -185,11 +185,14 @@ def _render_sync(result: SyncResult, output: str, max_rows: int) -> None:
 @click.option("--full", is_flag=True,
               help="Read both sides completely even when the directory did not change.")
 @click.option("--report", "reports", multiple=True, metavar="PATH",
-              help="Also write the plan (and outcomes) to a file: .json, .csv or .md by "
-                   "extension. Repeatable.")
+              help="Also write the plan (and outcomes) to a file: .json, .csv, .md or .html "
+                   "by extension. Repeatable.")
+@click.option("--plan-out", metavar="PATH",
+              help="With --dry-run: write the plan for `genesys-prov apply` (checksummed).")
 @click.pass_obj
 def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
-         max_rows: int, quiet: bool, full: bool, reports: tuple[str, ...]) -> None:
+         max_rows: int, quiet: bool, full: bool, reports: tuple[str, ...],
+         plan_out: str | None) -> None:
     """Read the directory and the target, plan, and apply the plan.
 
     With --dry-run the plan is printed and nothing is written. Exits 1 when some changes
@@ -203,17 +206,28 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
         genesys-prov sync --output json > result.json
 
         genesys-prov sync --dry-run --report plan.md --report plan.csv
+
+        genesys-prov sync --dry-run --plan-out plan.json
     """
     config = obj.config()
+    if plan_out and not dry_run:
+        fail(ConfigError("--plan-out needs --dry-run: a plan is made to be reviewed, then "
+                         "applied with `genesys-prov apply`"))
     with errors_to_exit():
         report.check_report_paths(reports)
     update, stop = _progress() if not quiet else ((lambda stage, n: None), (lambda: None))
     try:
         with errors_to_exit():
             result = run_sync(config, dry_run=dry_run, allow_deletions=allow_deletions,
-                              full=full, progress=update)
+                              full=full, progress=update, plan_out=plan_out)
     finally:
         stop()
+    _finish(result, output, max_rows, quiet, reports)
+
+
+def _finish(result: SyncResult, output: str, max_rows: int, quiet: bool,
+            reports: tuple[str, ...]) -> None:
+    """Print a sync or apply result, write its reports, exit with its code."""
     if quiet and output == "table":
         click.echo(report.summary_line(result))
     elif output == "table" and result.mode == "full" and result.mode_reason and \
@@ -459,6 +473,44 @@ def state_reset(obj: Context, forget_links: bool) -> None:
     with errors_to_exit(), RunLock(config.state_dir), State.open(config.state_dir) as db:
         db.reset(forget_links)
     click.echo("State reset" + (" (links forgotten)." if forget_links else "."))
+
+
+@cli.command("apply")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--max-age", default="24h", show_default=True,
+              help="Refuse plans older than this (e.g. 90m, 24h, 2d).")
+@click.option("--allow-deletions", is_flag=True,
+              help="Apply deactivations and deletions beyond safety.max_deactivations.")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="How to print the result.")
+@click.option("--report", "reports", multiple=True, metavar="PATH",
+              help="Also write the outcome to a file (.json, .csv, .md, .html).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and a summary line.")
+@click.pass_obj
+def apply_command(obj: Context, plan_path: str, max_age: str, allow_deletions: bool,
+                  output: str, reports: tuple[str, ...], quiet: bool) -> None:
+    """Apply a reviewed plan exactly, as made by `sync --dry-run --plan-out`.
+
+    Refuses a plan whose checksum does not match, whose configuration or mappings changed,
+    or that is older than --max-age. Each change is sent with If-Match and the version the
+    object had when the plan was made: whatever changed in the target since is skipped and
+    reported, never overwritten.
+
+    Example:
+
+        genesys-prov sync --dry-run --plan-out plan.json --report plan.html
+
+        genesys-prov apply plan.json
+    """
+    from genesys_prov.planfile import parse_age
+    from genesys_prov.sync import apply_plan_file
+
+    config = obj.config()
+    with errors_to_exit():
+        report.check_report_paths(reports)
+        result = apply_plan_file(config, plan_path, max_age=parse_age(max_age),
+                                 allow_deletions=allow_deletions)
+    _finish(result, output, 200, quiet, reports)
 
 
 def _write_sandbox_config(sandbox: Any, directory: Path) -> Path:

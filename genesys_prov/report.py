@@ -179,8 +179,9 @@ def summary_line(result: SyncResult) -> str:
     if result.applied is None:
         return f"Nothing to do: the target already matches the directory. {reqs}"
     applied = result.applied.counts()
-    return (f"Applied {planned}: {applied['success']} succeeded, {applied['failure']} failed "
-            f"in {result.applied.elapsed:.1f}s. {reqs}")
+    skipped = f", {applied['skipped']} skipped" if applied.get("skipped") else ""
+    return (f"Applied {planned}: {applied['success']} succeeded, {applied['failure']} failed"
+            f"{skipped} in {result.applied.elapsed:.1f}s. {reqs}")
 
 
 def check_table(result: CheckResult) -> Table:

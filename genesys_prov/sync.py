@@ -47,6 +47,7 @@ from genesys_prov.plan import (
     group_snapshot,
     snapshot,
 )
+from genesys_prov.planfile import read_plan, write_plan
 from genesys_prov.rules import apply_genesys_rules
 from genesys_prov.source import GraphReader
 from genesys_prov.state import LogRecord, RunLock, State
@@ -542,7 +543,8 @@ def _notify(config: Config, state: State, incidents: list[Incident]) -> None:
 
 def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = False,
              full: bool = False, progress: Progress | None = None,
-             clock: Callable[[], float] = time.time) -> SyncResult:
+             clock: Callable[[], float] = time.time,
+             plan_out: str | None = None) -> SyncResult:
     """Read the directory and the target, plan, and apply unless ``dry_run``.
 
     A real run holds the state directory's lock (a second run gets exit 5), links every
@@ -567,9 +569,12 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
             conn = connect(config)
             digest = settings_digest(config, mappings)
             kinds = _delta_kinds(config, mappings)
-            reason = full_sync_reason(state, digest, full or left_quarantine, clock())
+            reason = full_sync_reason(state, digest, full or left_quarantine or bool(plan_out),
+                                      clock())
             if left_quarantine:
                 reason = "the job just left quarantine"
+            elif plan_out:
+                reason = "a plan file is made from a full comparison"
             delta: Delta | None = None
             links = state.links("user")
             if reason is None:
@@ -621,6 +626,8 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
             counts = plan.counts()
             result = SyncResult(plan=plan, dry_run=dry_run, timings=timings, run_id=run_id,
                                 mode=mode, mode_reason=reason or "")
+            if plan_out:
+                write_plan(plan_out, plan, digest)
             if not dry_run:
                 state.link_many("user", list(plan.matched))
                 state.link_many("group", list(plan.matched_groups))
@@ -672,7 +679,7 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
 
 def _apply(config: Config, mappings: Mappings, conn: Connections, plan: Plan, state: State,
            run_id: str, progress: Progress | None,
-           clock: Callable[[], float]) -> applying.ApplyResult:
+           clock: Callable[[], float], strict: bool = False) -> applying.ApplyResult:
     done = 0
     safety = config.safety
 
@@ -702,7 +709,48 @@ def _apply(config: Config, mappings: Mappings, conn: Connections, plan: Plan, st
     matching = [m.target for m in mappings.user_match]
     return applying.apply_plan(plan, conn.scim, matching, config.target.concurrency,
                                on_outcome=record,
-                               member_batch_size=config.target.member_batch_size)
+                               member_batch_size=config.target.member_batch_size,
+                               strict=strict)
+
+
+def apply_plan_file(config: Config, path: str, *, max_age: float = 86400.0,
+                    allow_deletions: bool = False, progress: Progress | None = None,
+                    clock: Callable[[], float] = time.time) -> SyncResult:
+    """Apply a plan made by ``sync --dry-run --plan-out`` exactly: refuse it when its
+    checksum does not match, the configuration or mappings changed, or it is older than
+    ``max_age`` seconds; send ``If-Match`` with the version each object had when the plan
+    was made, so whatever changed in the target since is skipped and reported, never
+    overwritten. The safety guards apply as for ``sync``.
+
+    Example::
+
+        result = apply_plan_file(load_config("genesys-prov.yaml"), "plan.json")
+    """
+    mappings = load_mappings(config.mappings_path)
+    plan = read_plan(path, settings_digest(config, mappings), max_age, clock())
+    with RunLock(config.state_dir), State.open(config.state_dir) as state:
+        run_id = state.start_run(False)
+        status = "error"
+        try:
+            links = state.links("user")
+            try:
+                plan = guard_plan(plan, config, len(links), state.last_in_scope(),
+                                  allow_deletions)
+            except SafetyError:
+                status = "blocked"
+                raise
+            conn = connect(config)
+            result = SyncResult(plan=plan, dry_run=False, run_id=run_id, mode="plan",
+                                mode_reason=f"applying {path}")
+            state.log(plan_records(run_id, plan))
+            if plan.writes:
+                result.applied = _apply(config, mappings, conn, plan, state, run_id, progress,
+                                        clock, strict=True)
+            result.requests = conn.request_counts()
+            status = "held" if plan.held else "failed" if result.failed else "applied"
+            return result
+        finally:
+            state.finish_run(run_id, status, None, plan.counts())
 
 
 # --- check ----------------------------------------------------------------------------------

@@ -312,10 +312,12 @@ class ScimClient:
         """POST /Groups (generic targets only: Genesys cannot create groups)."""
         return self._create("/Groups", payload)
 
-    def patch_group(self, group_id: str, body: dict[str, Any]) -> None:
+    def patch_group(self, group_id: str, body: dict[str, Any],
+                    version: str | None = None) -> None:
         """PATCH /Groups/{id} (member adds/removes, attributes)."""
         path = f"/Groups/{group_id}"
-        response = self._request("PATCH", path, json=body)
+        response = self._request("PATCH", path, json=body,
+                                 headers={"If-Match": version} if version else None)
         self._check_auth(response, "PATCH", path)
         if response.status_code not in PATCHED:
             raise scim_error(response, "PATCH", path)
@@ -369,11 +371,12 @@ class ScimClient:
         TransportError with ``ambiguous`` set means it may have been created."""
         return self._create("/Users", payload)
 
-    def delete_user(self, user_id: str) -> None:
+    def delete_user(self, user_id: str, version: str | None = None) -> None:
         """DELETE /Users/{id} (a user hard-deleted in the directory). A 404 counts as done:
         the user is already gone."""
         path = f"/Users/{user_id}"
-        response = self._request("DELETE", path)
+        response = self._request("DELETE", path,
+                                 headers={"If-Match": version} if version else None)
         self._check_auth(response, "DELETE", path)
         if response.status_code not in (200, 204, 404):
             raise scim_error(response, "DELETE", path)
