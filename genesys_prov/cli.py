@@ -475,6 +475,34 @@ def state_reset(obj: Context, forget_links: bool) -> None:
     click.echo("State reset" + (" (links forgotten)." if forget_links else "."))
 
 
+@cli.command()
+@click.argument("user")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="How to print the explanation.")
+@click.pass_obj
+def explain(obj: Context, user: str, output: str) -> None:
+    """Explain one user without writing anything: the source values read, the scope
+    decision (assignments and every scoping clause), each mapping's value, the matching
+    attempts in precedence order, and the planned change with old → new.
+
+    Example:
+
+        genesys-prov explain ada@contoso.com
+
+        genesys-prov explain 8f1c0d2e-0000-4000-8000-000000000000 --output json
+    """
+    from genesys_prov.explain import explain_user
+
+    config = obj.config()
+    with errors_to_exit():
+        data = explain_user(config, user)
+    if output == "json":
+        click.echo(report.to_json(data))
+        return
+    for renderable in report.explain_renderables(data):
+        console.print(renderable)
+
+
 @cli.command("apply")
 @click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
 @click.option("--max-age", default="24h", show_default=True,

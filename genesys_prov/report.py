@@ -430,3 +430,62 @@ def _html(result: SyncResult) -> str:
 <table id="changes"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <script>{_HTML_SCRIPT}</script></body></html>
 """
+
+
+def explain_renderables(data: dict[str, Any]) -> list[RenderableType]:
+    """``explain`` as tables: source, scope, mappings, matching, plan."""
+    user = data["user"]
+    source = Table(title=f"Source: {user['userPrincipalName']} ({user['id']})",
+                   title_justify="left", show_header=False)
+    source.add_column("attribute")
+    source.add_column("value", overflow="fold")
+    for key, value in user["source"].items():
+        source.add_row(Text(key), Text(show_value(value)))
+    scope = data["scope"]
+    verdict = Text("in scope" if scope["in_scope"] else "OUT OF SCOPE",
+                   style="green" if scope["in_scope"] else "red")
+    scope_table = Table(title=Text.assemble("Scope (", scope["mode"], "): ", verdict),
+                        title_justify="left", show_header=False)
+    scope_table.add_column("why", overflow="fold")
+    scope_table.add_column("result")
+    for reason in scope["reasons"]:
+        scope_table.add_row(Text(reason), "")
+    for clause in scope["user_scope"]:
+        scope_table.add_row(Text(f"user_scope {clause['clause']}"),
+                            Text(str(clause["result"]),
+                                 style="green" if clause["result"] else "red"))
+    maps = Table(title="Mappings", title_justify="left")
+    for column in ("target", "from", "value"):
+        maps.add_column(column, overflow="fold")
+    for m in data["mappings"]:
+        origin = m.get("expression") or m.get("source") or "constant"
+        value = (m.get("error") and f"error: {m['error']}") or show_value(m.get("value"))
+        maps.add_row(Text(short_attribute(m["target"])), Text(origin), Text(value))
+    match = Table(title="Matching (in precedence order)", title_justify="left")
+    for column in ("by", "value", "found"):
+        match.add_column(column, overflow="fold")
+    for attempt in data["matching"]:
+        found = ", ".join(attempt["found"]) or attempt.get("note", "nothing")
+        match.add_row(Text(attempt["by"]), Text(show_value(attempt["value"])), Text(found))
+    plan = data["plan"]
+    out: list[RenderableType] = [source, scope_table, maps, match]
+    if plan["changes"]:
+        change_table = Table(title="Planned change", title_justify="left")
+        for column in ("action", "attribute", "old → new"):
+            change_table.add_column(column, overflow="fold")
+        for change in plan["changes"]:
+            for i, attr in enumerate(change["attributes"] or [{}]):
+                change_table.add_row(
+                    Text(change["action"] if i == 0 else ""),
+                    Text(short_attribute(attr.get("attribute", ""))),
+                    Text(f"{show_value(attr.get('old'))} → {show_value(attr.get('new'))}"
+                         if attr else change["reason"]))
+        out.append(change_table)
+    reasons = [s["reason"] for s in plan["skipped"]] + \
+        [f"{f['code']}: {f['reason']}" for f in plan["failures"]]
+    if not plan["changes"]:
+        out.append(Text("Planned change: none — " + ("; ".join(reasons) if reasons else
+                                                    "the target already matches")))
+    else:
+        out += [Text(f"Note: {reason}", style="yellow") for reason in reasons]
+    return out

@@ -1,0 +1,55 @@
+"""`genesys-prov explain USER`: why one user is the way they are, in one screen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from genesys_prov.sandbox import Sandbox
+from tests.conftest import run_cli, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+def test_explain_an_update_without_writing(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = str(write_config(tmp_path, sandbox.config()))
+    held = {u["userName"].lower(): u for u in sandbox.genesys.users.values()}
+    user = next(u for u in sandbox.graph.users if u["userPrincipalName"].lower() in held
+                and held[u["userPrincipalName"].lower()]["active"])
+    result = run_cli("--config", cfg, "explain", user["userPrincipalName"], "--output", "json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["user"]["id"] == user["id"]
+    assert data["scope"]["in_scope"] is True and data["scope"]["reasons"]
+    values = {m["target"]: m.get("value") for m in data["mappings"]}
+    assert values["userName"] == user["userPrincipalName"]
+    assert values["active"] is True
+    (attempt,) = [a for a in data["matching"] if a["by"] == "userName"]
+    assert attempt["found"] == [held[user["userPrincipalName"].lower()]["id"]]
+    (change,) = data["plan"]["changes"]
+    assert change["action"] == "update" and change["attributes"]
+    assert sandbox.genesys.writes() == []
+
+    table = run_cli("--config", cfg, "explain", user["userPrincipalName"])
+    assert table.exit_code == 0
+    for heading in ("Source:", "Scope (assigned): in scope", "Mappings", "Matching",
+                    "Planned change"):
+        assert heading in table.stdout
+
+
+def test_explain_out_of_scope_and_unknown_users(sandbox: Sandbox, tmp_path: Path) -> None:
+    from genesys_prov.mapping import default_mappings_text
+
+    mappings = default_mappings_text() + (
+        "user_scope:\n  - - {attribute: department, operator: EQUALS, value: Nowhere}\n")
+    cfg = str(write_config(tmp_path, sandbox.config(), mappings))
+    user = sandbox.graph.users[0]
+    data = json.loads(run_cli("--config", cfg, "explain", user["id"], "--output",
+                              "json").stdout)
+    assert data["scope"]["in_scope"] is False
+    assert data["scope"]["user_scope"] == [
+        {"clause": 'group 0: department EQUALS "Nowhere"', "result": False}]
+    result = run_cli("--config", cfg, "explain", "nobody@contoso.com")
+    assert result.exit_code == 2 and "no such user" in result.stderr
