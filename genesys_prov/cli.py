@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import click
 import yaml
 from rich.console import Console
+from rich.text import Text
 
 from genesys_prov import __version__, expressions, redact, report
 from genesys_prov.config import Config, load_config
@@ -501,6 +502,40 @@ def explain(obj: Context, user: str, output: str) -> None:
         return
     for renderable in report.explain_renderables(data):
         console.print(renderable)
+
+
+@cli.command()
+@click.argument("user")
+@click.option("--dry-run", is_flag=True, help="Run the steps but write nothing.")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="How to print the steps.")
+@click.pass_obj
+def provision(obj: Context, user: str, dry_run: bool, output: str) -> None:
+    """Provision one user now (Entra's "provision on demand"): test connection, import,
+    scope, match, action — each step with its outcome — then add the user to their groups.
+    Logged in the provisioning log like any run.
+
+    Example:
+
+        genesys-prov provision ada@contoso.com --dry-run
+
+        genesys-prov provision ada@contoso.com
+    """
+    from genesys_prov.explain import provision_user
+
+    config = obj.config()
+    with errors_to_exit():
+        data = provision_user(config, user, dry_run=dry_run)
+    if output == "json":
+        click.echo(report.to_json(data))
+    else:
+        for step in data["steps"]:
+            mark = Text("✓ " if step["ok"] else "✗ ", style="green" if step["ok"] else "red")
+            console.print(Text.assemble(mark, (step["step"], "bold"), " — ", step["detail"]))
+        if dry_run:
+            console.print("Dry run: nothing was written.")
+    if not all(step["ok"] for step in data["steps"]):
+        sys.exit(EXIT_CONNECT if not data["steps"][0]["ok"] else EXIT_CHANGES_FAILED)
 
 
 @cli.command("apply")

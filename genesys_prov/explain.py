@@ -8,10 +8,12 @@ order and what they found, and the planned change with old → new.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from genesys_prov import expressions
+from genesys_prov.apply import FAILURE, Applier
 from genesys_prov.config import Config
 from genesys_prov.directory import DEFAULT_ACCESS_REASON, USER_TYPE, read_assignments
 from genesys_prov.errors import AuthError, ConfigError, SourceError
@@ -22,10 +24,18 @@ from genesys_prov.mapping import (
     load_mappings,
     read_source,
 )
-from genesys_prov.plan import REDACT_MARK, build_plan, snapshot
+from genesys_prov.plan import (
+    REDACT_MARK,
+    GroupAction,
+    GroupChange,
+    MemberRef,
+    Plan,
+    build_plan,
+    snapshot,
+)
 from genesys_prov.rules import apply_genesys_rules
-from genesys_prov.state import State
-from genesys_prov.sync import connect, plan_options
+from genesys_prov.state import RunLock, State
+from genesys_prov.sync import Connections, connect, outcome_records, plan_options, run_check
 
 
 def _show(value: Any, redacted: bool) -> Any:
@@ -43,8 +53,24 @@ def explain_user(config: Config, who: str) -> dict[str, Any]:
 
         explain_user(load_config("genesys-prov.yaml"), "ada@contoso.com")["plan"]
     """
+    return investigate(config, who).data
+
+
+@dataclass
+class Investigation:
+    """What ``explain`` found, with the objects ``provision`` goes on with."""
+
+    data: dict[str, Any]
+    conn: Connections
+    plan: Plan
+    member_of: list[str] = field(default_factory=list)  # assigned groups holding the user
+
+
+def investigate(config: Config, who: str) -> Investigation:
+    """Read one user from both sides and plan it alone (no write)."""
     mappings = load_mappings(config.mappings_path)
     conn = connect(config)
+    member_of: list[str] = []
     params = {"$select": ",".join(mappings.graph_select())}
     if mappings.manager_mapping is not None:
         params["$expand"] = "manager($select=id)"
@@ -68,6 +94,7 @@ def explain_user(config: Config, who: str) -> dict[str, Any]:
             if any(str(m["id"]).lower() == uid and m.get("@odata.type", USER_TYPE) == USER_TYPE
                    for m in members):
                 via.append(f"member of assigned group {gid}")
+                member_of.append(gid)
         if not via:
             scope["in_scope"] = False
             via.append(DEFAULT_ACCESS_REASON if uid in assigned.default_only_users
@@ -142,7 +169,7 @@ def explain_user(config: Config, who: str) -> dict[str, Any]:
               for m in mappings.user if m.redacted for n in m.source_names()}
     source = {k: (REDACT_MARK if k in hidden and v is not None else v)
               for k, v in user.items() if not k.startswith("@")}
-    return {
+    return Investigation({
         "user": {"id": user["id"], "userPrincipalName": user.get("userPrincipalName"),
                  "source": source},
         "scope": scope,
@@ -152,4 +179,78 @@ def explain_user(config: Config, who: str) -> dict[str, Any]:
                  "skipped": [s.data() for s in plan.skipped],
                  "failures": [f.data() for f in plan.failures],
                  "unchanged": plan.unchanged == 1},
-    }
+    }, conn, plan, member_of)
+
+
+def provision_user(config: Config, who: str, dry_run: bool = False) -> dict[str, Any]:
+    """Entra's "provision on demand" for one user: test connection, import, scope, match,
+    action — each step with its outcome — then the user's groups (adds only: other members
+    are never touched here). Logged in the provisioning log like any run.
+
+    Example::
+
+        provision_user(load_config("genesys-prov.yaml"), "ada@contoso.com")["steps"]
+    """
+    steps: list[dict[str, Any]] = []
+    check = run_check(config)
+    steps.append({"step": "test connection", "ok": check.ok,
+                  "detail": "; ".join(f"{s.name}: {s.detail}" for s in check.steps)})
+    if not check.ok:
+        return {"steps": steps, "dry_run": dry_run}
+    found = investigate(config, who)
+    data = found.data
+    steps.append({"step": "import", "ok": True,
+                  "detail": f"read {data['user']['userPrincipalName']} "
+                            f"({len(data['user']['source'])} attributes)"})
+    scope = data["scope"]
+    steps.append({"step": "scope", "ok": True, "in_scope": scope["in_scope"],
+                  "detail": "; ".join(scope["reasons"]) or "in scope"})
+    match = [a for a in data["matching"] if a["found"]]
+    steps.append({"step": "match", "ok": True,
+                  "detail": (f"matched by {match[0]['by']}: {', '.join(match[0]['found'])}"
+                             if match else "no target user matches")})
+    plan = found.plan
+    action = {"step": "action", "ok": True, "changes": data["plan"]["changes"],
+              "detail": "; ".join(f"{c['action']} ({len(c['attributes'])} attributes)"
+                                  for c in data["plan"]["changes"]) or
+              "nothing to do" + (": " + "; ".join(s["reason"] for s in data["plan"]["skipped"])
+                                 if data["plan"]["skipped"] else "")}
+    steps.append(action)
+    if dry_run or not plan.changes:
+        return {"steps": steps, "dry_run": dry_run, "explain": data}
+    mappings = load_mappings(config.mappings_path)
+    with RunLock(config.state_dir), State.open(config.state_dir) as state:
+        run_id = state.start_run(False)
+        applier = Applier(found.conn.scim, [m.target for m in mappings.user_match],
+                          config.target.member_batch_size)
+        outcomes = [applier.apply_one(c) for c in plan.changes]
+        target_id = None
+        for outcome in outcomes:
+            state.log(outcome_records(run_id, outcome))
+            if outcome.status != FAILURE and outcome.target_id:
+                state.link("user", outcome.change.source_id, outcome.target_id)
+                target_id = outcome.target_id
+        action["ok"] = all(o.status != FAILURE for o in outcomes)
+        action["detail"] = "; ".join(f"{o.change.action.value}: {o.status}"
+                                     + (f" ({o.error})" if o.error else "") for o in outcomes)
+        groups_step: dict[str, Any] = {"step": "groups", "ok": True, "added": []}
+        if target_id and mappings.group and found.member_of:
+            names = {str(found.conn.graph.get(f"/groups/{gid}", {"$select": "id,displayName"})
+                         .get("displayName")): gid for gid in found.member_of}
+            for group in found.conn.scim.list_groups(["displayName", "members"]):
+                name = str(group.get("displayName"))
+                members = {str(m.get("value")) for m in group.get("members") or []}
+                if name in names and target_id not in members:
+                    change = GroupChange(GroupAction.UPDATE, name, names[name],
+                                         str(group["id"]),
+                                         add=(MemberRef(target_id, None, who),))
+                    outcome = applier.apply_group(change)
+                    state.log(outcome_records(run_id, outcome))
+                    groups_step["added"].append(name)
+                    groups_step["ok"] = groups_step["ok"] and outcome.status != FAILURE
+        groups_step["detail"] = ("added to " + ", ".join(groups_step["added"])
+                                 if groups_step["added"] else "no group to add")
+        steps.append(groups_step)
+        state.finish_run(run_id, "success" if all(s["ok"] for s in steps) else "failed",
+                         None, plan.counts())
+    return {"steps": steps, "dry_run": dry_run, "explain": data}

@@ -53,3 +53,35 @@ def test_explain_out_of_scope_and_unknown_users(sandbox: Sandbox, tmp_path: Path
         {"clause": 'group 0: department EQUALS "Nowhere"', "result": False}]
     result = run_cli("--config", cfg, "explain", "nobody@contoso.com")
     assert result.exit_code == 2 and "no such user" in result.stderr
+
+
+def test_provision_on_demand_creates_one_user_with_groups_and_logs_it(sandbox: Sandbox,
+                                                                      tmp_path: Path) -> None:
+    cfg = str(write_config(tmp_path, sandbox.config()))
+    held = {u["userName"].lower() for u in sandbox.genesys.users.values()}
+    sales = next(g for g in sandbox.graph.groups if g["displayName"] == "Sales Agents")
+    by_id = {u["id"]: u for u in sandbox.graph.users}
+    user = next(by_id[m] for m in sales["members"] if m in by_id
+                and by_id[m].get("accountEnabled", True)
+                and by_id[m]["userPrincipalName"].lower() not in held)
+    dry = run_cli("--config", cfg, "provision", user["userPrincipalName"], "--dry-run")
+    assert dry.exit_code == 0, dry.stdout + dry.stderr
+    for step in ("test connection", "import", "scope", "match", "action"):
+        assert f"✓ {step}" in dry.stdout
+    assert sandbox.genesys.writes() == []
+
+    result = run_cli("--config", cfg, "provision", user["userPrincipalName"], "--output",
+                     "json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    steps = {s["step"]: s for s in json.loads(result.stdout)["steps"]}
+    assert steps["action"]["detail"].startswith("create: success")
+    assert steps["groups"]["added"] == ["Sales Agents"]
+    created = next(u for u in sandbox.genesys.users.values()
+                   if u["userName"].lower() == user["userPrincipalName"].lower())
+    group = next(g for g in sandbox.genesys.groups.values() if g["displayName"] == "Sales Agents")
+    assert created["id"] in {m["value"] for m in group["members"]}
+    posts = [w for w in sandbox.genesys.writes() if w.method == "POST"]
+    assert len(posts) == 1  # only that user
+    logs = run_cli("--config", cfg, "logs", "--json").stdout.splitlines()
+    actions = {json.loads(line)["action"] for line in logs}
+    assert {"Create", "AddMembers"} <= actions
