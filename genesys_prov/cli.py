@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.text import Text
 
 from genesys_prov import __version__, expressions, redact, report
-from genesys_prov.config import Config, load_config
+from genesys_prov.config import Config, load_config, parse_config
 from genesys_prov.errors import (
     EXIT_CHANGES_FAILED,
     EXIT_CONNECT,
@@ -536,6 +536,110 @@ def provision(obj: Context, user: str, dry_run: bool, output: str) -> None:
             console.print("Dry run: nothing was written.")
     if not all(step["ok"] for step in data["steps"]):
         sys.exit(EXIT_CONNECT if not data["steps"][0]["ok"] else EXIT_CHANGES_FAILED)
+
+
+INIT_TEMPLATE = """\
+# genesys-prov configuration, written by `genesys-prov init`. Secrets come from the
+# environment: export GRAPH_CLIENT_SECRET and {secret_var} before running.
+source:
+  tenant_id: {tenant_id}
+  client_id: {client_id}
+  client_secret: ${{GRAPH_CLIENT_SECRET}}
+  scope: {scope}
+{sp_line}target:
+  url: {target_url}
+{auth_block}  flavor: {flavor}
+  rate_limit_per_minute: 300
+  concurrency: 4
+mappings: mappings.yaml
+safety:
+  max_deactivations: 500
+  max_source_drop: "30%"
+"""
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default=True, help="Where to write the files.")
+@click.option("--tenant-id", help="Entra tenant (domain or id).")
+@click.option("--client-id", help="App registration (client) id for Microsoft Graph.")
+@click.option("--target-url", help="SCIM tenant URL, e.g. "
+              "https://api.mypurecloud.ie/api/v2/scim/v2.")
+@click.option("--genesys-client-id", help="Genesys OAuth client id (else a static token).")
+@click.option("--flavor", type=click.Choice(["genesys", "generic"]), default="genesys",
+              show_default=True)
+@click.option("--scope", type=click.Choice(["assigned", "all"]), default="assigned",
+              show_default=True)
+@click.option("--service-principal-id", help="Enterprise app object id (scope: assigned).")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.option("--no-check", is_flag=True, help="Do not run `check` afterwards.")
+def init(directory: Path, tenant_id: str | None, client_id: str | None,
+         target_url: str | None, genesys_client_id: str | None, flavor: str, scope: str,
+         service_principal_id: str | None, force: bool, no_check: bool) -> None:
+    """Write a starter genesys-prov.yaml and mappings.yaml, then run `check`.
+
+    Asks for what the options do not give when run on a terminal. Secrets are never
+    written: the configuration reads them from GRAPH_CLIENT_SECRET and
+    GENESYS_CLIENT_SECRET (or GENESYS_TOKEN).
+
+    Example:
+
+        genesys-prov init --tenant-id contoso.onmicrosoft.com --client-id 1111... \\
+            --target-url https://api.mypurecloud.ie/api/v2/scim/v2 --scope all
+    """
+    def ask(value: str | None, prompt: str) -> str:
+        if value:
+            return value
+        if not sys.stdin.isatty():
+            fail(ConfigError(f"init: --{prompt.lower().replace(' ', '-')} is required when "
+                             "not run on a terminal"))
+        return str(click.prompt(prompt))
+
+    tenant_id = ask(tenant_id, "Tenant id")
+    client_id = ask(client_id, "Client id")
+    target_url = ask(target_url, "Target url")
+    if scope == "assigned":
+        service_principal_id = ask(service_principal_id, "Service principal id")
+    config_path = directory / "genesys-prov.yaml"
+    mappings_path = directory / "mappings.yaml"
+    for path in (config_path, mappings_path):
+        if path.exists() and not force:
+            fail(ConfigError(f"init: {path} exists (use --force to overwrite)"))
+    if genesys_client_id:
+        secret_var = "GENESYS_CLIENT_SECRET"
+        auth = (f"  oauth: {{client_id: {genesys_client_id}, "
+                f"client_secret: ${{GENESYS_CLIENT_SECRET}}}}\n")
+    else:
+        secret_var = "GENESYS_TOKEN"
+        auth = "  token: ${GENESYS_TOKEN}\n"
+    text = INIT_TEMPLATE.format(
+        tenant_id=tenant_id, client_id=client_id, scope=scope, target_url=target_url,
+        sp_line=f"  service_principal_id: {service_principal_id}\n"
+        if service_principal_id else "", auth_block=auth, flavor=flavor, secret_var=secret_var)
+    directory.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(text, encoding="utf-8")
+    mappings_path.write_text(default_mappings_text(), encoding="utf-8")
+    click.echo(f"Wrote {config_path} and {mappings_path}.")
+    needed = ["GRAPH_CLIENT_SECRET", secret_var]
+    with errors_to_exit():  # validate what was written, whatever the environment holds
+        parse_config(text, base_dir=directory, environ={v: "placeholder" for v in needed})
+    missing = [v for v in needed if v not in os.environ]
+    if no_check or missing:
+        if missing:
+            click.echo(f"Next: export {' and '.join(missing)}, then run "
+                       f"`genesys-prov --config {config_path} check`.")
+        return
+    with errors_to_exit():
+        config = load_config(config_path)
+    result = None
+    try:
+        result = run_check(config)
+    except GenesysProvError as exc:
+        click.echo(f"check: {redact.scrub(str(exc))}", err=True)
+    if result is not None:
+        console.print(report.check_table(result))
+        if not result.ok:
+            sys.exit(EXIT_CONNECT)
 
 
 @cli.command("apply")

@@ -85,3 +85,35 @@ def test_provision_on_demand_creates_one_user_with_groups_and_logs_it(sandbox: S
     logs = run_cli("--config", cfg, "logs", "--json").stdout.splitlines()
     actions = {json.loads(line)["action"] for line in logs}
     assert {"Create", "AddMembers"} <= actions
+
+
+def test_init_writes_a_valid_starter_config(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from genesys_prov.config import load_config
+    from genesys_prov.mapping import default_mappings_text
+
+    target = tmp_path / "cfg"
+    monkeypatch.delenv("GRAPH_CLIENT_SECRET", raising=False)
+    result = run_cli("init", "--dir", str(target), "--tenant-id", "contoso.onmicrosoft.com",
+                     "--client-id", "11111111-2222-3333-4444-555555555555", "--target-url",
+                     "https://api.mypurecloud.ie/api/v2/scim/v2", "--scope", "all",
+                     "--genesys-client-id", "abc")
+    assert result.exit_code == 0, result.stderr
+    assert "Next: export GRAPH_CLIENT_SECRET and GENESYS_CLIENT_SECRET" in result.stdout
+    assert (target / "mappings.yaml").read_text() == default_mappings_text()
+    monkeypatch.setenv("GRAPH_CLIENT_SECRET", "x" * 12)
+    monkeypatch.setenv("GENESYS_CLIENT_SECRET", "y" * 12)
+    config = load_config(target / "genesys-prov.yaml")
+    assert config.target.oauth is not None
+    assert config.target.oauth.token_url == "https://login.mypurecloud.ie/oauth/token"
+    again = run_cli("init", "--dir", str(target), "--tenant-id", "t", "--client-id", "c",
+                    "--target-url", "https://api.mypurecloud.ie/api/v2/scim/v2",
+                    "--scope", "all")
+    assert again.exit_code == 2 and "exists (use --force" in again.stderr
+
+    # with the secrets set, init goes on to `check`; --no-check stops before any request
+    result = run_cli("init", "--dir", str(tmp_path / "other"), "--tenant-id", "t",
+                     "--client-id", "c", "--target-url",
+                     "https://api.mypurecloud.ie/api/v2/scim/v2", "--scope", "all",
+                     "--genesys-client-id", "abc", "--no-check")
+    assert result.exit_code == 0 and "Next:" not in result.stdout
