@@ -146,19 +146,72 @@ def check(obj: Context, output: str) -> None:
         sys.exit(EXIT_CONNECT)
 
 
-def _progress() -> tuple[Callable[[str, int], None], Callable[[], None]]:
-    """A progress callback: a live status line on a terminal, nothing otherwise."""
+_LABELS = {"source": "reading the directory", "groups": "reading group members",
+           "target": "reading the target", "apply": "applying changes"}
+
+
+def _progress(rate_per_minute: int) -> tuple[Callable[[str, int], None], Callable[[], None]]:
+    """Progress for a run: rich progress bars (count, rate, time left) on a terminal;
+    periodic INFO log lines otherwise (cron: they go to --log-file, or stderr with -v).
+    Before applying, what the writes cost at the rate limit is said up front."""
+    log = logging.getLogger("genesys_prov.progress")
+    totals: dict[str, int] = {}
     if not err_console.is_terminal:
-        return (lambda stage, n: None), (lambda: None)
-    status = err_console.status("starting…")
-    status.start()
-    labels = {"source": "reading the directory", "target": "reading the target",
-              "apply": "applying changes"}
+        last: dict[str, int] = {}
+        seen: dict[str, int] = {}
+        current: list[str] = []
+
+        def finish_stage() -> None:
+            if current and seen.get(current[0], -1) != last.get(current[0], -1):
+                log.info("%s: %d done", _LABELS.get(current[0], current[0]), seen[current[0]])
+                last[current[0]] = seen[current[0]]
+
+        def log_update(stage: str, n: int) -> None:
+            if not current or current[0] != stage:
+                finish_stage()
+                current[:] = [stage]
+            if stage == "plan":
+                totals["apply"] = n
+                line = report.estimate_line(n, rate_per_minute)
+                if line:
+                    log.info("%s", line)
+                return
+            seen[stage] = n
+            step = max(1000, totals.get(stage, 0) // 10)
+            if n - last.get(stage, 0) >= step or n == totals.get(stage):
+                last[stage] = n
+                of = f" of {totals[stage]}" if stage in totals else ""
+                log.info("%s: %d%s", _LABELS.get(stage, stage), n, of)
+
+        return log_update, finish_stage
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bars = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeRemainingColumn(), console=err_console,
+                    transient=True)
+    tasks: dict[str, Any] = {}
+    bars.start()
 
     def update(stage: str, n: int) -> None:
-        status.update(f"{labels.get(stage, stage)}: {n}")
+        if stage == "plan":
+            totals["apply"] = n
+            line = report.estimate_line(n, rate_per_minute)
+            if line:
+                bars.console.print(line)
+            return
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(_LABELS.get(stage, stage), total=totals.get(stage))
+        bars.update(tasks[stage], completed=n)
 
-    return update, status.stop
+    return update, bars.stop
 
 
 def _render_sync(result: SyncResult, output: str, max_rows: int) -> None:
@@ -216,7 +269,12 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
                          "applied with `genesys-prov apply`"))
     with errors_to_exit():
         report.check_report_paths(reports)
-    update, stop = _progress() if not quiet else ((lambda stage, n: None), (lambda: None))
+    update: Callable[[str, int], None]
+    stop: Callable[[], None]
+    if quiet and err_console.is_terminal:  # no bars; without a terminal, log lines go on
+        update, stop = (lambda stage, n: None), (lambda: None)
+    else:
+        update, stop = _progress(config.target.rate_limit_per_minute)
     try:
         with errors_to_exit():
             result = run_sync(config, dry_run=dry_run, allow_deletions=allow_deletions,

@@ -163,8 +163,17 @@ def investigate(config: Config, who: str) -> Investigation:
         for hit in hits:
             found[str(hit["id"])] = hit
 
+    context = [desired]
+    if desired.manager and desired.manager in links:
+        # the manager is provisioned already: read it so the plan can reference it
+        try:
+            manager = conn.graph.get(f"/users/{desired.manager}",
+                                     {"$select": ",".join(mappings.graph_select())})
+            context.append(desired_user(manager, mappings))
+        except SourceError:
+            pass  # gone: the plan shows the manager as not provisioned
     plan = build_plan([desired], [snapshot(r, mappings) for r in found.values()], mappings,
-                      options=plan_options(config, links))
+                      options=plan_options(config, links), context=context)
     hidden = {ENTRA_ALIASES.get(n, n).split(".", 1)[0]
               for m in mappings.user if m.redacted for n in m.source_names()}
     source = {k: (REDACT_MARK if k in hidden and v is not None else v)

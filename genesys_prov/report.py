@@ -489,3 +489,18 @@ def explain_renderables(data: dict[str, Any]) -> list[RenderableType]:
     else:
         out += [Text(f"Note: {reason}", style="yellow") for reason in reasons]
     return out
+
+
+def estimate_line(writes: int, rate_per_minute: int) -> str | None:
+    """Say up front what applying costs: the requests and, at the configured rate limit,
+    the time (None when it is quick)."""
+    if writes == 0:
+        return None
+    if rate_per_minute <= 0:
+        return f"Applying needs about {writes} write request(s) (rate limit off)."
+    minutes = writes / rate_per_minute
+    if minutes < 1:
+        return None
+    shown = f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+    return (f"Applying needs about {writes} write request(s): at least {shown} at "
+            f"{rate_per_minute} requests/minute.")

@@ -636,6 +636,8 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                               "Failure", "EscrowExpired",
                               f"dropped from escrow after {e['attempts']} failed attempts: "
                               f"{e['last_error']}") for e in expired])
+            if progress:
+                progress("plan", plan.writes)
             if not dry_run and plan.writes:
                 result.applied = _apply(config, mappings, conn, plan, state, run_id, progress,
                                         clock)

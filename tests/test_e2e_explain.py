@@ -117,3 +117,19 @@ def test_init_writes_a_valid_starter_config(tmp_path: Path,
                      "https://api.mypurecloud.ie/api/v2/scim/v2", "--scope", "all",
                      "--genesys-client-id", "abc", "--no-check")
     assert result.exit_code == 0 and "Next:" not in result.stdout
+
+
+def test_provision_sets_an_already_provisioned_manager(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = str(write_config(tmp_path, sandbox.config()))
+    by_id = {u["id"]: u for u in sandbox.graph.users}
+    report_user = next(u for u in sandbox.graph.users
+                       if u.get("manager") in by_id and by_id[u["manager"]].get("jobTitle")
+                       and u["userPrincipalName"].startswith("aoife"))
+    manager = by_id[report_user["manager"]]
+    assert run_cli("--config", cfg, "provision", manager["userPrincipalName"]).exit_code == 0
+    result = run_cli("--config", cfg, "provision", report_user["userPrincipalName"])
+    assert result.exit_code == 0, result.stdout
+    held = {u["userName"].lower(): u for u in sandbox.genesys.users.values()}
+    ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    assert held[report_user["userPrincipalName"].lower()][ext]["manager"]["value"] == \
+        held[manager["userPrincipalName"].lower()]["id"]

@@ -650,3 +650,23 @@ def test_html_report_loads_filters_and_counts_in_a_real_browser(sandbox: Sandbox
     visible = [a for a, hidden in regex.findall(
         r'<tr class="[^"]*" data-action="([^"]+)"[^>]*?( hidden="")?>', searched) if not hidden]
     assert 0 < len(visible) < len(rows)
+
+
+def test_progress_lines_and_the_up_front_estimate_for_cron(sandbox: Sandbox,
+                                                            tmp_path: Path) -> None:
+    from genesys_prov.report import estimate_line
+
+    assert estimate_line(0, 300) is None
+    assert estimate_line(100, 300) is None  # quick: not worth a line
+    assert estimate_line(9_000, 300) == ("Applying needs about 9000 write request(s): at "
+                                         "least 30 min at 300 requests/minute.")
+    assert estimate_line(100_000, 300) == ("Applying needs about 100000 write request(s): at "
+                                           "least 5.6 h at 300 requests/minute.")
+    cfg = configure(sandbox, tmp_path)
+    log = tmp_path / "cron.log"
+    result = run_cli("--config", cfg, "--log-file", str(log), "sync", "--quiet")
+    assert result.exit_code == 0
+    text = log.read_text()
+    assert "reading the directory: " in text and "reading the target: " in text
+    assert "applying changes: " in text
+    assert "write request(s) (rate limit off)" in text
