@@ -159,13 +159,8 @@ class Applier:
             return Outcome(change, SUCCESS, target_id)
         except AuthError:
             raise
-        except ScimError as exc:
-            if self.strict and _stale(exc):
-                return Outcome(change, SKIPPED, change.target_id, STALE_REASON,
-                               "ChangedSincePlan")
-            return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
-        except (TransportError, ConnectError) as exc:
-            return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
+        except (ScimError, TransportError, ConnectError) as exc:
+            return self._failed(change, exc)
 
     def apply_group(self, change: GroupChange) -> Outcome:
         """Apply one group change: create (generic targets) or PATCH in member batches."""
@@ -182,13 +177,15 @@ class Applier:
             return Outcome(change, SUCCESS, change.target_id)
         except AuthError:
             raise
-        except ScimError as exc:
-            if self.strict and _stale(exc):
-                return Outcome(change, SKIPPED, change.target_id, STALE_REASON,
-                               "ChangedSincePlan")
-            return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
-        except (TransportError, ConnectError) as exc:
-            return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
+        except (ScimError, TransportError, ConnectError) as exc:
+            return self._failed(change, exc)
+
+    def _failed(self, change: Change | GroupChange, exc: Exception) -> Outcome:
+        """The outcome of a change the target refused: skipped when a reviewed plan meets
+        an object that changed since (never overwritten), a failure otherwise."""
+        if self.strict and isinstance(exc, ScimError) and _stale(exc):
+            return Outcome(change, SKIPPED, change.target_id, STALE_REASON, "ChangedSincePlan")
+        return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
 
     def _create(self, change: Change) -> Outcome:
         try:
