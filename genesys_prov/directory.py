@@ -12,6 +12,8 @@ request), so a user who left scope can be matched and deactivated in the target.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +46,7 @@ class Assignments:
     groups: set[str] = field(default_factory=set)
     default_only_users: set[str] = field(default_factory=set)
     default_only_groups: set[str] = field(default_factory=set)
+    digest: str = ""  # of every (type, principal, role): tells a later run whether they changed
 
 
 def read_assignments(graph: GraphReader, config: SourceConfig) -> Assignments:
@@ -55,7 +58,9 @@ def read_assignments(graph: GraphReader, config: SourceConfig) -> Assignments:
     for item in graph.iter_assignments(config.service_principal_id):
         key = (str(item.get("principalType", "")), str(item.get("principalId", "")).lower())
         roles.setdefault(key, set()).add(str(item.get("appRoleId", "")).lower())
-    out = Assignments()
+    flat = sorted((kind, principal, role) for (kind, principal), ids in roles.items()
+                  for role in ids)
+    out = Assignments(digest=hashlib.sha256(json.dumps(flat).encode()).hexdigest())
     for (kind, principal), role_ids in roles.items():
         default_only = role_ids == {DEFAULT_ACCESS} and config.exclude_default_access
         if kind == "User":
@@ -72,6 +77,7 @@ class Directory:
     users: list[DesiredUser]
     groups: list[DesiredGroup]
     skipped: list[Skipped]
+    assignments_digest: str = ""
 
 
 def _reader(obj: dict[str, Any]) -> Callable[[str], Any]:
@@ -147,4 +153,5 @@ def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
                                          if m in scoped))
         for g in groups
     ] if mappings.group else []
-    return Directory(users, desired_groups, skipped)
+    return Directory(users, desired_groups, skipped,
+                     assigned.digest if assigned is not None else "")

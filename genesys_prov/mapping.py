@@ -418,6 +418,13 @@ def _candidates(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool)
     return seen
 
 
+def _mapped(mapping: AttributeMapping, obj: dict[str, Any], in_scope: bool = True) -> Any:
+    """The mapping's value coerced to the target type (IGNORE passes through); raises
+    EvaluationError or ValueError for this object."""
+    value = evaluate(mapping, obj, in_scope)
+    return value if value is expressions.IGNORE else scimpath.coerce(mapping.path, value)
+
+
 def manager_id(user: dict[str, Any]) -> str | None:
     """The manager's object id from ``$expand=manager($select=id)`` (None when absent)."""
     manager = user.get("manager")
@@ -452,13 +459,12 @@ def desired_user(user: dict[str, Any], mappings: Mappings, in_scope: bool = True
                 return desired
             continue
         try:
-            value = evaluate(m, user, in_scope)
-            if value is expressions.IGNORE:
-                continue
-            value = scimpath.coerce(m.path, value)
+            value = _mapped(m, user, in_scope)
         except (EvaluationError, ValueError) as exc:
             desired.error = f"mapping {m.target!r}: {exc}"
             return desired
+        if value is expressions.IGNORE:
+            continue
         if m.redacted:
             redacted.add(m.target)
         if m.path.is_boolean and m.path.attr.lower() == "active":
@@ -503,14 +509,11 @@ def desired_group(group: dict[str, Any], mappings: Mappings,
         if m.is_reference:
             continue
         try:
-            value = evaluate(m, group)
-            if value is expressions.IGNORE:
-                continue
-            value = scimpath.coerce(m.path, value)
+            value = _mapped(m, group)
         except (EvaluationError, ValueError) as exc:
             desired.error = f"group mapping {m.target!r}: {exc}"
             return desired
-        if value is not None:
+        if value is not None and value is not expressions.IGNORE:
             desired.values[m.target] = value
     for m in mappings.group_match:
         value = desired.values.get(m.target)

@@ -347,15 +347,11 @@ def _why_inactive(user: DesiredUser) -> str:
     return "account is disabled" if user.soft_deleted else "mapped active is false"
 
 
-class DesiredUserStub:
-    """A stand-in desired user for a linked user who is gone from the directory."""
-
-    @staticmethod
-    def make(source_id: str, user_name: str) -> DesiredUser:
-        """A desired user that is out of scope and inactive."""
-        return DesiredUser(source_id=source_id, identity=user_name or source_id,
-                           soft_deleted=True, active=False, in_scope=False,
-                           scope_reason="deleted in the directory")
+def _gone_user(source_id: str, user_name: str) -> DesiredUser:
+    """A stand-in for a linked user who is no longer in the directory."""
+    return DesiredUser(source_id=source_id, identity=user_name or source_id,
+                       soft_deleted=True, active=False, in_scope=False,
+                       scope_reason="deleted in the directory")
 
 
 @dataclass
@@ -545,11 +541,11 @@ class _Planner:
                 "soft-deleted in the directory (or no longer readable)"
             if hard and self.options.on_hard_delete == "delete":
                 self.pending[source_id] = _Pending(
-                    DesiredUserStub.make(source_id, snap.user_name), Action.DELETE, snap, [],
+                    _gone_user(source_id, snap.user_name), Action.DELETE, snap, [],
                     reason)
             elif snap.active:
                 self.pending[source_id] = _Pending(
-                    DesiredUserStub.make(source_id, snap.user_name), Action.DEACTIVATE, snap,
+                    _gone_user(source_id, snap.user_name), Action.DEACTIVATE, snap,
                     [AttributeChange("active", True, False)], reason)
 
     # managers ----------------------------------------------------------------------------

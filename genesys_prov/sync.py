@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from genesys_prov import apply as applying
 from genesys_prov.config import Config
-from genesys_prov.directory import Directory, read_directory
+from genesys_prov.directory import Directory, read_assignments, read_directory
 from genesys_prov.errors import (
     AuthError,
     DeltaExpired,
@@ -181,9 +181,10 @@ def _with_directory_skips(plan: Plan, directory: Directory) -> Plan:
 
 def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
                   progress: Progress | None = None,
-                  links: dict[str, str] | None = None) -> tuple[Plan, dict[str, float]]:
-    """Read both sides completely and build the plan. Any read failure raises before a
-    single write is sent."""
+                  links: dict[str, str] | None = None) -> tuple[Plan, dict[str, float], str]:
+    """Read both sides completely and build the plan; also returns the digest of the
+    app's assignments the read saw (stored for the next incremental run, so it never
+    needs a second read). Any read failure raises before a single write is sent."""
     timings: dict[str, float] = {}
     started = time.monotonic()
     directory = _read_directory(config, mappings, conn, progress)
@@ -203,7 +204,7 @@ def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
     plan = build_plan(directory.users, target, mappings, directory.groups, target_groups,
                       options)
     timings["plan"] = time.monotonic() - started
-    return _with_directory_skips(plan, directory), timings
+    return _with_directory_skips(plan, directory), timings, directory.assignments_digest
 
 
 def guard_plan(plan: Plan, config: Config, linked: int, last_in_scope: int | None,
@@ -423,10 +424,7 @@ def _delta_kinds(config: Config, mappings: Mappings) -> dict[str, list[str]]:
 def _assignments_digest(conn: Connections, config: Config) -> str:
     if config.source.scope != "assigned" or not config.source.service_principal_id:
         return ""
-    items = sorted((str(a.get("principalType")), str(a.get("principalId")).lower(),
-                    str(a.get("appRoleId")).lower())
-                   for a in conn.graph.iter_assignments(config.source.service_principal_id))
-    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+    return read_assignments(conn.graph, config.source).digest
 
 
 def full_sync_reason(state: State, digest: str, full: bool, now: float) -> str | None:
@@ -607,11 +605,13 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                 mode, reason = "incremental", f"{delta.count} directory change(s)"
                 plan, timings = read_and_plan_changes(
                     config, mappings, conn, links, delta.changed_user_ids(), progress)
+                assignments = state.get_meta("assignments_digest") or ""  # probe: unchanged
             else:
                 mode = "full"
                 starts = {} if dry_run else {
                     kind: conn.graph.delta_start(kind, select) for kind, select in kinds.items()}
-                plan, timings = read_and_plan(config, mappings, conn, progress, links)
+                plan, timings, assignments = read_and_plan(config, mappings, conn, progress,
+                                                           links)
             in_scope = plan.in_scope
             try:
                 plan = guard_plan(plan, config, len(links), state.last_in_scope(),
@@ -657,7 +657,7 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                 for kind, link in starts.items():
                     state.set_delta_link(kind, link)
                 state.set_meta("settings_digest", digest)
-                state.set_meta("assignments_digest", _assignments_digest(conn, config))
+                state.set_meta("assignments_digest", assignments)
                 _notify(config, state, incidents_of(result, result.quarantined))
             return result
         except SafetyError as exc:

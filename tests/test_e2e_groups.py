@@ -143,6 +143,10 @@ def test_request_economy(sandbox: Sandbox, tmp_path: Path) -> None:
     assert users_call.query["$expand"] == ["manager($select=id)"]
     genesys_gets = [r for r in sandbox.genesys.requests if r.method == "GET"]
     assert sorted(r.path.rsplit("/", 1)[1] for r in genesys_gets) == ["Groups", "Users", "Users"]
+    # a real run reads the assignments once (their digest for the next run comes with it)
+    sandbox.graph.requests.clear()
+    assert sync(cfg)[0] == 0
+    assert sum(r.path.endswith("/appRoleAssignedTo") for r in sandbox.graph.requests) == 1
 
 
 def test_moving_a_user_between_groups_is_one_add_and_one_remove(sandbox: Sandbox,
