@@ -1,19 +1,24 @@
-"""The benchmark behind ``make bench``: a first full sync and a no-change re-sync of N
-synthetic users against the sandbox, with the rate limit off.
+"""The benchmark behind ``make bench``: against N synthetic users in the sandbox, with the
+rate limit off — a first full sync, a no-change incremental run, a no-change full re-sync,
+and an incremental run after one user's job title changed in the directory.
 
-The sandbox runs in a child process (``genesys-prov sandbox``), so the peak memory
-reported is the sync's own. Run: ``python -m genesys_prov.bench --users 10000``.
+The sandbox runs in a child process (driven through a pipe, so the bench can change a
+user), and each sync in its own process, so each peak memory figure is the sync's own.
+Run: ``python -m genesys_prov.bench --users 10000``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +26,36 @@ from genesys_prov.config import load_config
 from genesys_prov.sync import SyncResult, run_sync
 
 
-def _start_sandbox(users: int, directory: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    cmd = [sys.executable, "-m", "genesys_prov", "sandbox", "--users", str(users),
-           "--dir", str(directory), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    config = directory / "genesys-prov.yaml"
-    deadline = time.monotonic() + 600
-    while not config.exists():
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise SystemExit(f"sandbox failed to start: {err}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("sandbox did not start within 600 s")
-        time.sleep(0.2)
-    time.sleep(0.2)
-    return proc, config
+def _serve(users: int, directory: Path, commands: Connection) -> None:
+    """The sandbox child: serve N users until told to stop; ``retitle`` changes the job
+    title of one provisioned user in the directory and answers with its id."""
+    from genesys_prov.cli import _write_sandbox_config
+    from genesys_prov.sandbox import Sandbox
+
+    with Sandbox(users=users, workdir=directory) as sb:
+        sb.graph.record_requests = False
+        sb.genesys.record_requests = False
+        _write_sandbox_config(sb, directory)
+        commands.send("ready")
+        while (message := commands.recv()) != "stop":
+            if message == "retitle":
+                held = {u["userName"].lower() for u in sb.genesys.users.values()
+                        if u.get("active")}
+                user = next(u for u in sb.graph.users
+                            if u["userPrincipalName"].lower() in held)
+                sb.graph.set_user(user["id"], jobTitle="Benchmark Title")
+                commands.send(user["id"])
+
+
+def _start_sandbox(users: int, directory: Path) -> tuple[BaseProcess, Connection, Path]:
+    parent, child = multiprocessing.Pipe()
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(users, directory, child), daemon=True)
+    proc.start()
+    if not parent.poll(600) or parent.recv() != "ready":
+        proc.kill()
+        raise SystemExit("sandbox did not start within 600 s")
+    return proc, parent, directory / "genesys-prov.yaml"
 
 
 def _row(label: str, result: SyncResult, seconds: float, users: int) -> dict[str, Any]:
@@ -81,17 +100,21 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="genesys-prov-bench-") as tmp:
         started = time.monotonic()
-        proc, config_path = _start_sandbox(args.users, Path(tmp))
+        proc, commands, config_path = _start_sandbox(args.users, Path(tmp))
         print(f"sandbox with {args.users} users ready in {time.monotonic() - started:.1f}s",
               flush=True)
         try:
             text = config_path.read_text(encoding="utf-8")
             text = text.replace("concurrency: 4", f"concurrency: {args.concurrency}")
             config_path.write_text(text, encoding="utf-8")
-            runs: tuple[tuple[str, list[str]], ...] = (
-                ("first full sync", []), ("no-change incremental run", []),
-                    ("no-change full re-sync (--full)", ["--full"]))
-            for label, extra in runs:
+            runs: tuple[tuple[str, list[str], bool], ...] = (
+                ("first full sync", [], False), ("no-change incremental run", [], False),
+                ("no-change full re-sync (--full)", ["--full"], False),
+                ("one changed user, incremental", [], True))
+            for label, extra, change in runs:
+                if change:
+                    commands.send("retitle")
+                    commands.recv()
                 # each run in its own process, so each peak memory figure is its own
                 out = subprocess.run(
                     [sys.executable, "-m", "genesys_prov.bench", "--one", str(config_path),
@@ -99,8 +122,8 @@ def main(argv: list[str] | None = None) -> None:
                     check=True, capture_output=True, text=True)
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            commands.send("stop")
+            proc.join(timeout=30)
     print(f"\nconcurrency {args.concurrency}, rate limit off, sandbox in its own process\n")
     print("| run | users | seconds | users/s | Graph requests | target requests | changes | "
           "failed | peak RSS |\n|---|---|---|---|---|---|---|---|---|")

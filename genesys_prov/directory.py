@@ -36,6 +36,7 @@ USER_TYPE = "#microsoft.graph.user"
 
 Progress = Callable[[str, int], None]
 UserRule = Callable[[DesiredUser], DesiredUser]
+Keep = Callable[[dict[str, Any], str | None], None]
 
 
 @dataclass
@@ -92,11 +93,27 @@ def _user_members(graph: GraphReader, group_id: str, transitive: bool) -> Iterat
             yield str(member["id"]).lower()
 
 
+def scoped_user(user: dict[str, Any], mappings: Mappings, member_reason: str | None,
+                rule: UserRule | None = None) -> DesiredUser:
+    """The desired state of one directory user. ``member_reason`` is why assignments and
+    group memberships leave the user out of scope (None: they keep it in); the
+    ``user_scope`` filter is applied on top."""
+    in_scope = member_reason is None
+    reason = member_reason
+    if in_scope and mappings.user_scope and not mappings.user_scope.matches(_reader(user)):
+        in_scope = False
+        reason = "filtered out by user_scope"
+    desired = desired_user(user, mappings, in_scope=in_scope, scope_reason=reason)
+    return rule(desired) if rule else desired
+
+
 def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
                    rule: UserRule | None = None,
-                   progress: Progress | None = None) -> Directory:
+                   progress: Progress | None = None,
+                   keep: Keep | None = None) -> Directory:
     """Read users, groups and assignments and return desired users and groups, each user
-    marked in or out of scope with the reason."""
+    marked in or out of scope with the reason. ``keep(user, member_reason)`` sees every
+    user object as read (the snapshot incremental runs plan from)."""
     skipped: list[Skipped] = []
     assigned = read_assignments(graph, config) if config.scope == "assigned" else None
     want_groups = bool(mappings.group) or assigned is not None
@@ -131,18 +148,14 @@ def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
     expand = mappings.manager_mapping is not None
     for user in graph.iter_users(select, expand_manager=expand):
         uid = str(user["id"]).lower()
-        reason = None
-        in_scope = True
+        member_reason = None
         if in_scope_ids is not None and uid not in in_scope_ids:
-            in_scope = False
-            reason = (DEFAULT_ACCESS_REASON if assigned and uid in assigned.default_only_users
-                      else "not assigned to the application")
-        if in_scope and mappings.user_scope and \
-                not mappings.user_scope.matches(_reader(user)):
-            in_scope = False
-            reason = "filtered out by user_scope"
-        desired = desired_user(user, mappings, in_scope=in_scope, scope_reason=reason)
-        users.append(rule(desired) if rule else desired)
+            member_reason = (DEFAULT_ACCESS_REASON
+                             if assigned and uid in assigned.default_only_users
+                             else "not assigned to the application")
+        if keep is not None:
+            keep(user, member_reason)
+        users.append(scoped_user(user, mappings, member_reason, rule))
         if progress and len(users) % 1000 == 0:
             progress("source", len(users))
     if progress:

@@ -25,7 +25,7 @@ from typing import Any
 from genesys_prov import redact
 from genesys_prov.errors import ConfigError, LockError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,7 +49,18 @@ _MIGRATIONS: dict[int, str] = {
         first_failed REAL NOT NULL, next_retry REAL NOT NULL, last_error TEXT,
         PRIMARY KEY (kind, source_id));
     """,
+    3: """
+    CREATE TABLE source_users (
+        id TEXT PRIMARY KEY, data TEXT NOT NULL, member_scope INTEGER NOT NULL,
+        reason TEXT, run_id TEXT NOT NULL);
+    ALTER TABLE links ADD COLUMN applied TEXT;
+    """,
 }
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> list[list[str]]:
+    """Split ids for ``IN (...)`` queries (SQLite limits the number of parameters)."""
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
 def _now() -> str:
@@ -165,10 +176,13 @@ class State:
             "SELECT source_id, target_id FROM links WHERE kind = ?", (kind,))}
 
     def link(self, kind: str, source_id: str, target_id: str) -> None:
-        """Remember that ``source_id`` is ``target_id`` in the target (committed at once)."""
+        """Remember that ``source_id`` is ``target_id`` in the target (committed at once).
+        What the target holds for it becomes unknown until the run records it
+        (:meth:`set_applied`): a change was just written."""
         self._write("INSERT INTO links (kind, source_id, target_id, updated) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT(kind, source_id) DO UPDATE SET target_id = excluded.target_id, "
-                    "updated = excluded.updated", (kind, source_id, target_id, _now()))
+                    "updated = excluded.updated, applied = NULL",
+                    (kind, source_id, target_id, _now()))
 
     def link_many(self, kind: str, pairs: Sequence[tuple[str, str]]) -> None:
         """Link many objects in one transaction."""
@@ -178,12 +192,66 @@ class State:
             self._db.executemany(
                 "INSERT INTO links (kind, source_id, target_id, updated) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(kind, source_id) DO UPDATE SET target_id = excluded.target_id, "
-                "updated = excluded.updated", [(kind, s, t, now) for s, t in pairs])
+                "updated = excluded.updated, applied = NULL",
+                [(kind, s, t, now) for s, t in pairs])
             self._db.execute("COMMIT")
 
     def unlink(self, kind: str, source_id: str) -> None:
         """Forget a link (the target object was deleted)."""
         self._write("DELETE FROM links WHERE kind = ? AND source_id = ?", (kind, source_id))
+
+    # --- the snapshot incremental runs plan from ------------------------------------------
+
+    def put_source_users(self, run_id: str,
+                         rows: Sequence[tuple[str, str, bool, str | None]]) -> None:
+        """Store directory users as last read: (id, object JSON, in scope by assignment /
+        membership, why not), in one transaction, tagged with the run that read them."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO source_users (id, data, member_scope, reason, run_id) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data, "
+                "member_scope = excluded.member_scope, reason = excluded.reason, "
+                "run_id = excluded.run_id",
+                [(i, d, int(m), r, run_id) for i, d, m, r in rows])
+            self._db.execute("COMMIT")
+
+    def drop_source_users_not_read_by(self, run_id: str) -> None:
+        """After a complete directory read: forget users that read did not see."""
+        self._write("DELETE FROM source_users WHERE run_id != ?", (run_id,))
+
+    def source_users(self, ids: Sequence[str]) -> dict[str, tuple[str, bool, str | None]]:
+        """Stored directory users by id: (object JSON, member scope, reason)."""
+        out: dict[str, tuple[str, bool, str | None]] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for i, d, m, r in self._read(
+                    f"SELECT id, data, member_scope, reason FROM source_users WHERE id IN "
+                    f"({marks})", chunk):
+                out[str(i)] = (str(d), bool(m), r)
+        return out
+
+    def applied(self, source_ids: Sequence[str], kind: str = "user") -> dict[str, str]:
+        """What the target holds for linked objects as of their last run (JSON), when
+        known."""
+        out: dict[str, str] = {}
+        for chunk in _chunks(source_ids):
+            marks = ",".join("?" * len(chunk))
+            for sid, value in self._read(
+                    f"SELECT source_id, applied FROM links WHERE kind = ? AND applied IS NOT "
+                    f"NULL AND source_id IN ({marks})", [kind, *chunk]):
+                out[str(sid)] = str(value)
+        return out
+
+    def set_applied(self, rows: Sequence[tuple[str, str | None]], kind: str = "user") -> None:
+        """Record what the target holds for linked objects (None: unknown), one
+        transaction."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE links SET applied = ? WHERE kind = ? AND source_id = ?",
+                [(value, kind, sid) for sid, value in rows])
+            self._db.execute("COMMIT")
 
     # --- delta links -------------------------------------------------------------------------
 
@@ -348,6 +416,7 @@ class State:
             self._db.execute("DELETE FROM delta_links")
             self._db.execute("DELETE FROM meta")
             self._db.execute("DELETE FROM escrow")
+            self._db.execute("DELETE FROM source_users")
             if forget_links:
                 self._db.execute("DELETE FROM links")
             self._db.execute("COMMIT")

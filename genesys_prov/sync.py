@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from genesys_prov import apply as applying
 from genesys_prov.config import Config
-from genesys_prov.directory import Directory, read_assignments, read_directory
+from genesys_prov.directory import Directory, Keep, UserRule, read_assignments, read_directory
 from genesys_prov.errors import (
     AuthError,
     DeltaExpired,
@@ -30,6 +30,14 @@ from genesys_prov.errors import (
     TargetError,
 )
 from genesys_prov.http import HttpClient, RateLimiter, make_session
+from genesys_prov.incremental import (
+    SNAPSHOT_META,
+    Delta,
+    QuickPlan,
+    SnapshotWriter,
+    applied_rows,
+    plan_from_snapshot,
+)
 from genesys_prov.mapping import DesiredUser, Mappings, load_mappings
 from genesys_prov.notify import Incident, Notifier
 from genesys_prov.plan import (
@@ -144,18 +152,25 @@ def plan_options(config: Config, links: dict[str, str] | None = None) -> PlanOpt
     )
 
 
-def _read_directory(config: Config, mappings: Mappings, conn: Connections,
-                    progress: Progress | None) -> Directory:
-    """Read the directory (with the Genesys data rules applied). A read that fails after
-    some pages is a safety stop: it must never look like a smaller directory."""
-    genesys = config.target.flavor == "genesys"
+def user_rule(config: Config) -> UserRule | None:
+    """The target's data rules for desired users (Genesys: phone numbers, dateHire)."""
+    if config.target.flavor != "genesys":
+        return None
     region = config.target.phone_default_region
 
     def rule(desired: DesiredUser) -> DesiredUser:
-        return apply_genesys_rules(desired, region) if genesys else desired
+        return apply_genesys_rules(desired, region)
 
+    return rule
+
+
+def _read_directory(config: Config, mappings: Mappings, conn: Connections,
+                    progress: Progress | None, keep: Keep | None = None) -> Directory:
+    """Read the directory (with the Genesys data rules applied). A read that fails after
+    some pages is a safety stop: it must never look like a smaller directory."""
     try:
-        return read_directory(conn.graph, config.source, mappings, rule, progress)
+        return read_directory(conn.graph, config.source, mappings, user_rule(config),
+                              progress, keep)
     except SourceError as exc:
         if conn.graph.pages_read:
             raise SafetyError(f"source-health guard: the Graph read failed part-way after "
@@ -179,15 +194,27 @@ def _with_directory_skips(plan: Plan, directory: Directory) -> Plan:
         key=lambda s: (s.kind, s.identity.lower(), s.source_id))))
 
 
+@dataclass
+class Reading:
+    """What a run read and planned: the plan, the time each phase took, the digest of the
+    app's assignments it saw, and the target users it read (by id)."""
+
+    plan: Plan
+    timings: dict[str, float]
+    assignments_digest: str
+    before: dict[str, TargetUser]
+
+
 def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
                   progress: Progress | None = None,
-                  links: dict[str, str] | None = None) -> tuple[Plan, dict[str, float], str]:
+                  links: dict[str, str] | None = None,
+                  keep: Keep | None = None) -> Reading:
     """Read both sides completely and build the plan; also returns the digest of the
     app's assignments the read saw (stored for the next incremental run, so it never
     needs a second read). Any read failure raises before a single write is sent."""
     timings: dict[str, float] = {}
     started = time.monotonic()
-    directory = _read_directory(config, mappings, conn, progress)
+    directory = _read_directory(config, mappings, conn, progress, keep)
     timings["read_source"] = time.monotonic() - started
     started = time.monotonic()
     listing = (snapshot(r, mappings) for r in conn.scim.list_users(mappings.target_attributes()))
@@ -204,7 +231,8 @@ def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
     plan = build_plan(directory.users, target, mappings, directory.groups, target_groups,
                       options)
     timings["plan"] = time.monotonic() - started
-    return _with_directory_skips(plan, directory), timings, directory.assignments_digest
+    return Reading(_with_directory_skips(plan, directory), timings,
+                   directory.assignments_digest, {t.id: t for t in target})
 
 
 def guard_plan(plan: Plan, config: Config, linked: int, last_in_scope: int | None,
@@ -291,29 +319,6 @@ def plan_records(run_id: str, plan: Plan) -> list[LogRecord]:
     return out
 
 
-@dataclass
-class Delta:
-    """What the stored delta links returned: the changes and the new links."""
-
-    links: dict[str, str] = field(default_factory=dict)
-    changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    @property
-    def count(self) -> int:
-        """Number of changed objects."""
-        return sum(len(c) for c in self.changes.values())
-
-    def changed_user_ids(self) -> set[str]:
-        """Users whose desired state may differ: changed, removed, or added to / removed
-        from a group."""
-        ids = {str(c["id"]) for c in self.changes.get("users", []) if "id" in c}
-        for group in self.changes.get("groups", []):
-            for member in group.get("members@delta") or []:
-                if isinstance(member, dict) and "id" in member:
-                    ids.add(str(member["id"]))
-        return ids
-
-
 def _probe_changes(conn: Connections, config: Config, state: State,
                    kinds: dict[str, list[str]]) -> tuple[str, Delta | None]:
     """Follow the stored delta links (one Graph request each when nothing changed) and
@@ -333,13 +338,15 @@ def _probe_changes(conn: Connections, config: Config, state: State,
 
 def read_and_plan_changes(config: Config, mappings: Mappings, conn: Connections,
                           links: dict[str, str], changed: set[str],
-                          progress: Progress | None = None) -> tuple[Plan, dict[str, float]]:
-    """An incremental plan: the directory is read (Graph is cheap), but of the target only
-    the changed users are read — one GET each, instead of listing every user — and the
-    groups. The users that did not change keep their links."""
+                          progress: Progress | None = None,
+                          keep: Keep | None = None) -> Reading:
+    """An incremental plan when the snapshot cannot answer alone (users entering or
+    leaving scope, deleted, moving between groups): the directory is read (Graph is
+    cheap), but of the target only the changed users are read — one GET each, instead of
+    listing every user — and the groups. The users that did not change keep their links."""
     timings: dict[str, float] = {}
     started = time.monotonic()
-    directory = _read_directory(config, mappings, conn, progress)
+    directory = _read_directory(config, mappings, conn, progress, keep)
     timings["read_source"] = time.monotonic() - started
     started = time.monotonic()
     subset = [u for u in directory.users if u.source_id in changed]
@@ -378,7 +385,8 @@ def read_and_plan_changes(config: Config, mappings: Mappings, conn: Connections,
     plan = build_plan(subset, snapshots, mappings, directory.groups, target_groups, options,
                       context=directory.users)
     timings["plan"] = time.monotonic() - started
-    return _with_directory_skips(plan, directory), timings
+    return Reading(_with_directory_skips(plan, directory), timings,
+                   directory.assignments_digest, {t.id: t for t in snapshots})
 
 
 def mappings_path(mappings: Mappings, target: str) -> str:
@@ -574,6 +582,9 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
             elif plan_out:
                 reason = "a plan file is made from a full comparison"
             delta: Delta | None = None
+            quick: QuickPlan | None = None
+            quick_seconds = 0.0
+            why_not = ""
             links = state.links("user")
             if reason is None:
                 try:
@@ -592,26 +603,46 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                                       requests=conn.request_counts(), run_id=run_id,
                                       mode="incremental", mode_reason="no directory changes")
                 if delta is not None:
-                    changed = delta.changed_user_ids()
-                    # reading k users one by one beats listing them all (two listings of
-                    # ⌈n / page⌉ pages) only while k is small; under 25 it hardly matters
-                    pages = -(-len(links) // config.target.page_size)
-                    if len(changed) > max(INCREMENTAL_MIN_READS, 2 * pages):
-                        reason = (f"{len(changed)} changed users: listing the target is "
-                                  "cheaper than reading them one by one")
-                        delta = None
-            if delta is not None:
+                    started = time.monotonic()
+                    attempt = plan_from_snapshot(state, delta, mappings, digest,
+                                                 plan_options(config, links), user_rule(config))
+                    if isinstance(attempt, QuickPlan):
+                        quick = attempt
+                        quick_seconds = time.monotonic() - started
+                    else:
+                        why_not = attempt
+                        changed = delta.changed_user_ids()
+                        # reading k users one by one beats listing them all (two listings
+                        # of ⌈n / page⌉ pages) only while k is small; under 25 it hardly
+                        # matters
+                        pages = -(-len(links) // config.target.page_size)
+                        if len(changed) > max(INCREMENTAL_MIN_READS, 2 * pages):
+                            reason = (f"{len(changed)} changed users: listing the target is "
+                                      "cheaper than reading them one by one")
+                            delta = None
+            writer = None if dry_run else SnapshotWriter(state, run_id)
+            if not dry_run:
+                state.delete_meta(SNAPSHOT_META)  # trusted again once this run finishes
+            keep = writer.keep if writer else None
+            if delta is not None and quick is not None:
                 starts = delta.links
                 mode, reason = "incremental", f"{delta.count} directory change(s)"
-                plan, timings = read_and_plan_changes(
-                    config, mappings, conn, links, delta.changed_user_ids(), progress)
-                assignments = state.get_meta("assignments_digest") or ""  # probe: unchanged
+                reading = Reading(quick.plan, {"plan": quick_seconds},
+                                  state.get_meta("assignments_digest") or "", quick.before)
+            elif delta is not None:
+                starts = delta.links
+                mode = "incremental"
+                reason = f"{delta.count} directory change(s); the directory was read ({why_not})"
+                reading = read_and_plan_changes(config, mappings, conn, links,
+                                                delta.changed_user_ids(), progress, keep)
             else:
                 mode = "full"
                 starts = {} if dry_run else {
                     kind: conn.graph.delta_start(kind, select) for kind, select in kinds.items()}
-                plan, timings, assignments = read_and_plan(config, mappings, conn, progress,
-                                                           links)
+                reading = read_and_plan(config, mappings, conn, progress, links, keep)
+            if writer is not None and quick is None:
+                writer.finish()
+            plan, timings = reading.plan, reading.timings
             in_scope = plan.in_scope
             try:
                 plan = guard_plan(plan, config, len(links), state.last_in_scope(),
@@ -654,10 +685,16 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
             if status == "success" and mode == "incremental":
                 status = "incremental"
             if not dry_run:
+                state.set_applied(applied_rows(plan, reading.before,
+                                               result.applied.outcomes if result.applied
+                                               else (), mappings, state.links("user")))
+                if quick is not None:
+                    state.put_source_users(run_id, quick.source_rows)
                 for kind, link in starts.items():
                     state.set_delta_link(kind, link)
                 state.set_meta("settings_digest", digest)
-                state.set_meta("assignments_digest", assignments)
+                state.set_meta("assignments_digest", reading.assignments_digest)
+                state.set_meta(SNAPSHOT_META, digest)
                 _notify(config, state, incidents_of(result, result.quarantined))
             return result
         except SafetyError as exc:

@@ -250,25 +250,91 @@ def test_incremental_run_with_no_changes_costs_a_few_graph_requests(sandbox: San
                                   "/appRoleAssignedTo"])
 
 
-def test_a_changed_user_costs_one_target_read_and_one_write(sandbox: Sandbox,
-                                                          tmp_path: Path) -> None:
-    cfg = configure(sandbox, tmp_path)
+def _graph_api_paths(sb: Sandbox) -> list[str]:
+    return sorted(r.path for r in sb.graph.requests if r.path.startswith("/v1.0/"))
+
+
+def test_a_changed_user_costs_the_delta_pages_and_one_write(sandbox: Sandbox,
+                                                            tmp_path: Path) -> None:
+    """Planned from the snapshot: no directory read, no target read, one PATCH."""
+    cfg = str(write_config(tmp_path, sandbox.config()))  # assigned scope, groups, managers
     assert sync(cfg)[0] == 0
-    user = next(u for u in sandbox.graph.users if u.get("accountEnabled", True))
+    held = {u["userName"].lower() for u in sandbox.genesys.users.values() if u["active"]}
+    user = next(u for u in sandbox.graph.users if u["userPrincipalName"].lower() in held)
     sandbox.graph.set_user(user["id"], jobTitle="Night Shift Lead")
     code, out, _ = sync(cfg, "--dry-run")  # a dry run sees it but does not move the watermark
     assert out["mode"] == "incremental" and out["mode_reason"] == "1 directory change(s)"
     assert [c["action"] for c in out["plan"]["changes"]] == ["update"]
     sandbox.genesys.reset_log()
+    sandbox.graph.requests.clear()
     code, out, _ = sync(cfg)
     assert code == 0 and out["mode"] == "incremental"
     (write,) = sandbox.genesys.writes()
     assert write.body["Operations"] == [{"op": "replace", "path": "title",
                                          "value": "Night Shift Lead"}]
-    reads = sorted(r.path.rsplit("/", 2)[-2] if "/Users/" in r.path else r.path.rsplit("/")[-1]
-                   for r in sandbox.genesys.requests if r.method == "GET")
-    assert reads == ["Groups", "Users"]  # the group listing and one GET /Users/{id}
+    assert [r.method for r in sandbox.genesys.requests if "/scim/" in r.path] == ["PATCH"]
+    assert _graph_api_paths(sandbox) == sorted([
+        "/v1.0/users/delta", "/v1.0/groups/delta",
+        f"/v1.0/servicePrincipals/{sandbox.service_principal_id}/appRoleAssignedTo"])
+    # the next change of the same user diffs against what the last run wrote
+    department = user.get("department")
+    sandbox.graph.set_user(user["id"], jobTitle="Day Shift Lead", department="Night Ops")
+    sandbox.genesys.reset_log()
+    code, out, _ = sync(cfg)
+    (change,) = out["plan"]["changes"]
+    assert {a["attribute"]: (a["old"], a["new"]) for a in change["attributes"]} == {
+        "title": ("Night Shift Lead", "Day Shift Lead"),
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":
+            (department, "Night Ops")}
+    assert len(sandbox.genesys.writes()) == 1
     assert sync(cfg)[1]["mode_reason"] == "no directory changes"
+    code, out, _ = sync(cfg, "--full")  # and a full comparison agrees
+    assert out["plan"]["changes"] == [] and out["plan"]["group_changes"] == []
+
+
+def test_a_new_manager_is_set_from_the_snapshot(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = str(write_config(tmp_path, sandbox.config()))
+    assert sync(cfg)[0] == 0
+    by_name = {u["userName"].lower(): u for u in sandbox.genesys.users.values() if u["active"]}
+    active = [u for u in sandbox.graph.users if u["userPrincipalName"].lower() in by_name]
+    user, boss = active[0], next(u for u in active[1:] if u["id"] != active[0].get("manager"))
+    sandbox.graph.set_user(user["id"], manager=boss["id"])
+    sandbox.genesys.reset_log()
+    code, out, _ = sync(cfg)
+    assert code == 0 and out["mode_reason"] == "1 directory change(s)"
+    (write,) = sandbox.genesys.writes()
+    boss_id = by_name[boss["userPrincipalName"].lower()]["id"]
+    assert write.body["Operations"] == [{
+        "op": "replace",
+        "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+        "value": {"value": boss_id}}]
+    assert [r.method for r in sandbox.genesys.requests if "/scim/" in r.path] == ["PATCH"]
+    code, out, _ = sync(cfg, "--full")
+    assert out["plan"]["changes"] == []
+
+
+def test_scope_changes_read_the_directory_and_a_killed_run_drops_the_snapshot(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg)[0] == 0
+    held = {u["userName"].lower() for u in sandbox.genesys.users.values() if u["active"]}
+    user = next(u for u in sandbox.graph.users if u["userPrincipalName"].lower() in held)
+    sandbox.graph.set_user(user["id"], accountEnabled=False)
+    code, out, _ = sync(cfg)
+    assert code == 0 and out["mode"] == "incremental"
+    assert out["mode_reason"] == ("1 directory change(s); the directory was read (a user "
+                                  "entered or left scope, or was enabled or disabled)")
+    assert [c["action"] for c in out["plan"]["changes"]] == ["deactivate"]
+    # a run that stops before it finishes leaves no trusted snapshot behind
+    with State.open(tmp_path / ".genesys-prov") as state:
+        assert state.get_meta("snapshot")
+        state.delete_meta("snapshot")
+    sandbox.graph.set_user(user["id"], jobTitle="Back Soon")
+    code, out, _ = sync(cfg)
+    assert out["mode_reason"].endswith("(no complete snapshot from the last run)")
+    assert sync(cfg)[1]["mode_reason"] == "no directory changes"
+    sandbox.graph.set_user(user["id"], jobTitle="Back Later")
+    assert sync(cfg)[1]["mode_reason"] == "1 directory change(s)"  # trusted again
 
 
 def test_an_expired_delta_token_triggers_a_full_sync(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -532,18 +598,25 @@ def test_soft_deleted_user_is_deactivated_not_deleted(sandbox: Sandbox, tmp_path
     assert change["action"] == "reactivate"
 
 
-def test_many_changes_fall_back_to_listing_the_target(tmp_path: Path) -> None:
+def test_many_changes_plan_from_the_snapshot_or_list_the_target(tmp_path: Path) -> None:
     with Sandbox(users=200, workdir=tmp_path) as sb:
         cfg = str(write_config(tmp_path, sb.config(scope="all")))
         assert sync(cfg)[0] == 0
         for user in sb.graph.users[:40]:
             sb.graph.set_user(user["id"], jobTitle="Reorganised")
+        sb.genesys.reset_log()
+        code, out, _ = sync(cfg)  # attribute changes only: the snapshot answers
+        assert code == 0 and out["mode"] == "incremental"
+        enabled = sum(1 for u in sb.graph.users[:40] if u.get("accountEnabled", True))
+        assert out["plan"]["counts"]["update"] >= enabled - 2
+        assert {r.method for r in sb.genesys.requests if "/scim/" in r.path} == {"PATCH"}
+        for user in sb.graph.users[40:80]:  # many users disabled: the target is listed
+            sb.graph.set_user(user["id"], accountEnabled=False)
         code, out, _ = sync(cfg)
         assert code == 0 and out["mode"] == "full"
         assert out["mode_reason"].endswith(
             "listing the target is cheaper than reading them one by one")
-        enabled = sum(1 for u in sb.graph.users[:40] if u.get("accountEnabled", True))
-        assert out["plan"]["counts"]["update"] >= enabled - 2
+        assert out["plan"]["counts"]["deactivate"] >= 1
 
 
 def test_a_replayed_delta_round_is_harmless(sandbox: Sandbox, tmp_path: Path) -> None:
