@@ -22,6 +22,7 @@ from genesys_prov.http import HttpClient, TransportError
 
 API_VERSION = "v1.0"
 MAX_TOP = 999
+DELETED_LOOKUPS = 3  # more users gone than this: list the deleted users once instead
 
 
 def _credential(config: SourceConfig) -> Any:
@@ -231,6 +232,20 @@ class GraphReader:
             return None
         except SourceError as exc:
             return False if "HTTP 404" in str(exc) else None
+
+    def soft_deleted(self, object_ids: Sequence[str]) -> dict[str, bool | None]:
+        """:meth:`is_soft_deleted` for many users: a few are looked up one by one; more
+        cost one paged listing of the deleted users instead (``$select=id``). A listing
+        Graph refuses (no permission) leaves every answer unknown (None)."""
+        if len(object_ids) <= DELETED_LOOKUPS:
+            return {oid: self.is_soft_deleted(oid) for oid in object_ids}
+        params = {"$select": "id", "$top": str(MAX_TOP)}
+        try:
+            deleted = {str(obj["id"]).lower() for obj in self._objects(
+                "/directory/deletedItems/microsoft.graph.user", params, "a deleted user")}
+        except (AuthError, SourceError):
+            return dict.fromkeys(object_ids)
+        return {oid: oid.lower() in deleted for oid in object_ids}
 
     def iter_assignments(self, service_principal_id: str) -> Iterator[dict[str, Any]]:
         """The app role assignments of the enterprise application, paged:

@@ -186,6 +186,13 @@ def _target_groups(conn: Connections, mappings: Mappings) -> list[TargetGroup]:
             for g in conn.scim.list_groups(mappings.group_target_attributes())]
 
 
+def _hard_deleted(conn: Connections, gone: list[str]) -> frozenset[str]:
+    """Which linked users missing from the directory Graph confirms as hard-deleted (not
+    in the deleted items); unknown counts as soft-deleted, the safe side."""
+    return frozenset(sid for sid, soft in conn.graph.soft_deleted(gone).items()
+                     if soft is False)
+
+
 def _with_directory_skips(plan: Plan, directory: Directory) -> Plan:
     if not directory.skipped:
         return plan
@@ -226,7 +233,7 @@ def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
     if links:
         present = {u.source_id for u in directory.users}
         gone = [sid for sid in links if sid not in present]
-        hard = frozenset(sid for sid in gone if conn.graph.is_soft_deleted(sid) is False)
+        hard = _hard_deleted(conn, gone)
         options = replace(options, hard_deleted=hard)
     plan = build_plan(directory.users, target, mappings, directory.groups, target_groups,
                       options)
@@ -379,7 +386,7 @@ def read_and_plan_changes(config: Config, mappings: Mappings, conn: Connections,
     target_groups = _target_groups(conn, mappings)
     timings["read_target"] = time.monotonic() - started
     started = time.monotonic()
-    hard = frozenset(sid for sid in gone if conn.graph.is_soft_deleted(sid) is False)
+    hard = _hard_deleted(conn, sorted(gone))
     options = replace(plan_options(config, links), hard_deleted=hard,
                       gone_candidates=frozenset(gone))
     plan = build_plan(subset, snapshots, mappings, directory.groups, target_groups, options,

@@ -575,6 +575,28 @@ def test_lock_between_two_processes_and_stale_lock_taken_over(sandbox: Sandbox,
     assert result.returncode == 0, result.stderr
 
 
+def test_many_gone_users_cost_one_listing_of_deleted_items(sandbox: Sandbox,
+                                                          tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    assert sync(cfg)[0] == 0
+    held = {u["userName"].lower() for u in sandbox.genesys.users.values() if u["active"]}
+    users = [u for u in sandbox.graph.users if u["userPrincipalName"].lower() in held][:5]
+    for user in users[:2]:
+        sandbox.graph.soft_delete_user(user["id"])
+    for user in users[2:]:
+        sandbox.graph.remove_user(user["id"])
+    sandbox.graph.requests.clear()
+    code, out, _ = sync(cfg, "--full")
+    assert code == 0
+    gone = {u["id"] for u in users}
+    actions = {c["source_id"]: c["action"] for c in out["plan"]["changes"]
+               if c["source_id"] in gone}  # (their reports' managers are cleared too)
+    assert actions == {**{u["id"]: "deactivate" for u in users[:2]},
+                       **{u["id"]: "delete" for u in users[2:]}}
+    lookups = [r.path for r in sandbox.graph.requests if "deletedItems" in r.path]
+    assert lookups == ["/v1.0/directory/deletedItems/microsoft.graph.user"]
+
+
 def test_soft_deleted_user_is_deactivated_not_deleted(sandbox: Sandbox, tmp_path: Path) -> None:
     cfg = configure(sandbox, tmp_path)
     assert sync(cfg)[0] == 0

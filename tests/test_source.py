@@ -100,3 +100,25 @@ def test_graph_failing_part_way_is_a_safety_stop_not_a_short_directory(tmp_path)
     conn = SimpleNamespace(graph=graph, scim=None)
     with pytest.raises(SafetyError, match="failed part-way after 1 page"):
         read_and_plan(config, mappings, conn)  # type: ignore[arg-type]
+
+
+@responses.activate
+def test_many_gone_users_cost_one_listing_of_the_deleted_users():
+    listing = f"{GRAPH}/v1.0/directory/deletedItems/microsoft.graph.user"
+    responses.get(listing, json={"value": [{"id": "A"}],
+                                 "@odata.nextLink": f"{listing}?$skiptoken=2"})
+    responses.get(f"{listing}?$skiptoken=2", json={"value": [{"id": "c"}]})
+    answers = reader().soft_deleted(["a", "b", "c", "d"])
+    assert answers == {"a": True, "b": False, "c": True, "d": False}
+    assert len(responses.calls) == 2 and "%24select=id" in responses.calls[0].request.url
+
+
+@responses.activate
+def test_few_gone_users_are_looked_up_one_by_one_and_refusal_means_unknown():
+    base = f"{GRAPH}/v1.0/directory/deletedItems"
+    responses.get(f"{base}/a", json={"id": "a"})
+    responses.get(f"{base}/b", status=404, json={"error": {"code": "Request_ResourceNotFound"}})
+    assert reader().soft_deleted(["a", "b"]) == {"a": True, "b": False}
+    responses.get(f"{base}/microsoft.graph.user", status=403,
+                  json={"error": {"code": "Authorization_RequestDenied", "message": "no"}})
+    assert reader().soft_deleted(["a", "b", "c", "d"]) == dict.fromkeys("abcd")

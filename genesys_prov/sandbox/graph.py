@@ -780,6 +780,9 @@ class GraphEmulator(RequestLog):
              groups_perm),
             (["groups", None, "transitivemembers"], "/v1.0/groups/{id}/transitiveMembers",
              self._transitive_members, groups_perm),
+            (["directory", "deleteditems", "microsoft.graph.user"],
+             "/v1.0/directory/deletedItems/microsoft.graph.user", self._list_deleted_users,
+             users_perm),
             (["directory", "deleteditems", None], "/v1.0/directory/deletedItems/{id}",
              self._get_deleted_item, users_perm),
             (["serviceprincipals", None], "/v1.0/servicePrincipals/{id}",
@@ -1034,6 +1037,22 @@ class GraphEmulator(RequestLog):
                     }
             values.append(data)
         envelope["value"] = values
+        if "@odata.nextLink" in envelope:
+            envelope["@odata.nextLink"] = envelope.pop("@odata.nextLink")
+        return envelope
+
+    def _list_deleted_users(self, request: Request) -> dict[str, Any]:
+        """``GET /v1.0/directory/deletedItems/microsoft.graph.user``: the soft-deleted
+        users (restorable for 30 days), paged like ``/users``."""
+        options = self._options(request)
+        select_text = options.get("$select")
+        names = self._select(select_text, _USER_LOOKUP, "user", USER_DEFAULT_SELECT)
+        page, envelope = self._page(
+            request, "/v1.0/directory/deletedItems/microsoft.graph.user", options,
+            list(self.deleted_users.values()),
+            self._context("directoryObjects/microsoft.graph.user",
+                          names if select_text else None))
+        envelope["value"] = [self._user_json(user, names) for user in page]
         if "@odata.nextLink" in envelope:
             envelope["@odata.nextLink"] = envelope.pop("@odata.nextLink")
         return envelope
