@@ -164,7 +164,9 @@ def after_change(before: TargetUser | None, change: Change, target_id: str,
             user_name = new
         i = position.get(item.attribute)
         if i is not None:
-            values[i] = new
+            # a redacted value (a password) is never stored; unknown, as a target that
+            # does not return it would report
+            values[i] = None if item.redacted else new
             present[i] = present[i] or new is not None
     if change.action is Action.DEACTIVATE:
         active = False
@@ -211,10 +213,26 @@ class QuickPlan:
     source_rows: list[tuple[str, str, bool, str | None]]
 
 
+def stored_targets(state: State, source_ids: list[str],
+                   mappings: Mappings) -> dict[str, TargetUser]:
+    """What the target held after the last run for these linked users (those known)."""
+    width = len(mappings.user_paths())
+    out = {}
+    for sid, text in state.applied(source_ids).items():
+        target = target_from_json(text, width)
+        if target is not None:
+            out[sid] = target
+    return out
+
+
+def _member_reason(member_scope: bool, reason: str | None) -> str | None:
+    return None if member_scope else (reason or "not assigned to the application")
+
+
 def plan_from_snapshot(state: State, delta: Delta, mappings: Mappings, digest: str,
                        options: PlanOptions, rule: UserRule | None) -> QuickPlan | str:
     """Plan an incremental run from the snapshot alone, or say why it cannot (the caller
-    then reads the directory)."""
+    then reads the directory). Nothing is written."""
     if state.get_meta(SNAPSHOT_META) != digest:
         return "no complete snapshot from the last run"
     if delta.changes.get("groups"):
@@ -228,35 +246,43 @@ def plan_from_snapshot(state: State, delta: Delta, mappings: Mappings, digest: s
     stored = state.source_users(list(partials))
     if len(stored) != len(partials):
         return "a user the snapshot does not know"
-    applied = state.applied(list(partials))
-    width = len(mappings.user_paths())
+    held = stored_targets(state, list(partials), mappings)
     subset: list[DesiredUser] = []
     targets: dict[str, TargetUser] = {}
     rows: list[tuple[str, str, bool, str | None]] = []
-    managers: set[str] = set()
     for sid, partial in partials.items():
-        text, member_scope, member_reason = stored[sid]
+        text, member_scope, reason = stored[sid]
+        member_reason = _member_reason(member_scope, reason)
         old_obj = json.loads(text)
         new_obj = merge_user(old_obj, partial)
-        rows.append((sid, stored_user(new_obj), member_scope, member_reason))
+        rows.append((sid, stored_user(new_obj), member_scope, reason))
         old = scoped_user(old_obj, mappings, member_reason)
         new = scoped_user(new_obj, mappings, member_reason, rule)
         if (old.in_scope, old.active) != (new.in_scope, new.active):
             return "a user entered or left scope, or was enabled or disabled"
-        if not new.active:
-            continue  # out of scope or disabled before and after: nothing to send
-        target = target_from_json(applied[sid], width) if sid in applied else None
-        if target is None or sid not in options.links:
+        if sid not in options.links:
+            if new.active:
+                return "a changed user in scope is not linked"
+            continue  # out of scope or disabled, and not in the target: nothing to do
+        target = held.get(sid)
+        if target is None or target.id != options.links[sid]:
             return "a changed user has no stored target state"
         subset.append(new)
         targets[target.id] = target
-        if new.manager:
-            managers.add(new.manager)
+    # managers: the new ones as directory users (are they provisioned?), the old ones as
+    # target users (to show their names)
+    managers = sorted({u.manager for u in subset if u.manager} - set(partials))
     context = list(subset)
-    for text, _member_scope, member_reason in state.source_users(
-            sorted(managers - {u.source_id for u in subset})).values():
-        context.append(scoped_user(json.loads(text), mappings, member_reason, rule))
-    plan = build_plan(subset, list(targets.values()), mappings, (), (),
+    for text, member_scope, reason in state.source_users(managers).values():
+        context.append(scoped_user(json.loads(text), mappings,
+                                   _member_reason(member_scope, reason), rule))
+    by_target = {tid: sid for sid, tid in options.links.items()}
+    old_managers = sorted({by_target[t.manager] for t in targets.values()
+                           if t.manager in by_target and t.manager not in targets})
+    shown = [t for t in stored_targets(state, old_managers, mappings).values()
+             if t.id not in targets]
+    plan = build_plan(subset, [*targets.values(), *shown], mappings, (), (),
                       replace(options, gone_candidates=frozenset()), context=context)
-    return QuickPlan(replace(plan, in_scope=state.last_in_scope() or plan.in_scope),
-                     targets, rows)
+    plan = replace(plan, in_scope=state.last_in_scope() or plan.in_scope,
+                   target_users=len(targets))
+    return QuickPlan(plan, targets, rows)

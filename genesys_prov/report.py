@@ -229,6 +229,12 @@ def state_table(summary: dict[str, Any]) -> Table:
     table.add_row("last run", Text(f"{last.get('id')} {last.get('status')} at "
                                    f"{last.get('finished')}" if last else "none"))
     table.add_row("log records", str(summary["log_records"]))
+    snap = summary.get("snapshot") or {}
+    table.add_row("snapshot", f"{snap.get('users', 0)} directory users, target state known "
+                  f"for {snap.get('target_known', 0)} linked users; " +
+                  ("incremental runs plan attribute changes from it" if snap.get("trusted")
+                   else "not trusted until a run finishes (incremental runs read the "
+                   "directory)"))
     return table
 
 

@@ -406,6 +406,13 @@ class State:
             "escrow": [{"source_id": sid, **entry} for sid, entry in
                        sorted(self.escrowed("user").items())],
             "quarantine": json.loads(self.get_meta("quarantine") or "null"),
+            "snapshot": {
+                "users": self._read("SELECT count(*) FROM source_users")[0][0],
+                "target_known": self._read(
+                    "SELECT count(*) FROM links WHERE kind = 'user' AND applied IS NOT NULL"
+                )[0][0],
+                "trusted": self.get_meta("snapshot") is not None,
+            },
         }
 
     def reset(self, forget_links: bool = False) -> None:

@@ -37,6 +37,7 @@ from genesys_prov.incremental import (
     SnapshotWriter,
     applied_rows,
     plan_from_snapshot,
+    stored_targets,
 )
 from genesys_prov.mapping import DesiredUser, Mappings, load_mappings
 from genesys_prov.notify import Incident, Notifier
@@ -62,6 +63,7 @@ from genesys_prov.state import LogRecord, RunLock, State
 from genesys_prov.target import ScimClient
 
 Progress = Callable[[str, int], None]
+Known = Callable[[list[str]], dict[str, TargetUser]]
 log = logging.getLogger(__name__)
 
 
@@ -346,20 +348,33 @@ def _probe_changes(conn: Connections, config: Config, state: State,
 def read_and_plan_changes(config: Config, mappings: Mappings, conn: Connections,
                           links: dict[str, str], changed: set[str],
                           progress: Progress | None = None,
-                          keep: Keep | None = None) -> Reading:
+                          keep: Keep | None = None,
+                          known: Known | None = None) -> Reading:
     """An incremental plan when the snapshot cannot answer alone (users entering or
     leaving scope, deleted, moving between groups): the directory is read (Graph is
-    cheap), but of the target only the changed users are read — one GET each, instead of
-    listing every user — and the groups. The users that did not change keep their links."""
+    cheap). Of the target, the changed users are taken from the snapshot (``known``: what
+    the target held after the last run) or else read — one GET each, instead of listing
+    every user — and the groups are listed. The direct reports of changed users are
+    planned too: a manager created or enabled now is set on them (a manager who was not
+    provisioned is left for "a later run", and this is it). The users that did not change
+    keep their links."""
     timings: dict[str, float] = {}
     started = time.monotonic()
     directory = _read_directory(config, mappings, conn, progress, keep)
     timings["read_source"] = time.monotonic() - started
     started = time.monotonic()
-    subset = [u for u in directory.users if u.source_id in changed]
+    reports = {u.source_id for u in directory.users
+               if u.manager in changed and u.source_id in links}
+    subset = [u for u in directory.users if u.source_id in changed or u.source_id in reports]
+    stored = known([u.source_id for u in subset]) if known else {}
     snapshots: list[TargetUser] = []
     seen: set[str] = set()
     for user in subset:
+        held = stored.get(user.source_id)
+        if held is not None and held.id == links.get(user.source_id):
+            seen.add(held.id)
+            snapshots.append(held)
+            continue
         resource = conn.scim.get_user(links[user.source_id]) \
             if user.source_id in links else None
         if resource is None:  # not linked (or gone): look it up by its matching attribute
@@ -592,6 +607,7 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
             quick: QuickPlan | None = None
             quick_seconds = 0.0
             why_not = ""
+            trusted = False
             links = state.links("user")
             if reason is None:
                 try:
@@ -609,6 +625,7 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                     return SyncResult(plan=Plan(in_scope=in_scope or 0), dry_run=dry_run,
                                       requests=conn.request_counts(), run_id=run_id,
                                       mode="incremental", mode_reason="no directory changes")
+                trusted = state.get_meta(SNAPSHOT_META) == digest
                 if delta is not None:
                     started = time.monotonic()
                     attempt = plan_from_snapshot(state, delta, mappings, digest,
@@ -619,13 +636,15 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                     else:
                         why_not = attempt
                         changed = delta.changed_user_ids()
+                        if trusted:  # what the snapshot holds need not be read
+                            changed -= set(state.applied(sorted(changed)))
                         # reading k users one by one beats listing them all (two listings
                         # of ⌈n / page⌉ pages) only while k is small; under 25 it hardly
                         # matters
                         pages = -(-len(links) // config.target.page_size)
                         if len(changed) > max(INCREMENTAL_MIN_READS, 2 * pages):
-                            reason = (f"{len(changed)} changed users: listing the target is "
-                                      "cheaper than reading them one by one")
+                            reason = (f"{len(changed)} changed users to read: listing the "
+                                      "target is cheaper than reading them one by one")
                             delta = None
             writer = None if dry_run else SnapshotWriter(state, run_id)
             if not dry_run:
@@ -640,8 +659,12 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                 starts = delta.links
                 mode = "incremental"
                 reason = f"{delta.count} directory change(s); the directory was read ({why_not})"
+                def known(ids: list[str]) -> dict[str, TargetUser]:
+                    return stored_targets(state, ids, mappings) if trusted else {}
+
                 reading = read_and_plan_changes(config, mappings, conn, links,
-                                                delta.changed_user_ids(), progress, keep)
+                                                delta.changed_user_ids(), progress, keep,
+                                                known)
             else:
                 mode = "full"
                 starts = {} if dry_run else {

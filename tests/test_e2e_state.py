@@ -55,6 +55,10 @@ def test_links_and_log_are_recorded(sandbox: Sandbox, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "0 records" in result.stdout
     shown = json.loads(run_cli("--config", cfg, "state", "show", "--json").stdout)
     assert shown["links"]["user"] == len(links) and shown["last_run"]["status"] == "success"
+    assert shown["snapshot"] == {"users": len(sandbox.graph.users),
+                                 "target_known": len(links), "trusted": True}
+    table = run_cli("--config", cfg, "state", "show").stdout
+    assert "incremental runs plan attribute changes from it" in " ".join(table.split())
 
 
 def test_renamed_user_stays_linked(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -632,13 +636,23 @@ def test_many_changes_plan_from_the_snapshot_or_list_the_target(tmp_path: Path) 
         enabled = sum(1 for u in sb.graph.users[:40] if u.get("accountEnabled", True))
         assert out["plan"]["counts"]["update"] >= enabled - 2
         assert {r.method for r in sb.genesys.requests if "/scim/" in r.path} == {"PATCH"}
-        for user in sb.graph.users[40:80]:  # many users disabled: the target is listed
+        for user in sb.graph.users[40:80]:  # disabled: the snapshot knows their target
             sb.graph.set_user(user["id"], accountEnabled=False)
+        sb.genesys.reset_log()
+        code, out, _ = sync(cfg)
+        assert code == 0 and out["mode"] == "incremental"
+        assert "the directory was read" in out["mode_reason"]
+        assert out["plan"]["counts"]["deactivate"] >= 30
+        assert not [r for r in sb.genesys.requests if r.method == "GET" and "/Users" in r.path]
+        for n in range(40):  # many new users must be looked up: the target is listed
+            sb.graph.add_user({"id": f"00000000-0000-4000-8000-{n:012d}",
+                               "userPrincipalName": f"new{n}@contoso.com",
+                               "displayName": f"New {n}", "accountEnabled": True})
         code, out, _ = sync(cfg)
         assert code == 0 and out["mode"] == "full"
-        assert out["mode_reason"].endswith(
-            "listing the target is cheaper than reading them one by one")
-        assert out["plan"]["counts"]["deactivate"] >= 1
+        assert out["mode_reason"] == ("40 changed users to read: listing the target is "
+                                      "cheaper than reading them one by one")
+        assert out["plan"]["counts"]["create"] == 40
 
 
 def test_a_replayed_delta_round_is_harmless(sandbox: Sandbox, tmp_path: Path) -> None:
