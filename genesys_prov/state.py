@@ -105,8 +105,9 @@ class State:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            (directory / "logs").mkdir(exist_ok=True)
+            # it holds directory data (the snapshot, the log): owner-only when created here
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (directory / "logs").mkdir(mode=0o700, exist_ok=True)
             self.path = directory / "state.sqlite3"
             self._db = sqlite3.connect(self.path, check_same_thread=False,
                                        isolation_level=None, timeout=30)

@@ -369,7 +369,15 @@ def read_and_plan_changes(config: Config, mappings: Mappings, conn: Connections,
     stored = known([u.source_id for u in subset]) if known else {}
     snapshots: list[TargetUser] = []
     seen: set[str] = set()
-    for user in subset:
+    if any(u.unique and u.source_id not in links and u.active for u in subset):
+        # a create with SelectUniqueValue must see every value the target holds
+        listing = conn.scim.list_users(mappings.target_attributes())
+        snapshots = _collect((snapshot(r, mappings) for r in listing), "target", progress)
+        seen.update(t.id for t in snapshots)
+        subset_reads: list[DesiredUser] = []
+    else:
+        subset_reads = subset
+    for user in subset_reads:
         held = stored.get(user.source_id)
         if held is not None and held.id == links.get(user.source_id):
             seen.add(held.id)
@@ -394,6 +402,8 @@ def read_and_plan_changes(config: Config, mappings: Mappings, conn: Connections,
     present = {u.source_id for u in directory.users}
     gone = {sid for sid in changed if sid in links and sid not in present}
     for sid in sorted(gone):
+        if links[sid] in seen:
+            continue
         resource = conn.scim.get_user(links[sid])
         if resource is not None and str(resource.get("id")) not in seen:
             seen.add(str(resource["id"]))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from genesys_prov.mapping import default_mappings_text
 from genesys_prov.sandbox import Sandbox
 from genesys_prov.state import RunLock, State
 from tests.conftest import run_cli, write_config
@@ -339,6 +340,32 @@ def test_scope_changes_read_the_directory_and_a_killed_run_drops_the_snapshot(
     assert sync(cfg)[1]["mode_reason"] == "no directory changes"
     sandbox.graph.set_user(user["id"], jobTitle="Back Later")
     assert sync(cfg)[1]["mode_reason"] == "1 directory change(s)"  # trusted again
+
+
+def test_an_incremental_create_with_select_unique_value_sees_every_target_value(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    text = default_mappings_text().replace(
+        "  - {target: title, source: jobTitle}\n",
+        "  - {target: title, source: jobTitle}\n"
+        f"  - target: \"{ext}:employeeNumber\"\n"
+        "    apply: on_create\n"
+        "    expression: >-\n"
+        "      SelectUniqueValue(ToLower([givenName]), ToLower(Join(\".\", [givenName],\n"
+        "                        [surname])))\n")
+    cfg = str(write_config(tmp_path, sandbox.config(scope="all"), mappings=text))
+    assert sync(cfg)[0] == 0
+    taken = {u.get(ext, {}).get("employeeNumber") for u in sandbox.genesys.users.values()}
+    assert "megan" in taken  # Megan Bowen was created with the first candidate
+    sandbox.graph.add_user({"id": "0c0ffee0-0000-4000-8000-00000000000a",
+                            "userPrincipalName": "megan.other@contoso.com",
+                            "displayName": "Megan Other", "givenName": "Megan",
+                            "surname": "Other", "accountEnabled": True})
+    code, out, _ = sync(cfg)
+    assert code == 0 and out["mode"] == "incremental", out["mode_reason"]
+    (create,) = [c for c in out["plan"]["changes"] if c["action"] == "create"]
+    values = {a["attribute"]: a["new"] for a in create["attributes"]}
+    assert values[f"{ext}:employeeNumber"] == "megan.other"  # "megan" is taken
 
 
 def test_an_expired_delta_token_triggers_a_full_sync(sandbox: Sandbox, tmp_path: Path) -> None:

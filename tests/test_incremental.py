@@ -677,3 +677,9 @@ def test_a_disabled_user_whose_target_is_still_active_is_deactivated(state: Stat
     # either plan the deactivation, or fall back to a plan that reads the target
     assert isinstance(result, str) or \
         [c.action for c in result.plan.changes] == [Action.DEACTIVATE]
+
+
+def test_a_new_state_directory_is_private_to_its_owner(tmp_path: Path) -> None:
+    with State.open(tmp_path / "fresh") as state:
+        assert state.directory.stat().st_mode & 0o077 == 0
+        assert (state.directory / "logs").stat().st_mode & 0o077 == 0
