@@ -1,6 +1,7 @@
 """The benchmark behind ``make bench``: against N synthetic users in the sandbox, with the
 rate limit off — a first full sync, a no-change incremental run, a no-change full re-sync,
-and an incremental run after one user's job title changed in the directory.
+an incremental run after one user's job title changed in the directory, and one after a
+new hire joined an assigned group.
 
 The sandbox runs in a child process (driven through a pipe, so the bench can change a
 user), and each sync in its own process, so each peak memory figure is the sync's own.
@@ -28,7 +29,8 @@ from genesys_prov.sync import SyncResult, run_sync
 
 def _serve(users: int, directory: Path, commands: Connection) -> None:
     """The sandbox child: serve N users until told to stop; ``retitle`` changes the job
-    title of one provisioned user in the directory and answers with its id."""
+    title of one provisioned user in the directory, ``join`` adds a new hire to the
+    directory and to an assigned group; each answers with the user's id."""
     from genesys_prov.cli import _write_sandbox_config
     from genesys_prov.sandbox import Sandbox
 
@@ -44,6 +46,16 @@ def _serve(users: int, directory: Path, commands: Connection) -> None:
                 user = next(u for u in sb.graph.users
                             if u["userPrincipalName"].lower() in held)
                 sb.graph.set_user(user["id"], jobTitle="Benchmark Title")
+                commands.send(user["id"])
+            elif message == "join":  # a new hire is added to an assigned group
+                user = {"id": "0b5e4c1a-0000-4000-8000-00000000b001",
+                        "userPrincipalName": "new.hire@bench.example",
+                        "displayName": "New Hire", "accountEnabled": True,
+                        "jobTitle": "Agent", "manager": sb.graph.users[0]["id"]}
+                sb.graph.add_user(user)
+                group = next(a["principalId"] for a in sb.graph.app_role_assignments
+                             if a["principalType"] == "Group")
+                sb.graph.add_group_member(group, user["id"])
                 commands.send(user["id"])
 
 
@@ -107,13 +119,14 @@ def main(argv: list[str] | None = None) -> None:
             text = config_path.read_text(encoding="utf-8")
             text = text.replace("concurrency: 4", f"concurrency: {args.concurrency}")
             config_path.write_text(text, encoding="utf-8")
-            runs: tuple[tuple[str, list[str], bool], ...] = (
-                ("first full sync", [], False), ("no-change incremental run", [], False),
-                ("no-change full re-sync (--full)", ["--full"], False),
-                ("one changed user, incremental", [], True))
+            runs: tuple[tuple[str, list[str], str], ...] = (
+                ("first full sync", [], ""), ("no-change incremental run", [], ""),
+                ("no-change full re-sync (--full)", ["--full"], ""),
+                ("one changed user, incremental", [], "retitle"),
+                ("a new hire joins an assigned group, incremental", [], "join"))
             for label, extra, change in runs:
                 if change:
-                    commands.send("retitle")
+                    commands.send(change)
                     commands.recv()
                 # each run in its own process, so each peak memory figure is its own
                 out = subprocess.run(

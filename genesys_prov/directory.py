@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from genesys_prov.config import SourceConfig
 from genesys_prov.mapping import (
@@ -32,11 +32,22 @@ from genesys_prov.source import GraphReader
 
 DEFAULT_ACCESS = "00000000-0000-0000-0000-000000000000"
 DEFAULT_ACCESS_REASON = "invalid permission: Default Access role"
+NOT_ASSIGNED = "not assigned to the application"
 USER_TYPE = "#microsoft.graph.user"
 
 Progress = Callable[[str, int], None]
 UserRule = Callable[[DesiredUser], DesiredUser]
-Keep = Callable[[dict[str, Any], str | None], None]
+
+
+class Keeper(Protocol):
+    """Sees the directory as read (the snapshot incremental runs plan from)."""
+
+    def user(self, user: dict[str, Any], member_reason: str | None) -> None:
+        """Every user object as read, and why memberships leave it out of scope (None:
+        they keep it in)."""
+
+    def group(self, group: dict[str, Any], members: list[str]) -> None:
+        """Every group whose members count, with its user member ids (lower case)."""
 
 
 @dataclass
@@ -110,10 +121,9 @@ def scoped_user(user: dict[str, Any], mappings: Mappings, member_reason: str | N
 def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
                    rule: UserRule | None = None,
                    progress: Progress | None = None,
-                   keep: Keep | None = None) -> Directory:
+                   keeper: Keeper | None = None) -> Directory:
     """Read users, groups and assignments and return desired users and groups, each user
-    marked in or out of scope with the reason. ``keep(user, member_reason)`` sees every
-    user object as read (the snapshot incremental runs plan from)."""
+    marked in or out of scope with the reason; ``keeper`` sees what was read."""
     skipped: list[Skipped] = []
     assigned = read_assignments(graph, config) if config.scope == "assigned" else None
     want_groups = bool(mappings.group) or assigned is not None
@@ -134,8 +144,10 @@ def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
             groups.append(group)
     members: dict[str, list[str]] = {}
     for n, group in enumerate(groups, start=1):
-        members[str(group["id"]).lower()] = list(
-            _user_members(graph, str(group["id"]), config.nested_groups))
+        gid = str(group["id"]).lower()
+        members[gid] = list(_user_members(graph, str(group["id"]), config.nested_groups))
+        if keeper is not None:
+            keeper.group(group, members[gid])
         if progress:
             progress("groups", n)
     in_scope_ids: set[str] | None = None
@@ -152,9 +164,9 @@ def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
         if in_scope_ids is not None and uid not in in_scope_ids:
             member_reason = (DEFAULT_ACCESS_REASON
                              if assigned and uid in assigned.default_only_users
-                             else "not assigned to the application")
-        if keep is not None:
-            keep(user, member_reason)
+                             else NOT_ASSIGNED)
+        if keeper is not None:
+            keeper.user(user, member_reason)
         users.append(scoped_user(user, mappings, member_reason, rule))
         if progress and len(users) % 1000 == 0:
             progress("source", len(users))

@@ -25,7 +25,7 @@ from typing import Any
 from genesys_prov import redact
 from genesys_prov.errors import ConfigError, LockError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,6 +54,14 @@ _MIGRATIONS: dict[int, str] = {
         id TEXT PRIMARY KEY, data TEXT NOT NULL, member_scope INTEGER NOT NULL,
         reason TEXT, run_id TEXT NOT NULL);
     ALTER TABLE links ADD COLUMN applied TEXT;
+    """,
+    4: """
+    ALTER TABLE source_users ADD COLUMN manager TEXT;
+    CREATE INDEX source_users_manager ON source_users (manager);
+    CREATE TABLE source_groups (id TEXT PRIMARY KEY, data TEXT NOT NULL, run_id TEXT NOT NULL);
+    CREATE TABLE source_members (
+        group_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (group_id, user_id));
+    CREATE INDEX source_members_user ON source_members (user_id);
     """,
 }
 
@@ -204,22 +212,74 @@ class State:
     # --- the snapshot incremental runs plan from ------------------------------------------
 
     def put_source_users(self, run_id: str,
-                         rows: Sequence[tuple[str, str, bool, str | None]]) -> None:
+                         rows: Sequence[tuple[str, str, bool, str | None, str | None]]) -> None:
         """Store directory users as last read: (id, object JSON, in scope by assignment /
-        membership, why not), in one transaction, tagged with the run that read them."""
+        membership, why not, manager id), in one transaction, tagged with the run that
+        read them."""
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT INTO source_users (id, data, member_scope, reason, run_id) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data, "
+                "INSERT INTO source_users (id, data, member_scope, reason, manager, run_id) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data, "
                 "member_scope = excluded.member_scope, reason = excluded.reason, "
-                "run_id = excluded.run_id",
-                [(i, d, int(m), r, run_id) for i, d, m, r in rows])
+                "manager = excluded.manager, run_id = excluded.run_id",
+                [(i, d, int(m), r, mgr, run_id) for i, d, m, r, mgr in rows])
             self._db.execute("COMMIT")
 
-    def drop_source_users_not_read_by(self, run_id: str) -> None:
-        """After a complete directory read: forget users that read did not see."""
-        self._write("DELETE FROM source_users WHERE run_id != ?", (run_id,))
+    def drop_source_users(self, ids: Sequence[str]) -> None:
+        """Forget directory users (deleted in the directory)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM source_users WHERE id = ?", [(i,) for i in ids])
+            self._db.executemany("DELETE FROM source_members WHERE user_id = ?",
+                                 [(i,) for i in ids])
+            self._db.execute("COMMIT")
+
+    def put_source_groups(self, run_id: str,
+                          rows: Sequence[tuple[str, str, Sequence[str]]]) -> None:
+        """Store groups whose members decide scope or are provisioned, with their direct
+        user members as last read: (id, object JSON, member ids), one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            for gid, data, members in rows:
+                self._db.execute(
+                    "INSERT INTO source_groups (id, data, run_id) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET data = excluded.data, "
+                    "run_id = excluded.run_id", (gid, data, run_id))
+                self._db.execute("DELETE FROM source_members WHERE group_id = ?", (gid,))
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO source_members (group_id, user_id) VALUES (?, ?)",
+                    [(gid, m) for m in members])
+            self._db.execute("COMMIT")
+
+    def change_members(self, changes: Sequence[tuple[str, str, bool]]) -> None:
+        """Apply membership changes to stored groups: (group id, user id, added?)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            for gid, uid, added in changes:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO source_members (group_id, user_id) VALUES (?, ?)"
+                    if added else
+                    "DELETE FROM source_members WHERE group_id = ? AND user_id = ?", (gid, uid))
+            self._db.execute("COMMIT")
+
+    def set_group_data(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Update stored groups' objects (id, JSON); their members are kept."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("UPDATE source_groups SET data = ? WHERE id = ?",
+                                 [(data, gid) for gid, data in rows])
+            self._db.execute("COMMIT")
+
+    def drop_source_not_read_by(self, run_id: str) -> None:
+        """After a complete directory read: forget users and groups that read did not see."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM source_users WHERE run_id != ?", (run_id,))
+            self._db.execute("DELETE FROM source_members WHERE group_id IN "
+                             "(SELECT id FROM source_groups WHERE run_id != ?)", (run_id,))
+            self._db.execute("DELETE FROM source_groups WHERE run_id != ?", (run_id,))
+            self._db.execute("COMMIT")
 
     def source_users(self, ids: Sequence[str]) -> dict[str, tuple[str, bool, str | None]]:
         """Stored directory users by id: (object JSON, member scope, reason)."""
@@ -230,6 +290,41 @@ class State:
                     f"SELECT id, data, member_scope, reason FROM source_users WHERE id IN "
                     f"({marks})", chunk):
                 out[str(i)] = (str(d), bool(m), r)
+        return out
+
+    def reports_of(self, manager_ids: Sequence[str]) -> list[str]:
+        """Stored directory users whose manager is one of these."""
+        out: list[str] = []
+        for chunk in _chunks(manager_ids):
+            marks = ",".join("?" * len(chunk))
+            out += [str(r[0]) for r in self._read(
+                f"SELECT id FROM source_users WHERE manager IN ({marks})", chunk)]
+        return out
+
+    def source_groups(self) -> dict[str, str]:
+        """Stored groups: id → object JSON."""
+        return {str(i): str(d) for i, d in self._read("SELECT id, data FROM source_groups")}
+
+    def members_of(self, group_ids: Sequence[str]) -> dict[str, set[str]]:
+        """Stored direct user members of these groups."""
+        out: dict[str, set[str]] = {g: set() for g in group_ids}
+        for chunk in _chunks(group_ids):
+            marks = ",".join("?" * len(chunk))
+            for gid, uid in self._read(
+                    f"SELECT group_id, user_id FROM source_members WHERE group_id IN ({marks})",
+                    chunk):
+                out[str(gid)].add(str(uid))
+        return out
+
+    def groups_of(self, user_ids: Sequence[str]) -> dict[str, set[str]]:
+        """The stored groups each of these users is a direct member of."""
+        out: dict[str, set[str]] = {u: set() for u in user_ids}
+        for chunk in _chunks(user_ids):
+            marks = ",".join("?" * len(chunk))
+            for gid, uid in self._read(
+                    f"SELECT group_id, user_id FROM source_members WHERE user_id IN ({marks})",
+                    chunk):
+                out[str(uid)].add(str(gid))
         return out
 
     def applied(self, source_ids: Sequence[str], kind: str = "user") -> dict[str, str]:
@@ -425,6 +520,8 @@ class State:
             self._db.execute("DELETE FROM meta")
             self._db.execute("DELETE FROM escrow")
             self._db.execute("DELETE FROM source_users")
+            self._db.execute("DELETE FROM source_groups")
+            self._db.execute("DELETE FROM source_members")
             if forget_links:
                 self._db.execute("DELETE FROM links")
             self._db.execute("COMMIT")

@@ -19,7 +19,13 @@ from typing import Any, TypeVar
 
 from genesys_prov import apply as applying
 from genesys_prov.config import Config
-from genesys_prov.directory import Directory, Keep, UserRule, read_assignments, read_directory
+from genesys_prov.directory import (
+    Directory,
+    Keeper,
+    UserRule,
+    read_assignments,
+    read_directory,
+)
 from genesys_prov.errors import (
     AuthError,
     DeltaExpired,
@@ -34,6 +40,7 @@ from genesys_prov.incremental import (
     SNAPSHOT_META,
     Delta,
     QuickPlan,
+    SnapshotInputs,
     SnapshotWriter,
     applied_rows,
     plan_from_snapshot,
@@ -167,12 +174,12 @@ def user_rule(config: Config) -> UserRule | None:
 
 
 def _read_directory(config: Config, mappings: Mappings, conn: Connections,
-                    progress: Progress | None, keep: Keep | None = None) -> Directory:
+                    progress: Progress | None, keeper: Keeper | None = None) -> Directory:
     """Read the directory (with the Genesys data rules applied). A read that fails after
     some pages is a safety stop: it must never look like a smaller directory."""
     try:
         return read_directory(conn.graph, config.source, mappings, user_rule(config),
-                              progress, keep)
+                              progress, keeper)
     except SourceError as exc:
         if conn.graph.pages_read:
             raise SafetyError(f"source-health guard: the Graph read failed part-way after "
@@ -217,13 +224,13 @@ class Reading:
 def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
                   progress: Progress | None = None,
                   links: dict[str, str] | None = None,
-                  keep: Keep | None = None) -> Reading:
+                  keeper: Keeper | None = None) -> Reading:
     """Read both sides completely and build the plan; also returns the digest of the
     app's assignments the read saw (stored for the next incremental run, so it never
     needs a second read). Any read failure raises before a single write is sent."""
     timings: dict[str, float] = {}
     started = time.monotonic()
-    directory = _read_directory(config, mappings, conn, progress, keep)
+    directory = _read_directory(config, mappings, conn, progress, keeper)
     timings["read_source"] = time.monotonic() - started
     started = time.monotonic()
     listing = (snapshot(r, mappings) for r in conn.scim.list_users(mappings.target_attributes()))
@@ -340,15 +347,29 @@ def _probe_changes(conn: Connections, config: Config, state: State,
         if link is None:
             return f"no delta link for {kind}", None
         delta.changes[kind], delta.links[kind] = conn.graph.delta_changes(link)
-    if _assignments_digest(conn, config) != (state.get_meta("assignments_digest") or ""):
+    if config.source.scope == "assigned" and config.source.service_principal_id:
+        delta.assigned = read_assignments(conn.graph, config.source)
+    digest = delta.assigned.digest if delta.assigned else ""
+    if digest != (state.get_meta("assignments_digest") or ""):
         return "the application's assignments changed", None
     return "", delta
+
+
+def _find_target(conn: Connections, mappings: Mappings,
+                 user: DesiredUser) -> list[dict[str, Any]]:
+    """Target users holding an unlinked user's first matching value that finds any."""
+    for name, value in user.match_keys:
+        if isinstance(value, str):
+            found = conn.scim.find_users(mappings_path(mappings, name), value)
+            if found:
+                return found
+    return []
 
 
 def read_and_plan_changes(config: Config, mappings: Mappings, conn: Connections,
                           links: dict[str, str], changed: set[str],
                           progress: Progress | None = None,
-                          keep: Keep | None = None,
+                          keeper: Keeper | None = None,
                           known: Known | None = None) -> Reading:
     """An incremental plan when the snapshot cannot answer alone (users entering or
     leaving scope, deleted, moving between groups): the directory is read (Graph is
@@ -360,7 +381,7 @@ def read_and_plan_changes(config: Config, mappings: Mappings, conn: Connections,
     keep their links."""
     timings: dict[str, float] = {}
     started = time.monotonic()
-    directory = _read_directory(config, mappings, conn, progress, keep)
+    directory = _read_directory(config, mappings, conn, progress, keeper)
     timings["read_source"] = time.monotonic() - started
     started = time.monotonic()
     reports = {u.source_id for u in directory.users
@@ -386,16 +407,11 @@ def read_and_plan_changes(config: Config, mappings: Mappings, conn: Connections,
         resource = conn.scim.get_user(links[user.source_id]) \
             if user.source_id in links else None
         if resource is None:  # not linked (or gone): look it up by its matching attribute
-            for name, value in user.match_keys:
-                if isinstance(value, str):
-                    path = mappings_path(mappings, name)
-                    found = conn.scim.find_users(path, value)
-                    if found:
-                        resource = found[0] if len(found) == 1 else None
-                        snapshots.extend(snapshot(r, mappings) for r in found
-                                         if str(r.get("id")) not in seen)
-                        seen.update(str(r.get("id")) for r in found)
-                        break
+            found = _find_target(conn, mappings, user)
+            resource = found[0] if len(found) == 1 else None
+            snapshots.extend(snapshot(r, mappings) for r in found
+                             if str(r.get("id")) not in seen)
+            seen.update(str(r.get("id")) for r in found)
         if resource is not None and str(resource.get("id")) not in seen:
             seen.add(str(resource["id"]))
             snapshots.append(snapshot(resource, mappings))
@@ -459,12 +475,6 @@ def _delta_kinds(config: Config, mappings: Mappings) -> dict[str, list[str]]:
     if mappings.group or config.source.scope == "assigned":
         kinds["groups"] = sorted({*mappings.group_select(), "members"})
     return kinds
-
-
-def _assignments_digest(conn: Connections, config: Config) -> str:
-    if config.source.scope != "assigned" or not config.source.service_principal_id:
-        return ""
-    return read_assignments(conn.graph, config.source).digest
 
 
 def full_sync_reason(state: State, digest: str, full: bool, now: float) -> str | None:
@@ -636,10 +646,20 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                                       requests=conn.request_counts(), run_id=run_id,
                                       mode="incremental", mode_reason="no directory changes")
                 trusted = state.get_meta(SNAPSHOT_META) == digest
+                # reading k users one by one beats listing them all (two listings of
+                # ⌈n / page⌉ pages) only while k is small; under 25 it hardly matters
+                max_reads = max(INCREMENTAL_MIN_READS,
+                                2 * -(-len(links) // config.target.page_size))
                 if delta is not None:
                     started = time.monotonic()
+                    inputs = SnapshotInputs(
+                        delta.assigned, config.source.nested_groups,
+                        lambda user: [snapshot(r, mappings)
+                                      for r in _find_target(conn, mappings, user)],
+                        lambda: _target_groups(conn, mappings), max_reads)
                     attempt = plan_from_snapshot(state, delta, mappings, digest,
-                                                 plan_options(config, links), user_rule(config))
+                                                 plan_options(config, links), user_rule(config),
+                                                 inputs)
                     if isinstance(attempt, QuickPlan):
                         quick = attempt
                         quick_seconds = time.monotonic() - started
@@ -648,18 +668,13 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                         changed = delta.changed_user_ids()
                         if trusted:  # what the snapshot holds need not be read
                             changed -= set(state.applied(sorted(changed)))
-                        # reading k users one by one beats listing them all (two listings
-                        # of ⌈n / page⌉ pages) only while k is small; under 25 it hardly
-                        # matters
-                        pages = -(-len(links) // config.target.page_size)
-                        if len(changed) > max(INCREMENTAL_MIN_READS, 2 * pages):
+                        if len(changed) > max_reads:
                             reason = (f"{len(changed)} changed users to read: listing the "
                                       "target is cheaper than reading them one by one")
                             delta = None
             writer = None if dry_run else SnapshotWriter(state, run_id)
             if not dry_run:
                 state.delete_meta(SNAPSHOT_META)  # trusted again once this run finishes
-            keep = writer.keep if writer else None
             if delta is not None and quick is not None:
                 starts = delta.links
                 mode, reason = "incremental", f"{delta.count} directory change(s)"
@@ -673,13 +688,13 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                     return stored_targets(state, ids, mappings) if trusted else {}
 
                 reading = read_and_plan_changes(config, mappings, conn, links,
-                                                delta.changed_user_ids(), progress, keep,
+                                                delta.changed_user_ids(), progress, writer,
                                                 known)
             else:
                 mode = "full"
                 starts = {} if dry_run else {
                     kind: conn.graph.delta_start(kind, select) for kind, select in kinds.items()}
-                reading = read_and_plan(config, mappings, conn, progress, links, keep)
+                reading = read_and_plan(config, mappings, conn, progress, links, writer)
             if writer is not None and quick is None:
                 writer.finish()
             plan, timings = reading.plan, reading.timings
@@ -729,7 +744,7 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                                                result.applied.outcomes if result.applied
                                                else (), mappings, state.links("user")))
                 if quick is not None:
-                    state.put_source_users(run_id, quick.source_rows)
+                    quick.store(state, run_id)
                 for kind, link in starts.items():
                     state.set_delta_link(kind, link)
                 state.set_meta("settings_digest", digest)

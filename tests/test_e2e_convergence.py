@@ -106,10 +106,14 @@ def _mutations(sb: Sandbox, rng: random.Random) -> list[Callable[[], str]]:
     return weighted
 
 
-@pytest.mark.parametrize("seed", [1, 3, 7, 11])
+@pytest.mark.parametrize(("seed", "variant"), [(1, "assigned"), (3, "assigned"),
+                                               (7, "nested"), (11, "all")])
 def test_incremental_runs_converge_with_a_full_sync(sandbox: Sandbox, tmp_path: Path,
-                                                    seed: int) -> None:
-    cfg = str(write_config(tmp_path, sandbox.config()))
+                                                    seed: int, variant: str) -> None:
+    config = sandbox.config(scope="all") if variant == "all" else sandbox.config()
+    if variant == "nested":  # membership changes then read the directory
+        config["source"]["nested_groups"] = True
+    cfg = str(write_config(tmp_path, config))
     _sync(cfg)
     rng = random.Random(seed)
     mutations = _mutations(sandbox, rng)
@@ -126,4 +130,6 @@ def test_incremental_runs_converge_with_a_full_sync(sandbox: Sandbox, tmp_path: 
         groups = [(g["identity"], g["add_members"], g["remove_members"])
                   for g in check["plan"]["group_changes"]]
         assert (left, groups) == ([], []), f"round {round_no}: {done} → {out['mode_reason']}"
-    assert "snapshot" in modes and "read" in modes  # both incremental paths were exercised
+    assert "snapshot" in modes  # incremental runs planned from the snapshot
+    if variant == "nested":
+        assert "read" in modes  # and from a directory read

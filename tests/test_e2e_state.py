@@ -318,22 +318,82 @@ def test_a_new_manager_is_set_from_the_snapshot(sandbox: Sandbox, tmp_path: Path
     assert out["plan"]["changes"] == []
 
 
-def test_scope_changes_read_the_directory_and_a_killed_run_drops_the_snapshot(
-        sandbox: Sandbox, tmp_path: Path) -> None:
-    cfg = configure(sandbox, tmp_path)
+def _group_members(sb: Sandbox, name: str) -> set[str]:
+    group = next(g for g in sb.genesys.groups.values() if g["displayName"] == name)
+    return {m["value"] for m in group.get("members", [])}
+
+
+def _scim_calls(sb: Sandbox) -> list[str]:
+    return [f"{r.method} {r.path.rsplit('/scim/v2', 1)[-1]}" for r in sb.genesys.requests
+            if "/scim/" in r.path]
+
+
+def test_disable_join_and_leave_are_planned_from_the_snapshot(sandbox: Sandbox,
+                                                              tmp_path: Path) -> None:
+    """Scope and membership changes cost the delta pages, then only what they change:
+    no directory read; of the target, the groups listing and a lookup for a newcomer."""
+    cfg = str(write_config(tmp_path, sandbox.config()))  # assigned scope, groups, managers
     assert sync(cfg)[0] == 0
-    held = {u["userName"].lower() for u in sandbox.genesys.users.values() if u["active"]}
-    user = next(u for u in sandbox.graph.users if u["userPrincipalName"].lower() in held)
-    sandbox.graph.set_user(user["id"], accountEnabled=False)
+    by_name = {u["userName"].lower(): u for u in sandbox.genesys.users.values()}
+    sales = next(g for g in sandbox.graph.groups if g["displayName"] == "Sales Agents")
+    member = next(u for u in sandbox.graph.users if u["id"] in sales["members"]
+                  and by_name.get(u["userPrincipalName"].lower(), {}).get("active"))
+    target_id = by_name[member["userPrincipalName"].lower()]["id"]
+    assert target_id in _group_members(sandbox, "Sales Agents")
+    sandbox.graph.set_user(member["id"], accountEnabled=False)
+    sandbox.genesys.reset_log()
+    sandbox.graph.requests.clear()
+    code, out, _ = sync(cfg)
+    assert code == 0 and out["mode_reason"] == "1 directory change(s)"
+    assert [c["action"] for c in out["plan"]["changes"]] == ["deactivate"]
+    assert target_id not in _group_members(sandbox, "Sales Agents")
+    assert sorted(_scim_calls(sandbox)) == sorted(
+        ["GET /Groups", f"PATCH /Groups/{out['plan']['group_changes'][0]['target_id']}",
+         f"PATCH /Users/{target_id}"])
+    assert len(_graph_api_paths(sandbox)) == 3  # users delta, groups delta, assignments
+    # someone outside scope joins an assigned group: looked up, created, added
+    outsider = next(u for u in sandbox.graph.users if u.get("accountEnabled", True)
+                    and u["userPrincipalName"].lower() not in by_name)
+    sandbox.graph.add_group_member(sales["id"], outsider["id"])
+    sandbox.genesys.reset_log()
+    code, out, _ = sync(cfg)
+    assert code == 0 and out["mode_reason"] == "1 directory change(s)"
+    creates = [c for c in out["plan"]["changes"] if c["action"] == "create"]
+    assert [c["source_id"] for c in creates] == [outsider["id"]]
+    # anyone else changed is a direct report who now gets this manager
+    reports = {u["id"] for u in sandbox.graph.users if u.get("manager") == outsider["id"]}
+    assert {c["source_id"] for c in out["plan"]["changes"]} - {outsider["id"]} <= reports
+    created = next(u for u in sandbox.genesys.users.values()
+                   if u["userName"].lower() == outsider["userPrincipalName"].lower())
+    assert created["id"] in _group_members(sandbox, "Sales Agents")
+    calls = [c.split(" ")[0] for c in _scim_calls(sandbox)]
+    assert (calls.count("GET"), calls.count("POST")) == (2, 1)  # the lookup, the groups
+    # and leaves again: deactivated, removed from the group
+    sandbox.graph.remove_group_member(sales["id"], outsider["id"])
+    code, out, _ = sync(cfg)
+    assert [c["action"] for c in out["plan"]["changes"]] == ["deactivate"]
+    assert created["id"] not in _group_members(sandbox, "Sales Agents")
+    code, out, _ = sync(cfg, "--full")
+    assert out["plan"]["changes"] == [] and out["plan"]["group_changes"] == []
+
+
+def test_nested_memberships_read_the_directory_and_a_killed_run_drops_the_snapshot(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    config = sandbox.config()
+    config["source"]["nested_groups"] = True
+    cfg = str(write_config(tmp_path, config))
+    assert sync(cfg)[0] == 0
+    sales = next(g for g in sandbox.graph.groups if g["displayName"] == "Sales Agents")
+    sandbox.graph.remove_group_member(sales["id"], sales["members"][0])
     code, out, _ = sync(cfg)
     assert code == 0 and out["mode"] == "incremental"
-    assert out["mode_reason"] == ("1 directory change(s); the directory was read (a user "
-                                  "entered or left scope, or was enabled or disabled)")
-    assert [c["action"] for c in out["plan"]["changes"]] == ["deactivate"]
+    assert out["mode_reason"] == ("1 directory change(s); the directory was read "
+                                  "(memberships changed and nested groups count)")
     # a run that stops before it finishes leaves no trusted snapshot behind
     with State.open(tmp_path / ".genesys-prov") as state:
         assert state.get_meta("snapshot")
         state.delete_meta("snapshot")
+    user = next(u for u in sandbox.graph.users if u.get("accountEnabled", True))
     sandbox.graph.set_user(user["id"], jobTitle="Back Soon")
     code, out, _ = sync(cfg)
     assert out["mode_reason"].endswith("(no complete snapshot from the last run)")
@@ -641,8 +701,8 @@ def test_soft_deleted_user_is_deactivated_not_deleted(sandbox: Sandbox, tmp_path
     assert change["action"] == "deactivate"
     assert change["reason"] == "soft-deleted in the directory (or no longer readable)"
     assert not [w for w in sandbox.genesys.writes() if w.method == "DELETE"]
-    lookups = [r.path for r in sandbox.graph.requests if "deletedItems" in r.path]
-    assert lookups == [f"/v1.0/directory/deletedItems/{user['id']}"]
+    # the delta round says "soft-deleted" (@removed: changed): nothing to look up
+    assert not [r.path for r in sandbox.graph.requests if "deletedItems" in r.path]
     # restored within 30 days: the same Genesys user comes back
     sandbox.graph.restore_user(user["id"])
     code, out, _ = sync(cfg)
@@ -667,8 +727,7 @@ def test_many_changes_plan_from_the_snapshot_or_list_the_target(tmp_path: Path) 
             sb.graph.set_user(user["id"], accountEnabled=False)
         sb.genesys.reset_log()
         code, out, _ = sync(cfg)
-        assert code == 0 and out["mode"] == "incremental"
-        assert "the directory was read" in out["mode_reason"]
+        assert code == 0 and out["mode_reason"] == "40 directory change(s)"
         assert out["plan"]["counts"]["deactivate"] >= 30
         assert not [r for r in sb.genesys.requests if r.method == "GET" and "/Users" in r.path]
         for n in range(40):  # many new users must be looked up: the target is listed

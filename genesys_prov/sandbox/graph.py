@@ -1514,10 +1514,11 @@ class GraphEmulator(RequestLog):
             data.update(shaped)
         if "manager" in names and net.manager_touched:
             manager = obj.get("manager")
-            if manager:
+            if manager and self._exists(manager):
                 data["manager@delta"] = [{"@odata.type": _USER_TYPE, "id": manager}]
-            elif net.old_manager:
-                data["manager@delta"] = [{"@odata.type": _USER_TYPE, "id": net.old_manager,
+            elif manager or net.old_manager:  # cleared, or in the recycle bin
+                data["manager@delta"] = [{"@odata.type": _USER_TYPE,
+                                          "id": manager or net.old_manager,
                                           "@removed": dict(_REMOVED_DELETED)}]
         if "members" in names and net.members:
             data["members@delta"] = [
