@@ -112,6 +112,8 @@ class SnapshotWriter:
         self.state = state
         self.run_id = run_id
         self.rows: list[UserRow] = []
+        self.groups: list[tuple[str, str, list[str]]] = []
+        self.pending_members = 0
 
     def user(self, user: dict[str, Any], member_reason: str | None) -> None:
         """Keep one user as read."""
@@ -121,14 +123,19 @@ class SnapshotWriter:
 
     def group(self, group: dict[str, Any], members: list[str]) -> None:
         """Keep one group whose members count, with its direct user members."""
-        self.state.put_source_groups(self.run_id, [(str(group["id"]).lower(),
-                                                    stored_user(group), members)])
+        self.groups.append((str(group["id"]).lower(), stored_user(group), members))
+        self.pending_members += len(members) + 1
+        if self.pending_members >= BATCH:
+            self.flush()
 
     def flush(self) -> None:
-        """Store the users collected so far."""
+        """Store what is collected so far (one transaction each for users and groups)."""
         if self.rows:
             self.state.put_source_users(self.run_id, self.rows)
             self.rows = []
+        if self.groups:
+            self.state.put_source_groups(self.run_id, self.groups)
+            self.groups, self.pending_members = [], 0
 
     def finish(self) -> None:
         """Store the rest and forget what the read did not see (a complete read)."""
