@@ -836,7 +836,6 @@ def demo(max_rows: int) -> None:
         sb.graph.set_user(user["id"], jobTitle="Head of Customer Happiness")
         sb.genesys.reset_log()
         result = run_sync(config)
-        console.print(f"Full sync: {result.mode_reason}.", markup=False)
         console.print(report.changes_table(result.plan, max_rows))
         console.print(report.summary_line(result))
         for write in sb.genesys.writes():

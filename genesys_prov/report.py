@@ -171,17 +171,18 @@ def summary_line(result: SyncResult) -> str:
     graph = result.requests.get("graph", {})
     reqs = (f"requests: Graph {sum(graph.values())}, target {sum(target.values())} "
             f"({', '.join(f'{k} {v}' for k, v in sorted(target.items())) or 'none'})")
-    if result.mode == "incremental":
+    if result.mode == "incremental" and result.mode_reason == "no directory changes":
         return (f"Incremental: no directory changes since the last run; the target was not "
                 f"read or written. {reqs}")
+    mode = f"Incremental ({result.mode_reason}): " if result.mode == "incremental" else ""
     if result.dry_run:
-        return f"Dry run: would apply {planned}; nothing was written. {reqs}"
+        return f"{mode}Dry run: would apply {planned}; nothing was written. {reqs}"
     if result.applied is None:
-        return f"Nothing to do: the target already matches the directory. {reqs}"
+        return f"{mode}Nothing to do: the target already matches the directory. {reqs}"
     applied = result.applied.counts()
     skipped = f", {applied['skipped']} skipped" if applied.get("skipped") else ""
-    return (f"Applied {planned}: {applied['success']} succeeded, {applied['failure']} failed"
-            f"{skipped} in {result.applied.elapsed:.1f}s. {reqs}")
+    return (f"{mode}Applied {planned}: {applied['success']} succeeded, {applied['failure']} "
+            f"failed{skipped} in {result.applied.elapsed:.1f}s. {reqs}")
 
 
 def check_table(result: CheckResult) -> Table:

@@ -684,6 +684,7 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                 starts = delta.links
                 mode = "incremental"
                 reason = f"{delta.count} directory change(s); the directory was read ({why_not})"
+
                 def known(ids: list[str]) -> dict[str, TargetUser]:
                     return stored_targets(state, ids, mappings) if trusted else {}
 

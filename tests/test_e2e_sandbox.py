@@ -316,6 +316,10 @@ def test_demo_command_shows_plan_sync_and_silence() -> None:
     assert out.rstrip().endswith(
         '[{"op": "replace", "path": "title", "value": "Head of Customer Happiness"}]')
     assert "Incremental: no directory changes since the last run" in out
+    # step 4 is an incremental run with one change: one PATCH, nothing else read
+    assert ("Incremental (1 directory change(s)): Applied 1 update: 1 succeeded, 0 failed"
+            in out)
+    assert "Full sync" not in out
 
 
 def test_sandbox_command_serves_until_stopped(tmp_path: Path) -> None:
