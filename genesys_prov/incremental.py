@@ -1,14 +1,16 @@
 """Incremental runs: what Graph's delta rounds changed, and planning from the snapshot.
 
 A real run keeps a snapshot in the state database: every directory user as last read
-(with whether assignments and group memberships put it in scope), and, on each link, what
-the target held for that user after the run (:class:`~genesys_prov.plan.TargetUser` as
-JSON). When a delta round shows only attribute changes of users the snapshot knows — no
-one enters or leaves scope, is enabled or disabled, deleted, or moves between groups — the
-run plans from the snapshot alone: the partial objects Graph sends are merged with the
-stored ones, and the result is compared with what the target held. That costs the delta
-pages and one write per changed user; nothing is read from the target. Anything else falls
-back to the general incremental plan (or a full sync), which refreshes the snapshot.
+(with whether assignments and group memberships put it in scope, and its manager), the
+direct user members of the groups that count, and, on each link, what the target held for
+that user after the run (:class:`~genesys_prov.plan.TargetUser` as JSON). An incremental
+run merges the partial objects Graph sends with the stored ones, recomputes scope from the
+stored members and the re-read assignments, and plans the changed users and groups with
+:func:`~genesys_prov.plan.build_plan` — full-sync semantics, without reading the directory;
+of the target only a lookup per new user and the groups listing when members change. What
+the snapshot cannot answer alone (nested memberships, deleted groups, groups entering or
+leaving ``group_scope``, SelectUniqueValue creates, …) falls back to reading the directory
+(or a full sync), which refreshes the snapshot.
 
 The snapshot is trusted only when the run that wrote it finished (the ``snapshot`` meta
 key holds the settings digest it was written under); a run clears the key before it
