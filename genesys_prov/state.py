@@ -307,24 +307,19 @@ class State:
 
     def members_of(self, group_ids: Sequence[str]) -> dict[str, set[str]]:
         """Stored direct user members of these groups."""
-        out: dict[str, set[str]] = {g: set() for g in group_ids}
-        for chunk in _chunks(group_ids):
-            marks = ",".join("?" * len(chunk))
-            for gid, uid in self._read(
-                    f"SELECT group_id, user_id FROM source_members WHERE group_id IN ({marks})",
-                    chunk):
-                out[str(gid)].add(str(uid))
-        return out
+        return self._memberships("group_id", "user_id", group_ids)
 
     def groups_of(self, user_ids: Sequence[str]) -> dict[str, set[str]]:
         """The stored groups each of these users is a direct member of."""
-        out: dict[str, set[str]] = {u: set() for u in user_ids}
-        for chunk in _chunks(user_ids):
+        return self._memberships("user_id", "group_id", user_ids)
+
+    def _memberships(self, key: str, value: str, ids: Sequence[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {i: set() for i in ids}
+        for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
-            for gid, uid in self._read(
-                    f"SELECT group_id, user_id FROM source_members WHERE user_id IN ({marks})",
-                    chunk):
-                out[str(uid)].add(str(gid))
+            for k, v in self._read(f"SELECT {key}, {value} FROM source_members "
+                                   f"WHERE {key} IN ({marks})", chunk):
+                out[str(k)].add(str(v))
         return out
 
     def applied(self, source_ids: Sequence[str], kind: str = "user") -> dict[str, str]:
