@@ -398,17 +398,18 @@ class _SnapshotPlanner:
         for gid, uid, added in self.quick.member_changes:
             (memberships.setdefault(uid, set()).add if added
              else memberships.setdefault(uid, set()).discard)(gid)
-        held = stored_targets(self.state, [self.original.get(u, u) for u in affected]
-                              + [str(json.loads(stored[u][0]).get("id")) for u in affected
-                                 if u in stored], self.mappings)
+        objects = {uid: json.loads(text) for uid, (text, _, _) in stored.items()}
+        for uid in affected:  # the directory's spelling of each id (the links use it)
+            self.original[uid] = str(objects[uid]["id"]) if uid in objects \
+                else self.original.get(uid, uid)
+        held = stored_targets(self.state, [self.original[u] for u in affected], self.mappings)
         activated: list[str] = []
         gone: set[str] = set()
         hard: set[str] = set()
         for uid in affected:
-            old_obj = json.loads(stored[uid][0]) if uid in stored else None
+            old_obj = objects.get(uid)
             old = self.scoped(old_obj, stored[uid][1], stored[uid][2]) if old_obj else None
-            sid = str(old_obj["id"]) if old_obj else self.original.get(uid, uid)
-            self.original[uid] = sid
+            sid = self.original[uid]
             if uid in removed:
                 self.quick.dropped.append(uid)
                 self.scope_change -= int(bool(old and old.in_scope))
