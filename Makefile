@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 N ?= 10000
 
-.PHONY: demo test lint bench clean install browser
+.PHONY: demo test lint bench soak clean install browser
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ browser:
 
 test: lint browser
 	$(BIN)/pytest -q
+
+# The fault matrix at scale: 1,000 users, five seeds, three times the fault rates.
+soak: $(BIN)/.installed
+	GENESYS_PROV_SOAK=1 $(BIN)/pytest -q -p no:cacheprovider tests/test_faults.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m genesys_prov.bench --users $(N)

@@ -1,8 +1,11 @@
 """Apply a plan: every change with ``concurrency`` workers under the shared rate limiter.
 
-A failed change never stops the others. A create that fails ambiguously (a 409, or no
-answer) is never re-sent blindly: the user is looked up by its matching attribute and
-adopted when it exists.
+A failed change never stops the others. A write whose fate is unknown (no answer, a 5xx,
+an unreadable answer) is never re-sent blindly: a create looks the user up by its matching
+attribute and adopts it when it exists (else sends it again); an update reads the user
+and checks whether the new values are there. What failed for a transient reason (the
+network, 5xx, 429) is tried once more at the end of its phase, so only what still fails
+goes to escrow. Never a duplicate: a create is only re-sent after a lookup found nothing.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class ApplyResult:
     group_outcomes: list[Outcome] = field(default_factory=list)
     elapsed: float = 0.0
     aborted: str | None = None
+    retried: int = 0  # changes tried a second time after a transient failure
 
     def counts(self) -> dict[str, int]:
         """Outcomes by status (user and group changes together)."""
@@ -81,12 +85,24 @@ class ApplyResult:
     def data(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"counts": self.counts(), "elapsed_seconds": round(self.elapsed, 3),
-                "aborted": self.aborted, "outcomes": [o.data() for o in self.outcomes],
+                "aborted": self.aborted, "retried": self.retried,
+                "outcomes": [o.data() for o in self.outcomes],
                 "group_outcomes": [o.data() for o in self.group_outcomes]}
 
 
 STALE_REASON = ("changed in the target since the plan was made (its version no longer "
                 "matches); not overwritten — make a new plan")
+#: Failure codes that trying again may cure: the network, the server's 5xx, throttling.
+TRANSIENT_CODES = frozenset({"ConnectionError", "TooManyRequests", "HTTP500", "HTTP502",
+                             "HTTP503", "HTTP504"})
+#: Statuses after which a write may or may not have been applied.
+UNKNOWN_FATE = frozenset({500, 502, 503, 504})
+CREATE_ATTEMPTS = 3       # POSTs of one create whose fate stayed unknown, each after a lookup
+RETRY_PASS_DELAY = 10.0   # seconds before a phase's transient failures are tried once more
+DELETED_NAME_HINT = (
+    "Genesys keeps the userName and email of deleted users, so a deleted user's name cannot "
+    "be used again while no user is found by it: restore the deleted user in Genesys, or "
+    "give this user another userName and email")
 
 
 def _stale(exc: ScimError) -> bool:
@@ -103,7 +119,18 @@ def _error_code(exc: Exception) -> str:
         return f"HTTP{exc.status}"
     if isinstance(exc, AuthError):
         return "Unauthorized"
+    if isinstance(exc, TransportError) and not exc.transient:
+        return "TLSError"
     return "ConnectionError"
+
+
+def transient(outcome: Outcome) -> bool:
+    """Did this change fail for a reason that trying again may cure?"""
+    return outcome.status == FAILURE and outcome.code in TRANSIENT_CODES
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(8.0, 0.5 * 2 ** (attempt - 1)))
 
 
 class Applier:
@@ -111,13 +138,15 @@ class Applier:
     same run."""
 
     def __init__(self, client: ScimClient, match_attributes: list[str],
-                 member_batch_size: int = 50, strict: bool = False) -> None:
+                 member_batch_size: int = 50, strict: bool = False,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.match_attributes = match_attributes
         self.member_batch_size = member_batch_size
         # strict: applying a reviewed plan — send If-Match with the version the plan saw,
         # and skip (never overwrite or adopt) what changed in the target since
         self.strict = strict
+        self.sleep = sleep
         self.created: dict[str, str] = {}  # source id → target id of users created now
         self._lock = threading.Lock()
 
@@ -147,6 +176,12 @@ class Applier:
                 return Outcome(change, FAILURE, None, "the user was not created in this run",
                                "Dependency")
             version = change.version if self.strict else None
+            if self.strict and version is None and change.target_id:
+                # the listing gave no version to send with If-Match: compare instead
+                changed, version = self._changed_since_plan(change, change.target_id)
+                if changed:
+                    return Outcome(change, SKIPPED, change.target_id, changed,
+                                   "ChangedSincePlan")
             if change.action is Action.DELETE:
                 self.client.delete_user(target_id, version)
                 return Outcome(change, SUCCESS, target_id)
@@ -155,12 +190,70 @@ class Applier:
                 return Outcome(change, SKIPPED, target_id,
                                "the referenced user was not created in this run; a later run "
                                "sets it", "Dependency")
-            self.client.patch_user(target_id, body, version)
-            return Outcome(change, SUCCESS, target_id)
+            return self._patch(change, target_id, body, version)
         except AuthError:
             raise
         except (ScimError, TransportError, ConnectError) as exc:
             return self._failed(change, exc)
+
+    def _patch(self, change: Change, target_id: str, body: dict[str, Any],
+               version: str | None) -> Outcome:
+        """PATCH a user. One that cannot safely be repeated (an ``add``) and whose fate is
+        unknown is checked by reading the user: applied → success, else sent once more."""
+        try:
+            self.client.patch_user(target_id, body, version)
+            return Outcome(change, SUCCESS, target_id)
+        except ScimError as exc:
+            if exc.status not in UNKNOWN_FATE:
+                raise
+        except TransportError as exc:
+            if not exc.ambiguous:
+                raise
+        if self._holds(change, target_id):
+            return Outcome(change, SUCCESS, target_id)
+        self.client.patch_user(target_id, body, version)
+        return Outcome(change, SUCCESS, target_id)
+
+    def _holds(self, change: Change, target_id: str) -> bool:
+        """Does the target user already hold every new value of ``change``?"""
+        existing = self.client.get_user(target_id)
+        if existing is None:
+            return False
+        for item in change.attributes:
+            path = scimpath.parse_path(item.attribute)
+            current = scimpath.get_value(existing, path)
+            if item.op == "remove":
+                if current is not None:
+                    return False
+                continue
+            new = self.resolve(item.new) if isinstance(item.new, MemberRef) else item.new
+            if new is None:
+                continue
+            if current is None or not scimpath.same_value(path, current, new):
+                return False
+        return True
+
+    def _changed_since_plan(self, change: Change, target_id: str) -> tuple[str, str | None]:
+        """For a reviewed plan whose object had no version: read the object and compare it
+        with the old values the plan saw. Returns (why it changed, or "") and the version
+        it has now (sent with If-Match when there is one)."""
+        existing = self.client.get_user(target_id)
+        if existing is None:
+            return ("the user no longer exists in the target (deleted since the plan was "
+                    "made); not recreated — make a new plan"), None
+        for item in change.attributes:
+            path = scimpath.parse_path(item.attribute)
+            old = item.old.target_id if isinstance(item.old, MemberRef) else item.old
+            now = scimpath.get_value(existing, path)
+            if old is None and now is None:
+                continue
+            if old is None or now is None or not scimpath.same_value(path, now, old):
+                return (f"{item.attribute} is {now!r} in the target, the plan expected "
+                        f"{old!r}: changed since the plan was made; not overwritten — make a "
+                        "new plan"), None
+        meta = existing.get("meta")
+        version = meta.get("version") if isinstance(meta, dict) else None
+        return "", version if isinstance(version, str) else None
 
     def apply_group(self, change: GroupChange) -> Outcome:
         """Apply one group change: create (generic targets) or PATCH in member batches."""
@@ -188,26 +281,43 @@ class Applier:
         return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
 
     def _create(self, change: Change) -> Outcome:
-        try:
-            created = self.client.create_user(build_create(change, self.resolve))
-            return Outcome(change, SUCCESS, str(created["id"]))
-        except ScimError as exc:
-            if exc.status != 409:
-                raise
-            if self.strict:
-                return Outcome(change, SKIPPED, None, "a user with this userName appeared in "
-                               "the target since the plan was made; make a new plan",
-                               "ChangedSincePlan")
-            why = f"create answered 409 ({exc.detail})"
-        except TransportError as exc:
-            if not exc.ambiguous:
-                raise
-            why = f"create got no answer ({exc})"
-        return self._adopt(change, why)
+        """POST the user. A 409 adopts the user it collided with; a POST whose fate is
+        unknown is resolved by a lookup on the matching attributes: found → adopted (it was
+        created), not found → sent again (at most ``CREATE_ATTEMPTS`` POSTs)."""
+        payload = build_create(change, self.resolve)
+        why = ""
+        error: Exception | None = None
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                created = self.client.create_user(payload)
+                return Outcome(change, SUCCESS, str(created["id"]))
+            except ScimError as exc:
+                if exc.status == 409:
+                    if self.strict:
+                        return Outcome(change, SKIPPED, None, "a user with this userName "
+                                       "appeared in the target since the plan was made; make "
+                                       "a new plan", "ChangedSincePlan")
+                    return self._adopt(change, f"create answered 409 ({exc.detail})",
+                                       conflict=True)
+                if exc.status not in UNKNOWN_FATE:
+                    raise
+                why, error = f"create answered HTTP {exc.status}", exc
+            except TransportError as exc:
+                if not exc.ambiguous:
+                    raise
+                why, error = f"create got no answer ({exc})", exc
+            found = self._adopt(change, why, conflict=False)
+            if found.status != FAILURE or found.code == "DuplicateTargetEntries":
+                return found
+            if attempt < CREATE_ATTEMPTS:
+                self.sleep(_backoff(attempt))
+        return Outcome(change, FAILURE, None, f"{why}; not found by the matching attributes "
+                       f"after {CREATE_ATTEMPTS} attempts",
+                       _error_code(error) if error else "ConnectionError")
 
-    def _adopt(self, change: Change, why: str) -> Outcome:
-        """Find the user a create collided with, by matching attribute, and bring it to the
-        desired state."""
+    def _adopt(self, change: Change, why: str, conflict: bool = True) -> Outcome:
+        """Find the user a create collided with (or may have created), by matching
+        attribute, and bring it to the desired state."""
         wanted = {a.attribute: a.new for a in change.attributes}
         for name in self.match_attributes:
             value = wanted.get(name)
@@ -236,8 +346,10 @@ class Applier:
                                     target_id, tuple(diffs))
                     self.client.patch_user(target_id, build_patch(update))
                 return Outcome(change, ADOPTED, target_id, None, None)
+        hint = f"; {DELETED_NAME_HINT}" if conflict and \
+            self.client.config.flavor == "genesys" else ""
         return Outcome(change, FAILURE, None, f"{why}; no existing user was found by the "
-                       "matching attributes", "Conflict")
+                       f"matching attributes{hint}", "Conflict" if conflict else "NotFound")
 
 
 def _phases(plan: Plan) -> list[list[Change]]:
@@ -255,15 +367,18 @@ def _phases(plan: Plan) -> list[list[Change]]:
 
 def apply_plan(plan: Plan, client: ScimClient, match_attributes: list[str], concurrency: int,
                on_outcome: Callable[[Outcome], None] | None = None,
-               member_batch_size: int = 50, strict: bool = False) -> ApplyResult:
+               member_batch_size: int = 50, strict: bool = False,
+               sleep: Callable[[float], None] = time.sleep) -> ApplyResult:
     """Apply every change of ``plan`` with ``concurrency`` workers.
 
     Users first (managers created before their reports, so a create already carries its
     manager's id), then group changes, so new users land in their groups in the same run.
     At most ``2 × concurrency`` changes are in flight, so memory does not grow with the
     plan. An authentication failure stops the run; other failures are recorded and the
-    rest continues."""
-    applier = Applier(client, match_attributes, member_batch_size, strict)
+    rest continues. What failed for a transient reason is tried once more at the end of
+    its phase (after ``RETRY_PASS_DELAY`` seconds); ``on_outcome`` sees each change once,
+    with its final outcome."""
+    applier = Applier(client, match_attributes, member_batch_size, strict, sleep)
     result = ApplyResult()
     started = time.monotonic()
     stop = threading.Event()
@@ -283,15 +398,30 @@ def apply_plan(plan: Plan, client: ScimClient, match_attributes: list[str], conc
                 return Outcome(change, FAILURE, change.target_id, str(exc), "Error")
         return run
 
-    for phase in _phases(plan):
-        for outcome in _bounded_map(guarded(applier.apply_one), phase, concurrency):
-            result.outcomes.append(outcome)
+    def run_phase(fn: Callable[[Any], Outcome], changes: Iterable[Any],
+                  into: list[Outcome]) -> None:
+        again: list[Outcome] = []
+        for outcome in _bounded_map(guarded(fn), changes, concurrency):
+            if transient(outcome) and not stop.is_set():
+                again.append(outcome)  # reported after the second try
+                continue
+            into.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
-    for outcome in _bounded_map(guarded(applier.apply_group), plan.group_changes, concurrency):
-        result.group_outcomes.append(outcome)
-        if on_outcome is not None:
-            on_outcome(outcome)
+        if again and not stop.is_set():
+            sleep(RETRY_PASS_DELAY)
+            retried = list(_bounded_map(guarded(fn), [o.change for o in again], concurrency))
+            result.retried += len(retried)
+        else:
+            retried = again
+        for outcome in retried:
+            into.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+    for phase in _phases(plan):
+        run_phase(applier.apply_one, phase, result.outcomes)
+    run_phase(applier.apply_group, plan.group_changes, result.group_outcomes)
     order = {id(c): i for i, c in enumerate(plan.changes)}
     result.outcomes.sort(key=lambda o: order.get(id(o.change), 0))
     result.group_outcomes.sort(key=lambda o: o.change.sort_key)

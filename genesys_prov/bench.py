@@ -28,17 +28,22 @@ from genesys_prov.sync import SyncResult, run_sync
 
 
 def _serve(users: int, directory: Path, commands: Connection) -> None:
-    """The sandbox child: serve N users until told to stop; ``retitle`` changes the job
+    """The sandbox child: serve N users until told to stop (it first answers ``ready`` with
+    the seconds the synthetic directory took to generate); ``retitle`` changes the job
     title of one provisioned user in the directory, ``join`` adds a new hire to the
     directory and to an assigned group; each answers with the user's id."""
     from genesys_prov.cli import _write_sandbox_config
-    from genesys_prov.sandbox import Sandbox
+    from genesys_prov.sandbox import Sandbox, generate_directory
 
-    with Sandbox(users=users, workdir=directory) as sb:
+    started = time.monotonic()
+    generated = generate_directory(users)
+    generation_seconds = time.monotonic() - started
+    with Sandbox(directory=generated, workdir=directory) as sb:
+        del generated
         sb.graph.record_requests = False
         sb.genesys.record_requests = False
         _write_sandbox_config(sb, directory)
-        commands.send("ready")
+        commands.send(("ready", generation_seconds))
         while (message := commands.recv()) != "stop":
             if message == "retitle":
                 held = {u["userName"].lower() for u in sb.genesys.users.values()
@@ -59,15 +64,18 @@ def _serve(users: int, directory: Path, commands: Connection) -> None:
                 commands.send(user["id"])
 
 
-def _start_sandbox(users: int, directory: Path) -> tuple[BaseProcess, Connection, Path]:
+def _start_sandbox(users: int, directory: Path) -> tuple[BaseProcess, Connection, Path, float]:
+    """Start the sandbox child; returns it, its pipe, the config path and the seconds the
+    directory took to generate."""
     parent, child = multiprocessing.Pipe()
     proc = multiprocessing.get_context("spawn").Process(
         target=_serve, args=(users, directory, child), daemon=True)
     proc.start()
-    if not parent.poll(600) or parent.recv() != "ready":
+    message = parent.recv() if parent.poll(600) else None
+    if not (isinstance(message, tuple) and message[0] == "ready"):
         proc.kill()
         raise SystemExit("sandbox did not start within 600 s")
-    return proc, parent, directory / "genesys-prov.yaml"
+    return proc, parent, directory / "genesys-prov.yaml", float(message[1])
 
 
 def _row(label: str, result: SyncResult, seconds: float, users: int) -> dict[str, Any]:
@@ -112,9 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="genesys-prov-bench-") as tmp:
         started = time.monotonic()
-        proc, commands, config_path = _start_sandbox(args.users, Path(tmp))
-        print(f"sandbox with {args.users} users ready in {time.monotonic() - started:.1f}s",
-              flush=True)
+        proc, commands, config_path, generation = _start_sandbox(args.users, Path(tmp))
+        print(f"sandbox with {args.users} users ready in {time.monotonic() - started:.1f}s "
+              f"(directory generated in {generation:.2f}s)", flush=True)
         try:
             text = config_path.read_text(encoding="utf-8")
             text = text.replace("concurrency: 4", f"concurrency: {args.concurrency}")
@@ -137,7 +145,8 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             commands.send("stop")
             proc.join(timeout=30)
-    print(f"\nconcurrency {args.concurrency}, rate limit off, sandbox in its own process\n")
+    print(f"\nconcurrency {args.concurrency}, rate limit off, sandbox in its own process; "
+          f"synthetic directory of {args.users} users generated in {generation:.2f}s\n")
     print("| run | users | seconds | users/s | Graph requests | target requests | changes | "
           "failed | peak RSS |\n|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -27,13 +27,14 @@ from genesys_prov.config import Config, load_config, parse_config
 from genesys_prov.errors import (
     EXIT_CHANGES_FAILED,
     EXIT_CONNECT,
+    EXIT_INTERNAL,
     EXIT_SAFETY,
     EXIT_USAGE,
     ConfigError,
     GenesysProvError,
 )
 from genesys_prov.mapping import default_mappings_text, load_mappings
-from genesys_prov.sync import SyncResult, run_check, run_sync
+from genesys_prov.sync import SyncResult, note_check_passed, run_check, run_sync
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -114,7 +115,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int,
 
     Exit codes: 0 success, 1 some changes failed, 2 usage or configuration error,
     3 blocked by a safety guard, 4 cannot connect or authenticate (or quarantined),
-    5 another run holds the lock.
+    5 another run holds the lock, 70 internal error (a bug).
     """
     _setup_logging(verbose, log_file)
     ctx.obj = Context(config_path, verbose)
@@ -129,7 +130,8 @@ def check(obj: Context, output: str) -> None:
 
     Gets a Graph token and reads one user; authenticates to the target and filters for a
     random userName (expecting an empty list); reads /ServiceProviderConfig and /Schemas
-    when the target offers them. Exits 4 if a side is unreachable or refuses.
+    when the target offers them. Exits 4 if a side is unreachable or refuses. When the job
+    is quarantined, a passing check lets its next run probe at once.
 
     Example:
 
@@ -138,10 +140,14 @@ def check(obj: Context, output: str) -> None:
     config = obj.config()
     with errors_to_exit():
         result = run_check(config)
+        quarantined = result.ok and note_check_passed(config)
     if output == "json":
-        click.echo(report.to_json(result.data()))
+        click.echo(report.to_json({**result.data(), "quarantine_probe_next_run": quarantined}))
     else:
         console.print(report.check_table(result))
+        if quarantined:
+            console.print("The job is quarantined: its next run probes the connection at once "
+                          "and, when that passes, leaves quarantine with a full sync.")
     if not result.ok:
         sys.exit(EXIT_CONNECT)
 
@@ -243,10 +249,12 @@ def _render_sync(result: SyncResult, output: str, max_rows: int) -> None:
                    "by extension. Repeatable.")
 @click.option("--plan-out", metavar="PATH",
               help="With --dry-run: write the plan for `genesys-prov apply` (checksummed).")
+@click.option("--retry-now", is_flag=True,
+              help="Send the changes waiting in escrow now instead of at their next retry.")
 @click.pass_obj
 def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
          max_rows: int, quiet: bool, full: bool, reports: tuple[str, ...],
-         plan_out: str | None) -> None:
+         plan_out: str | None, retry_now: bool) -> None:
     """Read the directory and the target, plan, and apply the plan.
 
     With --dry-run the plan is printed and nothing is written. Exits 1 when some changes
@@ -262,6 +270,8 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
         genesys-prov sync --dry-run --report plan.md --report plan.csv
 
         genesys-prov sync --dry-run --plan-out plan.json
+
+        genesys-prov sync --retry-now
     """
     config = obj.config()
     if plan_out and not dry_run:
@@ -278,7 +288,8 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
     try:
         with errors_to_exit():
             result = run_sync(config, dry_run=dry_run, allow_deletions=allow_deletions,
-                              full=full, progress=update, plan_out=plan_out)
+                              full=full, progress=update, plan_out=plan_out,
+                              retry_now=retry_now)
     finally:
         stop()
     _finish(result, output, max_rows, quiet, reports)
@@ -532,6 +543,29 @@ def state_reset(obj: Context, forget_links: bool) -> None:
     with errors_to_exit(), RunLock(config.state_dir), State.open(config.state_dir) as db:
         db.reset(forget_links)
     click.echo("State reset" + (" (links forgotten)." if forget_links else "."))
+
+
+@state.command("retry")
+@click.argument("user", required=False)
+@click.pass_obj
+def state_retry(obj: Context, user: str | None) -> None:
+    """Make changes waiting in escrow due now: all of them, or one user's (UPN / display
+    identity or source object id). The next `sync` sends them.
+
+    Example:
+
+        genesys-prov state retry
+
+        genesys-prov state retry ada@contoso.com
+    """
+    from genesys_prov.state import State
+
+    config = obj.config()
+    with errors_to_exit(), State.open(config.state_dir) as db:
+        changed = db.escrow_due_now(user)
+    if user and not changed:
+        fail(ConfigError(f"state retry: {user} has no change waiting in escrow"))
+    click.echo(f"{changed} escrowed change(s) are due now; the next `sync` sends them.")
 
 
 @cli.command()
@@ -845,12 +879,20 @@ def demo(max_rows: int) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Expected failures are handled by each command; anything
+    else is a bug, reported on one line (the traceback goes to the log at -vv) with its own
+    exit code, never as a traceback that could be mistaken for "some changes failed"."""
     try:
         cli(prog_name="genesys-prov", standalone_mode=True)
     except KeyboardInterrupt:
         click.echo("Error: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # the last line of defence: never a traceback
+        logging.getLogger("genesys_prov").debug("unexpected error", exc_info=True)
+        detail = redact.scrub(f"{type(exc).__name__}: {exc}").splitlines()[0][:300]
+        click.echo(f"Error: internal error ({detail}); this is a bug in genesys-prov — run "
+                   "again with -vv to log where it happened, and please report it", err=True)
+        sys.exit(EXIT_INTERNAL)
 
 
 __all__ = ["EXIT_USAGE", "cli", "main"]

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 
 from genesys_prov import redact
 from genesys_prov.errors import ConfigError
@@ -25,10 +29,13 @@ from genesys_prov.notify import EmailConfig, parse_notify
 
 CONFIG_ENV = "GENESYS_PROV_CONFIG"
 DEFAULT_CONFIG = "genesys-prov.yaml"
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+"""Environment variables naming a CA bundle, in the order ``requests`` reads them."""
 # ${VAR} is swapped for a plain-scalar placeholder before YAML parsing, so that it also
 # works inside flow mappings ({client_secret: ${X}}) and a value can never inject YAML.
-_PLACEHOLDER = re.compile(r"__genesys_prov_env-([A-Za-z_][A-Za-z0-9_]*)-__")
+# $${ is a literal ${; any other ${ (${}, ${1X}, ${X) is refused where a value holds it.
+_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
+_PLACEHOLDER = re.compile(r"__genesys_prov_(?:env-([A-Za-z_][A-Za-z0-9_]*)|escape|invalid)-__")
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class SourceConfig:
     nested_groups: bool = False
     exclude_default_access: bool = True
     skip_out_of_scope_deletions: bool = False
+    secret_variable: str | None = None  # the ${VAR} client_secret came from, for messages
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,7 @@ class TargetConfig:
     create_groups: bool = False
     member_batch_size: int = 50
     remove_unmanaged_members: bool = False
+    secret_variable: str | None = None  # the ${VAR} the token or OAuth secret came from
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,12 @@ class SafetyConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """A validated configuration."""
+    """A validated configuration.
+
+    The CA bundle is resolved and checked when the configuration is loaded: the configured
+    ``ca_bundle`` (an absolute path), else ``$REQUESTS_CA_BUNDLE``, else ``$CURL_CA_BUNDLE``
+    (``env_ca_bundle``, used only when ``ca_bundle`` is not set); ``ca_bundle_from`` says
+    which one is in use (None when none is)."""
 
     source: SourceConfig
     target: TargetConfig
@@ -110,11 +124,207 @@ class Config:
     state_dir: Path = Path(".genesys-prov")
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     notify: EmailConfig | None = None
+    env_ca_bundle: str | None = None
+    ca_bundle_from: str | None = None
 
     @property
     def verify(self) -> str | bool:
-        """What ``requests`` should use for TLS verification."""
-        return self.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or True
+        """What ``requests`` should use for TLS verification: the CA bundle in use, else
+        True (the default trust store; requests still reads the variables itself for a
+        Config built without :func:`parse_config`)."""
+        return self.ca_bundle or self.env_ca_bundle or True
+
+
+# --- YAML ------------------------------------------------------------------------------------
+
+MAX_DEPTH = 50
+"""Deepest nesting of lists and mappings a configuration or mappings file may have (aliases
+expanded); far more than any real file needs, far less than Python's recursion limit."""
+MAX_VALUES = 100_000
+"""Most values a file may hold once aliases are expanded (a guard against alias bombs)."""
+
+_BREAKS = "\n\r\x85\u2028\u2029"
+
+
+class _Refused(Exception):
+    """Something in a YAML document the loader refuses (internal: becomes a ConfigError)."""
+
+    def __init__(self, keypath: str, problem: str, mark: Any, advice: str = "") -> None:
+        super().__init__(problem)
+        self.keypath = keypath
+        self.problem = problem
+        self.mark = mark
+        self.advice = advice
+
+
+def _segment(index: Any) -> str:
+    """One step of a key path as the composer sees it (a key node, a list index, None while
+    a key itself is being read)."""
+    if isinstance(index, int):
+        return f"[{index}]"
+    if isinstance(index, ScalarNode):
+        text = _restore(str(index.value))
+        return f".{(text if text.isprintable() else repr(text))[:60]}"
+    return ".(a key)" if index is None else ".(a complex key)"
+
+
+def _scalar_identity(node: ScalarNode) -> tuple[str, str]:
+    """What makes two scalar keys the same key (``null``/``~``, ``true``/``True``)."""
+    value = str(node.value)
+    if node.tag.endswith(":null"):
+        return node.tag, ""
+    if node.tag.endswith(":bool"):
+        return node.tag, str(value.lower() in ("yes", "true", "on"))
+    return node.tag, value
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.safe_load``, refusing what the tool cannot use: aliases that refer to the value
+    that contains them (a recursive structure), nesting deeper than :data:`MAX_DEPTH`, more
+    than :data:`MAX_VALUES` values once aliases are expanded, duplicate keys (YAML would
+    silently keep the last one), and scalars a tag cannot convert (``!!int x``)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._chain: list[tuple[Node | None, Any]] = []   # (parent, index) of open nodes
+        self._measure: dict[int, tuple[int, int]] = {}     # id(node) → (values, depth)
+        self._parents: dict[int, tuple[Node | None, Any]] = {}  # id(node) → (parent, index)
+
+    def _path(self, extra: str = "") -> str:
+        text = "".join(_segment(index) for parent, index in self._chain if parent is not None)
+        return (text + extra).lstrip(".")
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        self._chain.append((parent, index))
+        try:
+            event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+            if self.check_event(AliasEvent):
+                target = self.anchors.get(event.anchor)
+                if target is not None and any(target is p for p, _ in self._chain):
+                    raise _Refused(self._path(), f"recursive alias *{event.anchor}: it refers "
+                                   "to a value that contains it", event.start_mark,
+                                   "write the value out instead")
+                return super().compose_node(parent, index)
+            if len(self._chain) > MAX_DEPTH and \
+                    self.check_event(SequenceStartEvent, MappingStartEvent):
+                raise _Refused(self._path(), f"nested more than {MAX_DEPTH} levels deep",
+                               event.start_mark)
+            node = super().compose_node(parent, index)
+            if node is not None:
+                self._check_node(node)
+            return node
+        finally:
+            self._chain.pop()
+
+    def _check_node(self, node: Node) -> None:
+        """Measure a node just composed (its children are known), refuse duplicate keys."""
+        children: list[Node] = []
+        if isinstance(node, SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, MappingNode):
+            seen: dict[tuple[str, str], Node] = {}
+            for key, value in node.value:
+                children += (key, value)
+                if not isinstance(key, ScalarNode) or key.tag.endswith(":merge"):
+                    continue
+                first = seen.setdefault(_scalar_identity(key), key)
+                if first is not key:
+                    raise _Refused(self._path(_segment(key)), "duplicate key (also on line "
+                                   f"{first.start_mark.line + 1})", key.start_mark,
+                                   "keep only one")
+        size, depth = 1, 0
+        for child in children:
+            child_size, child_depth = self._measure.get(id(child), (1, 0))
+            size += child_size
+            depth = max(depth, child_depth + 1)
+        if depth > MAX_DEPTH:
+            raise _Refused(self._path(), f"nested more than {MAX_DEPTH} levels deep once "
+                           "aliases are expanded", node.start_mark)
+        if size > MAX_VALUES:
+            raise _Refused(self._path(), f"more than {MAX_VALUES:,} values once aliases are "
+                           "expanded", node.start_mark)
+        self._measure[id(node)] = (size, depth)
+        self._parents[id(node)] = self._chain[-1]
+
+    def _node_path(self, node: Node) -> str:
+        """The key path of a composed node (its first occurrence, for an aliased one)."""
+        segments: list[str] = []
+        parent, index = self._parents.get(id(node), (None, None))
+        while parent is not None:
+            segments.append(_segment(index))
+            parent, index = self._parents.get(id(parent), (None, None))
+        return "".join(reversed(segments)).lstrip(".")
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, LookupError, AttributeError, TypeError, ArithmeticError) as exc:
+            kind = node.tag.rsplit(":", 1)[-1] if node.tag.startswith("tag:yaml.org") \
+                else node.tag
+            reason = str(exc) if isinstance(exc, ValueError) else ""
+            if "digits" in reason:
+                reason = "too many digits"
+            if reason and isinstance(node.value, str) and node.value and node.value in reason:
+                reason = ""
+            detail = f" ({reason})" if reason else ""
+            raise _Refused(self._node_path(node),
+                           f"not a valid {kind} value{detail}", node.start_mark) from exc
+
+
+def _position(text: str, index: int) -> str:
+    """``line L, column C`` of a character index, columns counted in what the user wrote
+    (``${VAR}``, not the placeholder that replaced it)."""
+    index = max(0, min(index, len(text)))
+    start = max(text.rfind(ch, 0, index) for ch in _BREAKS) + 1
+    line = sum(text.count(ch, 0, index) for ch in _BREAKS) - text.count("\r\n", 0, index) + 1
+    return f"line {line}, column {len(_restore(text[start:index])) + 1}"
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s*[\n\r\x85\u2028\u2029]\s*", " ", text).strip()
+
+
+def load_yaml(text: str, where: str, error: type[ConfigError] = ConfigError) -> Any:
+    """Parse one YAML document like ``yaml.safe_load`` (``None`` for an empty document),
+    refusing recursive aliases, excessive nesting, alias bombs and duplicate keys.
+
+    Every problem raises ``error`` with a one-line message starting with ``where`` and,
+    when known, the key path and the line and column."""
+    loader: _StrictLoader | None = None
+    try:
+        loader = _StrictLoader(text)
+        node = loader.get_single_node()
+        return None if node is None else loader.construct_document(node)
+    except _Refused as exc:
+        at = f" at {_position(text, exc.mark.index)}" if exc.mark is not None else ""
+        path = _restore(exc.keypath)
+        path = path if len(path) <= 80 else f"{path[:40]}...{path[-37:]}"
+        advice = f"; {exc.advice}" if exc.advice else ""
+        message = f"{where}: {path + ': ' if path else ''}{exc.problem}{at}{advice}"
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" at {_position(text, mark.index)}" if mark is not None else ""
+        problem = exc.problem or ""
+        if exc.context and (not problem or problem.startswith(("but ", "second "))):
+            # "found duplicate anchor 'a'; first occurrence" / "second occurrence"
+            first = exc.context_mark if problem.startswith("second ") else None
+            first_at = f" at {_position(text, first.index)};" if first is not None else ""
+            problem = f"{exc.context}{first_at} {problem}".strip()
+        message = f"{where}: {problem or 'invalid YAML'}{at}"
+    except ReaderError as exc:
+        char = exc.character
+        shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
+        at = f" at {_position(text, int(exc.position))}" if isinstance(exc.position, int) \
+            else ""
+        message = f"{where}: the character {shown} is not allowed in YAML ({exc.reason}){at}"
+    except yaml.YAMLError as exc:
+        message = f"{where}: invalid YAML ({exc})"
+    except RecursionError:
+        message = f"{where}: nested too deeply"
+    finally:
+        if loader is not None:
+            loader.dispose()
+    raise error(_one_line(_restore(message)))
 
 
 # --- schema ---------------------------------------------------------------------------------
@@ -175,8 +385,27 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
             "--config" if explicit else f"${CONFIG_ENV}" if os.environ.get(CONFIG_ENV) else
             "the default location"
         )
-        raise ConfigError(f"configuration file not found: {path} (from {how})")
+        raise ConfigError(f"configuration file not found: {_show_path(path)} (from {how})")
     return path
+
+
+def read_text(path: Path, error: type[ConfigError] = ConfigError, what: str = "") -> str:
+    """Read a UTF-8 text file (``what`` names it in messages, e.g. ``"mappings file "``).
+    An unreadable file or one that is not UTF-8 raises ``error`` with a one-line message."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read {what}{_show_path(path)}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL character in the path
+        raise error(f"cannot read {what}{_show_path(path)}: {exc}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[start:exc.start].decode("utf-8", "replace")) + 1
+        raise error(f"{what}{_show_path(path)}: not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                    f"at line {line}, column {column}); save it as UTF-8") from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -188,55 +417,155 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         config.target.url
     """
     cfg_path = find_config(path)
-    try:
-        text = cfg_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {cfg_path}: {exc.strerror}") from exc
+    text = read_text(cfg_path)
     return parse_config(text, base_dir=cfg_path.parent, path=cfg_path)
+
+
+def _substitute(text: str) -> str:
+    """Swap ``${VAR}``, ``$${`` and stray ``${`` for placeholders (before YAML parsing)."""
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1):
+            return f"__genesys_prov_env-{match.group(1)}-__"
+        return "__genesys_prov_escape-__" if match.group(0) == "$${" else \
+            "__genesys_prov_invalid-__"
+
+    return _VAR.sub(placeholder, text)
+
+
+def _restore(text: str) -> str:
+    """Undo :func:`_substitute` for display: messages show what the user wrote."""
+    def original(match: re.Match[str]) -> str:
+        if match.group(1):
+            return f"${{{match.group(1)}}}"
+        return "$${" if "escape" in match.group(0) else "${"
+
+    return _PLACEHOLDER.sub(original, text)
 
 
 def parse_config(
     text: str, base_dir: Path | None = None, path: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Validate configuration text (YAML) and return a :class:`Config`."""
-    where = str(path) if path else "configuration"
-    try:
-        raw = yaml.safe_load(_VAR.sub(r"__genesys_prov_env-\1-__", text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{where}: {problem}{pos}") from exc
+    """Validate configuration text (YAML) and return a :class:`Config`.
+
+    ``environ`` (default ``os.environ``) supplies the ``${VAR}`` values and the CA bundle
+    variables (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``). Every problem raises
+    :class:`ConfigError` with a one-line message naming the key path."""
+    where = _show_path(path) if path else "configuration"
+    raw = load_yaml(_substitute(text), where)
+    if raw is None:
+        raise ConfigError(f"{where}: the file is empty; it needs the source: and target: "
+                          "sections")
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping of settings at the top level")
+        raise ConfigError(f"{where}: expected a mapping of settings at the top level, got "
+                          f"{_kind(raw)}")
     env = os.environ if environ is None else environ
-    data = _interpolate(raw, "", env)
+    secrets: dict[str, str] = {}
+    data = _interpolate(raw, "", env, secrets)
     notify = parse_notify(data.pop("notify", None))
     _check(data, _SCHEMA, "")
     for key in sorted(_ROOT_REQUIRED):
         if key not in data:
             raise ConfigError(f"{key}: required section is missing")
     base = base_dir or Path.cwd()
-    source = _source(data["source"])
-    target = _target(data["target"])
+    source = replace(_source(data["source"]),
+                     secret_variable=secrets.get("source.client_secret"))
+    target = replace(_target(data["target"]), secret_variable=secrets.get(
+        "target.oauth.client_secret") or secrets.get("target.token"))
     mappings = Path(data.get("mappings", "mappings.yaml"))
     if not mappings.is_absolute():
         mappings = base / mappings
-    ca_bundle = data.get("ca_bundle")
-    if ca_bundle:
-        ca_path = Path(ca_bundle)
-        if not ca_path.is_absolute():
-            ca_path = base / ca_path
-        if not ca_path.is_file():
-            raise ConfigError(f"ca_bundle: file not found: {ca_path}")
-        ca_bundle = str(ca_path)
+    ca_bundle, ca_from = _ca_bundle(data.get("ca_bundle"), base, env)
+    env_ca_bundle = ca_bundle if ca_from in CA_BUNDLE_ENV else None
     state_dir = Path(data.get("state_dir", ".genesys-prov"))
     if not state_dir.is_absolute():
         state_dir = base / state_dir
-    return Config(source=source, target=target, mappings_path=mappings, ca_bundle=ca_bundle,
-                  path=path, state_dir=state_dir, safety=_safety(data.get("safety") or {}),
-                  notify=notify)
+    return Config(source=source, target=target, mappings_path=mappings,
+                  ca_bundle=None if env_ca_bundle else ca_bundle, path=path,
+                  state_dir=state_dir, safety=_safety(data.get("safety") or {}),
+                  notify=notify, env_ca_bundle=env_ca_bundle, ca_bundle_from=ca_from)
+
+
+def _ca_bundle(configured: str | None, base: Path,
+               env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The CA bundle to use and where it came from: ``ca_bundle`` (relative to the
+    configuration file), else the first non-empty variable of :data:`CA_BUNDLE_ENV`
+    (``requests`` also accepts a directory of hashed certificates there)."""
+    if configured is not None:
+        path = Path(configured)
+        if not path.is_absolute():
+            path = base / path
+        _check_ca_bundle(path, "ca_bundle", "fix the path (a relative one is relative to the "
+                         "configuration file) or remove ca_bundle", allow_dir=False)
+        return str(path), "ca_bundle"
+    for name in CA_BUNDLE_ENV:
+        value = env.get(name)
+        if value:
+            _check_ca_bundle(Path(value), name, "unset it, or point it to a PEM file of "
+                             "trusted CAs", allow_dir=True)
+            return value, name
+    return None, None
+
+
+def _check_ca_bundle(path: Path, origin: str, advice: str, allow_dir: bool) -> None:
+    shown = _show_path(path)
+    if allow_dir and path.is_dir():
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise ConfigError(f"{origin}: cannot read the directory {shown} ({advice})")
+        return
+    if not path.exists():
+        raise ConfigError(f"{origin}: file not found: {shown} ({advice})")
+    if not path.is_file():
+        raise ConfigError(f"{origin}: not a regular file: {shown} ({advice})")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{origin}: cannot read {shown}: {exc.strerror or exc} ({advice})") \
+            from exc
+    if not re.search(rb"-----BEGIN (TRUSTED )?CERTIFICATE-----", data):
+        raise ConfigError(f"{origin}: no PEM certificate (-----BEGIN CERTIFICATE-----) in "
+                          f"{shown} ({advice})")
+
+
+def _show_path(path: Path | str) -> str:
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def _kind(value: Any) -> str:
+    """A value's YAML kind for messages: ``a list``, ``null``, ``an integer`` …"""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    for kind, name in ((dict, "a mapping"), (list, "a list"), (str, "a string"),
+                       (int, "an integer"), (float, "a number")):
+        if isinstance(value, kind):
+            return name
+    return f"a {type(value).__name__}"
+
+
+def _key_text(key: Any) -> str:
+    """A mapping key for key paths: ``null`` and ``true`` as YAML spells them, long keys
+    shortened."""
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key == "":
+        return "''"
+    text = key if isinstance(key, str) else str(key)
+    text = text if text.isprintable() else repr(text)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _child(keypath: str, key: Any) -> str:
+    return f"{keypath}.{_key_text(key)}" if keypath else _key_text(key)
+
+
+_MAX_MINUTES = 10 * 365 * 24 * 60   # ten years: anything longer is a typo
+_MAX_RATE = 100_000                 # requests per minute
+_MAX_TIMEOUT = 3600                 # seconds for one request
 
 
 def _percent(keypath: str, text: str) -> float:
@@ -274,29 +603,56 @@ def _safety(data: dict[str, Any]) -> SafetyConfig:
     probe = data.get("quarantine_probe_interval_minutes", 60)
     if min_failures < 1 or probe < 1:
         raise ConfigError("safety.quarantine_*: at least 1 failure and 1 minute")
+    for key, minutes in (("escrow_backoff_minutes", backoff),
+                         ("escrow_max_backoff_minutes", max_backoff),
+                         ("escrow_max_age_days", max_age * 24 * 60),
+                         ("quarantine_probe_interval_minutes", probe)):
+        if minutes > _MAX_MINUTES:
+            raise ConfigError(f"safety.{key}: must be at most ten years")
     return SafetyConfig(count, percent, drop, backoff * 60.0, max_backoff * 60.0,
                         max_age * 86400.0, min_failures, probe * 60.0)
 
 
-def _interpolate(value: Any, keypath: str, env: Mapping[str, str]) -> Any:
+def _interpolate(value: Any, keypath: str, env: Mapping[str, str],
+                 secrets: dict[str, str] | None = None) -> Any:
+    """Replace the ``${VAR}`` placeholders in string values; keys keep what the user wrote
+    (they are never interpolated). ``secrets`` collects, per secret's key path, the
+    variable it came from (messages name it; the value is never shown)."""
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            child = f"{keypath}.{key}" if keypath else str(key)
-            out[key] = _interpolate(item, child, env)
+            if isinstance(key, str):
+                key = _restore(key)
+            child = _child(keypath, key)
+            out[key] = _interpolate(item, child, env, secrets)
             if key in _SECRET_KEYS and isinstance(out[key], str):
                 redact.register(out[key])
+                names = _PLACEHOLDER.findall(item) if isinstance(item, str) else []
+                if secrets is not None and names and names[0]:
+                    secrets[child] = names[0]
         return out
     if isinstance(value, list):
-        return [_interpolate(item, f"{keypath}[{i}]", env) for i, item in enumerate(value)]
+        return [_interpolate(item, f"{keypath}[{i}]", env, secrets)
+                for i, item in enumerate(value)]
     if isinstance(value, str):
+        used: list[str] = []
+
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
-            if name not in env:
-                raise ConfigError(f"{keypath}: environment variable {name} is not set")
-            return env[name]
+            if name:
+                if name not in env:
+                    raise ConfigError(f"{keypath}: environment variable {name} is not set")
+                used.append(name)
+                return env[name]
+            if "escape" in match.group(0):
+                return "${"
+            raise ConfigError(f"{keypath}: '${{' must start a variable reference like "
+                              "${NAME} (letters, digits and _); write $${ for a literal ${")
 
-        return _PLACEHOLDER.sub(sub, value)
+        result = _PLACEHOLDER.sub(sub, value)
+        if used and not result.strip():
+            raise ConfigError(f"{keypath}: environment variable {used[0]} is empty")
+        return result
     return value
 
 
@@ -310,9 +666,10 @@ def _type_name(kind: Any) -> str:
 
 def _check(data: Any, schema: dict[str, Any], keypath: str) -> None:
     if not isinstance(data, dict):
-        raise ConfigError(f"{keypath or 'configuration'}: expected a mapping")
+        raise ConfigError(f"{keypath or 'configuration'}: expected a mapping of settings, got "
+                          f"{_kind(data)}")
     for key, value in data.items():
-        child = f"{keypath}.{key}" if keypath else str(key)
+        child = _child(keypath, key)
         if key not in schema:
             close = difflib.get_close_matches(str(key), list(schema), n=1)
             hint = f"did you mean {close[0]!r}?" if close else \
@@ -334,10 +691,24 @@ def _check(data: Any, schema: dict[str, Any], keypath: str) -> None:
             raise ConfigError(
                 f"{child}: expected {_type_name(kind)}, got {_show(child, value)}"
             )
+        if isinstance(value, str):
+            _check_text(child, value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{child}: expected a finite number, got {value}")
     for key, spec in schema.items():
         if isinstance(spec, tuple) and spec[1] and key not in data:
             child = f"{keypath}.{key}" if keypath else key
             raise ConfigError(f"{child}: required key is missing")
+
+
+def _check_text(keypath: str, value: str) -> None:
+    """Refuse empty strings and control characters (a newline in a token, a NUL in a path)."""
+    if not value.strip():
+        raise ConfigError(f"{keypath}: must not be empty (remove the key to use the default)")
+    bad = next((ch for ch in value if ord(ch) < 32 or 127 <= ord(ch) < 160), None)
+    if bad is not None:
+        raise ConfigError(f"{keypath}: contains the control character U+{ord(bad):04X}; "
+                          "remove it")
 
 
 def _show(keypath: str, value: Any) -> str:
@@ -358,12 +729,35 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def _show_url(url: str) -> str:
+    """A URL for messages: user information (``user:password@``) hidden, long ones cut."""
+    text = re.sub(r"//[^/?#]*@", "//[redacted]@", url)
+    text = repr(text)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def check_url(keypath: str, url: str) -> str:
-    """Refuse anything but https, except http to a loopback address. Returns the URL
-    without a trailing slash."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{keypath}: not an http(s) URL: {url!r}")
+    """Refuse anything but a well-formed https URL, except http to a loopback address.
+    Returns the URL without a trailing slash."""
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise ConfigError(f"{keypath}: a URL cannot contain spaces or control characters: "
+                          f"{_show_url(url)}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        reason = str(exc)
+        if "port" in reason.lower():
+            reason = "the port must be a number between 1 and 65535"
+        raise ConfigError(f"{keypath}: not a valid URL ({reason}): {_show_url(url)}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{keypath}: not an http(s) URL: {_show_url(url)}")
+    if "@" in parts.netloc:
+        raise ConfigError(f"{keypath}: a URL cannot carry a user name or password "
+                          f"({_show_url(url)}); remove the part before '@'")
+    if port == 0:
+        raise ConfigError(f"{keypath}: not a valid URL (the port must be a number between 1 "
+                          f"and 65535): {_show_url(url)}")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ConfigError(
             f"{keypath}: credentials only travel over TLS; use https:// "
@@ -434,15 +828,20 @@ def _target(data: dict[str, Any]) -> TargetConfig:
     rate = data.get("rate_limit_per_minute", 300)
     if rate < 0:
         raise ConfigError("target.rate_limit_per_minute: must be 0 (off) or more")
+    if rate > _MAX_RATE:
+        raise ConfigError(f"target.rate_limit_per_minute: must be at most {_MAX_RATE:,}")
     concurrency = data.get("concurrency", 4)
     if not 1 <= concurrency <= 64:
         raise ConfigError("target.concurrency: must be between 1 and 64")
     page_size = data.get("page_size", 100)
     if not 1 <= page_size <= 1000:
         raise ConfigError("target.page_size: must be between 1 and 1000")
-    timeout = float(data.get("timeout", 30.0))
-    if timeout <= 0:
+    raw_timeout = data.get("timeout", 30.0)
+    if raw_timeout <= 0:
         raise ConfigError("target.timeout: must be more than 0")
+    if raw_timeout > _MAX_TIMEOUT:
+        raise ConfigError(f"target.timeout: must be at most {_MAX_TIMEOUT} seconds")
+    timeout = float(raw_timeout)
     create_groups = data.get("create_groups", flavor == "generic")
     if create_groups and flavor == "genesys":
         raise ConfigError("target.create_groups: Genesys cannot create groups over SCIM; "
@@ -455,7 +854,8 @@ def _target(data: dict[str, Any]) -> TargetConfig:
         raise ConfigError("target.on_hard_delete: expected 'delete' or 'deactivate', got "
                           f"{on_hard_delete!r}")
     region = data.get("phone_default_region")
-    if region is not None and (len(region) != 2 or not region.isalpha()):
+    if region is not None and (len(region) != 2 or not region.isascii()
+                               or not region.isalpha()):
         raise ConfigError("target.phone_default_region: expected a two-letter region code "
                           f"such as US or GB, got {region!r}")
     return TargetConfig(url=url, token=token, oauth=oauth, flavor=flavor,

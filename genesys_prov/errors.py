@@ -10,6 +10,7 @@ Exit codes (documented in the README):
 3      blocked by a safety guard
 4      cannot connect, authenticate, or read a valid answer
 5      another run holds the lock
+70     internal error: a bug (one line; the traceback is logged at -vv)
 =====  ==========================================================
 """
 
@@ -21,6 +22,7 @@ EXIT_USAGE = 2
 EXIT_SAFETY = 3
 EXIT_CONNECT = 4
 EXIT_LOCKED = 5
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE
 
 
 class GenesysProvError(Exception):
@@ -83,12 +85,19 @@ class AuthError(ConnectError):
 
 
 class SourceError(ConnectError):
-    """Microsoft Graph could not be read (nothing is written when this happens)."""
+    """Microsoft Graph could not be read (nothing is written when this happens).
+    ``status`` is Graph's HTTP status when it answered; ``transient`` is False when trying
+    again cannot help (a TLS failure)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.transient = True
 
 
 class DeltaExpired(SourceError):
-    """Graph no longer knows a stored delta token (410 Gone / syncStateNotFound): a full sync
-    is needed."""
+    """Graph no longer knows a stored delta token (410 Gone, SyncStateNotFound in any case,
+    or another 4xx on the stored link): a full sync is needed."""
 
 
 class TargetError(ConnectError):

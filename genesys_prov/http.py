@@ -5,8 +5,11 @@
 - :class:`RateLimiter`: one limiter shared by every worker thread; a 429 from the server
   pauses all of them for ``Retry-After``.
 - :class:`HttpClient`: every request has a timeout; 429 is honoured for every method;
-  5xx and connection errors are retried only for idempotent requests (a POST never is);
-  counts requests by method for the benchmark and the summary.
+  5xx and connection errors are retried only for idempotent requests; a request that
+  certainly never reached the server (connection refused, DNS, connect timeout) is retried
+  whatever its method; counts requests by method for the benchmark and the summary.
+- :func:`describe_transport_error`: one readable line for a network failure (host, what
+  happened, what to check), never a urllib3 repr.
 """
 
 from __future__ import annotations
@@ -15,19 +18,23 @@ import collections
 import email.utils
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from genesys_prov import __version__, redact
 
 log = logging.getLogger(__name__)
 
+_SSL_REASON = re.compile(r"\]\s*([^\]]+?)\s*(?:\(_ssl\.c:\d+\))?\s*$")
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 USER_AGENT = f"genesys-prov/{__version__}"
@@ -112,13 +119,92 @@ def retry_after_seconds(value: str | None, default: float) -> float:
 class TransportError(Exception):
     """A request got no usable answer (connection failure, timeout, retries exhausted).
 
-    ``ambiguous`` is True when a non-idempotent request may have been applied."""
+    ``ambiguous`` is True when a non-idempotent request may have been applied;
+    ``transient`` is False for failures that trying again will not cure (TLS)."""
 
     def __init__(self, message: str, ambiguous: bool = False,
-                 response: requests.Response | None = None) -> None:
+                 response: requests.Response | None = None, transient: bool = True) -> None:
         super().__init__(redact.scrub(message))
         self.ambiguous = ambiguous
         self.response = response
+        self.transient = transient
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Did a request certainly not reach the server? True for a refused connection, a
+    failed DNS lookup and a connect timeout: the request was never written, so sending it
+    again cannot apply it twice, whatever its method."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason: Any = exc.args[0] if exc.args else None
+        if isinstance(reason, urllib3.exceptions.MaxRetryError):
+            reason = reason.reason
+        return isinstance(reason, urllib3.exceptions.NewConnectionError |
+                          urllib3.exceptions.ConnectTimeoutError)
+    return False
+
+
+# TLS failures that trying again cannot cure (as opposed to a connection cut mid-handshake).
+_TLS_PERMANENT = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "WRONG_VERSION_NUMBER",
+                  "doesn't match", "Hostname mismatch", "UNSUPPORTED_PROTOCOL",
+                  "PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE", "no protocols available")
+
+
+def tls_permanent(exc: BaseException) -> bool:
+    """Is this TLS failure about trust or protocol (certificate, host name, TLS version):
+    one that trying again cannot cure?"""
+    text = str(exc)
+    return any(marker in text for marker in _TLS_PERMANENT)
+
+
+def _host(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        return parts.netloc.rsplit("@", 1)[-1] or url
+    except ValueError:
+        return url
+
+
+def describe_transport_error(exc: BaseException, url: str, timeout: float) -> str:
+    """One line for a failed request: which host, what happened and what to check.
+
+    >>> describe_transport_error(requests.exceptions.ReadTimeout(), "https://h/x", 30)
+    'h did not answer within 30 s (the timeout setting)'
+    """
+    host = _host(url)
+    reason: Any = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    if isinstance(exc, requests.exceptions.SSLError):
+        text = str(reason or exc)
+        found = _SSL_REASON.search(text)
+        why = found.group(1).strip() if found else "the TLS handshake failed"
+        if not tls_permanent(exc):
+            return f"the TLS connection to {host} was cut ({why})"
+        return (f"TLS failure talking to {host}: {why}; if the server uses a private "
+                "CA, set ca_bundle in the configuration (or REQUESTS_CA_BUNDLE) to a PEM file "
+                "holding it")
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return f"cannot resolve the host name of {host} (DNS lookup failed): check the URL"
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):  # before its base class
+        return f"cannot connect to {host} (connection refused): is the server up and the URL right?"
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or \
+            isinstance(reason, urllib3.exceptions.ConnectTimeoutError):
+        return f"connecting to {host} timed out after {timeout:g} s: is the host reachable?"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return f"{host} did not answer within {timeout:g} s (the timeout setting)"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError |
+                  requests.exceptions.ContentDecodingError):
+        return f"{host} sent a truncated or corrupt answer"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return f"the connection to {host} was reset or closed before an answer came"
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema |
+                  requests.exceptions.InvalidSchema):
+        return f"not a valid URL: {url}"
+    return f"request to {host} failed: {type(exc).__name__}"
 
 
 @dataclass
@@ -126,7 +212,7 @@ class RetryPolicy:
     """How many times and how long to retry."""
 
     max_throttle_retries: int = 25
-    max_error_retries: int = 4
+    max_error_retries: int = 5
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     default_retry_after: float = 5.0
@@ -150,18 +236,28 @@ class HttpClient:
     sleep: Callable[[float], None] = time.sleep
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
     throttled: int = 0
+    retried: int = 0  # requests sent again after a network failure or a 5xx
     _count_lock: threading.Lock = field(default_factory=threading.Lock)
+    _reached: set[str] = field(default_factory=set)  # hosts that answered at least once
 
     def request(
         self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
         json: Any = None, data: Any = None, headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None, auth: Any = None, count_as: str | None = None,
+        give_up: Callable[[requests.Response], bool] | None = None,
     ) -> requests.Response:
         """Send one request, retrying as the policy allows; return the final response
         (which may be an HTTP error: the caller interprets statuses). ``count_as`` files
-        the request under another name in :attr:`counts` (``token`` for OAuth)."""
+        the request under another name in :attr:`counts` (``token`` for OAuth); a 429
+        that ``give_up`` accepts is returned at once instead of waited out.
+
+        A request that never reached the server is sent again with backoff; a host that
+        has never answered gets one quick retry, so a wrong URL fails fast while a server
+        that goes down mid-run is waited for. Raises :class:`TransportError` with one
+        readable line when no answer came."""
         method = method.upper()
         safe = method in IDEMPOTENT if idempotent is None else idempotent
+        host = _host(url)
         throttles = errors = 0
         while True:
             self.limiter.acquire()
@@ -173,21 +269,37 @@ class HttpClient:
                     timeout=self.timeout, auth=auth,
                 )
             except requests.RequestException as exc:
-                what = f"{method} {_short(url)}: {type(exc).__name__}: {exc}"
-                if not safe:
+                what = f"{method} {_short(url)}: " \
+                    f"{describe_transport_error(exc, url, self.timeout)}"
+                if (isinstance(exc, requests.exceptions.SSLError) and tls_permanent(exc)) or \
+                        isinstance(exc, requests.exceptions.InvalidURL |
+                                   requests.exceptions.MissingSchema |
+                                   requests.exceptions.InvalidSchema):
+                    raise TransportError(what, transient=False) from exc
+                unsent = never_sent(exc)
+                if not safe and not unsent:
                     raise TransportError(what, ambiguous=True) from exc
                 errors += 1
-                if errors > self.policy.max_error_retries:
+                limit = self.policy.max_error_retries if (host in self._reached or not unsent) \
+                    else min(1, self.policy.max_error_retries)
+                if errors > limit:
                     raise TransportError(what) from exc
                 delay = self._backoff(errors)
-                log.debug("retrying in %.1fs after %s", delay, what)
+                log.info("retrying in %.1fs after %s", delay, what)
+                with self._count_lock:
+                    self.retried += 1
                 self.sleep(delay)
                 continue
+            except (OSError, ValueError) as exc:  # e.g. a CA bundle that vanished, a bad URL
+                raise TransportError(f"{method} {_short(url)}: {type(exc).__name__}: {exc}",
+                                     transient=False) from exc
+            self._reached.add(host)
             if response.status_code == 429:
                 throttles += 1
                 with self._count_lock:
                     self.throttled += 1
-                if throttles > self.policy.max_throttle_retries:
+                if throttles > self.policy.max_throttle_retries or \
+                        (give_up is not None and give_up(response)):
                     return response
                 delay = min(
                     retry_after_seconds(response.headers.get("Retry-After"),
@@ -204,8 +316,10 @@ class HttpClient:
                 delay = retry_after_seconds(response.headers.get("Retry-After"),
                                             self._backoff(errors))
                 delay = min(delay, self.policy.max_retry_after)
-                log.debug("%s from %s %s; retrying in %.1fs", response.status_code, method,
-                          _short(url), delay)
+                log.info("HTTP %s from %s %s; retrying in %.1fs", response.status_code, method,
+                         _short(url), delay)
+                with self._count_lock:
+                    self.retried += 1
                 self.sleep(delay)
                 continue
             return response

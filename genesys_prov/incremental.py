@@ -64,16 +64,22 @@ class Delta:
     links: dict[str, str] = field(default_factory=dict)
     changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     assigned: Assignments | None = None  # the app's assignments, re-read with the delta
+    retry: set[str] = field(default_factory=set)  # escrowed users due for another try
 
     @property
     def count(self) -> int:
         """Number of changed objects."""
         return sum(len(c) for c in self.changes.values())
 
+    def describe(self) -> str:
+        """What this incremental run is about, for the output."""
+        retried = f", {len(self.retry)} escrowed change(s) retried" if self.retry else ""
+        return f"{self.count} directory change(s){retried}"
+
     def changed_user_ids(self) -> set[str]:
-        """Users whose desired state may differ: changed, removed, or added to / removed
-        from a group."""
-        ids = {str(c["id"]) for c in self.changes.get("users", []) if "id" in c}
+        """Users whose desired state may differ: changed, removed, added to / removed
+        from a group, or waiting in escrow for another try."""
+        ids = {str(c["id"]) for c in self.changes.get("users", []) if "id" in c} | self.retry
         for group in self.changes.get("groups", []):
             for member in group.get("members@delta") or []:
                 if isinstance(member, dict) and "id" in member:
@@ -391,7 +397,10 @@ class _SnapshotPlanner:
         self.read_groups()
         partials, removed = self.read_users()
         members_moved = {uid for _, uid, _ in self.quick.member_changes}
-        affected = sorted(set(partials) | set(removed) | members_moved)
+        retried = {sid.lower() for sid in self.delta.retry}
+        for sid in self.delta.retry:
+            self.original.setdefault(sid.lower(), sid)
+        affected = sorted(set(partials) | set(removed) | members_moved | retried)
         stored = self.state.source_users(affected)
         memberships = self.state.groups_of(affected)
         before_groups = {uid: set(groups) for uid, groups in memberships.items()}

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from genesys_prov import expressions, scimpath
+from genesys_prov.config import load_yaml, read_text
 from genesys_prov.errors import EvaluationError, ExpressionError, MappingError
 from genesys_prov.scimpath import TargetPath
 from genesys_prov.scoping import ScopeFilter, parse_scope
@@ -54,6 +53,7 @@ COMPUTED = frozenset({"IsSoftDeleted"})
 REFERENCES = frozenset({"manager", "members"})
 
 _ENTRY_KEYS = {"target", "source", "constant", "expression", "default", "apply", "match"}
+_SECTIONS = ("user", "group", "user_scope", "group_scope")
 
 
 @dataclass(frozen=True)
@@ -242,27 +242,23 @@ def load_mappings(path: str | os.PathLike[str]) -> Mappings:
         [m.target for m in mappings.user]
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MappingError(f"cannot read mappings file {p}: {exc.strerror}") from exc
-    return parse_mappings(text, where=str(p), path=p)
+    text = read_text(p, MappingError, "mappings file ")
+    where = str(p) if str(p).isprintable() else repr(str(p))
+    return parse_mappings(text, where=where, path=p)
 
 
 def parse_mappings(text: str, where: str = "mappings", path: Path | None = None) -> Mappings:
-    """Validate mappings YAML text."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise MappingError(f"{where}: {getattr(exc, 'problem', None) or 'invalid YAML'}{pos}")\
-            from exc
+    """Validate mappings YAML text. Every problem raises :class:`MappingError` whose message
+    starts with ``where`` (one line, except that an expression error ends with the expression
+    and a caret under the problem)."""
+    raw = load_yaml(text, where, MappingError)
+    if raw is None:
+        raise MappingError(f"{where}: the file is empty; it needs a 'user:' list of mappings")
     if not isinstance(raw, dict):
         raise MappingError(f"{where}: expected 'user:' and 'group:' lists at the top level")
-    unknown = set(raw) - {"user", "group", "user_scope", "group_scope"}
+    unknown = [key for key in raw if key not in _SECTIONS]
     if unknown:
-        raise MappingError(f"{where}: unknown section {sorted(unknown)[0]!r} "
+        raise MappingError(f"{where}: unknown section {_show_key(unknown[0])} "
                            "(expected user, group, user_scope, group_scope)")
     if "user" not in raw:
         raise MappingError(f"{where}: the 'user' list is missing")
@@ -282,6 +278,46 @@ def parse_mappings(text: str, where: str = "mappings", path: Path | None = None)
                     group_scope=group_scope)
 
 
+def _show_key(key: Any) -> str:
+    """A key for messages: quoted text, or ``null``/``true``/``1`` as YAML spells it."""
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    text = repr(key) if isinstance(key, str) else str(key)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _show_value(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _plain_value(value: Any) -> bool:
+    """True for what YAML gives for JSON-like data: text, numbers, true/false, null, lists
+    and mappings with string keys (not dates, binary, sets or ordered pairs, which the
+    target could not be sent)."""
+    if value is None or isinstance(value, str | int | float):
+        return True
+    if isinstance(value, list):
+        return all(_plain_value(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_value(v) for k, v in value.items())
+    return False
+
+
+def _check_value(at: str, key: str, value: Any, path: TargetPath) -> None:
+    """A ``constant`` or ``default``: plain data of the target attribute's type."""
+    if not _plain_value(value):
+        kind = type(value).__name__
+        raise MappingError(f"{at}: {key} must be text, a number, true/false, a list or a "
+                           f"mapping, got a {kind} {_show_value(value)} (quote it in YAML)")
+    try:
+        scimpath.coerce(path, value)
+    except ValueError as exc:
+        raise MappingError(f"{at}: {key}: {exc}") from None
+
+
 def _entries(raw: Any, section: str, where: str) -> tuple[AttributeMapping, ...]:
     if not isinstance(raw, list):
         raise MappingError(f"{where}: {section}: expected a list of mappings")
@@ -291,13 +327,16 @@ def _entries(raw: Any, section: str, where: str) -> tuple[AttributeMapping, ...]
         at = f"{where}: {section}[{i}]"
         if not isinstance(entry, dict):
             raise MappingError(f"{at}: expected a mapping like {{target: ..., source: ...}}")
-        extra = set(entry) - _ENTRY_KEYS
+        extra = [key for key in entry if key not in _ENTRY_KEYS]
         if extra:
-            raise MappingError(f"{at}: unknown key {sorted(extra)[0]!r}")
+            raise MappingError(f"{at}: unknown key {_show_key(extra[0])}")
         target = entry.get("target")
-        if not isinstance(target, str) or not target:
+        if target is None:
             raise MappingError(f"{at}: 'target' is required")
-        at = f"{where}: {section} mapping {target!r}"
+        if not isinstance(target, str) or not target.strip():
+            raise MappingError(f"{at}: 'target' must be a SCIM attribute name, got "
+                               f"{_show_value(target)}")
+        at = f"{where}: {section} mapping {_show_value(target, 120)}"
         if target.lower() in targets:
             raise MappingError(f"{at}: mapped twice")
         targets.add(target.lower())
@@ -310,14 +349,18 @@ def _entries(raw: Any, section: str, where: str) -> tuple[AttributeMapping, ...]
             raise MappingError(f"{where}: {section}: {exc}") from exc
         apply = entry.get("apply", "always")
         if apply not in ("always", "on_create"):
-            raise MappingError(f"{at}: apply must be 'always' or 'on_create', got {apply!r}")
+            raise MappingError(f"{at}: apply must be 'always' or 'on_create', got "
+                               f"{_show_value(apply)}")
         match = entry.get("match")
         if match is not None and (not isinstance(match, int) or isinstance(match, bool)
                                   or match < 1):
             raise MappingError(f"{at}: match must be a positive integer (the precedence)")
         source = entry.get("source")
-        if source is not None and (not isinstance(source, str) or not source):
+        if "source" in entry and (not isinstance(source, str) or not source.strip()):
             raise MappingError(f"{at}: source must be an attribute name")
+        for key in ("constant", "default"):
+            if entry.get(key) is not None:
+                _check_value(at, key, entry[key], path)
         expression = None
         if "expression" in entry:
             if not isinstance(entry["expression"], str):
@@ -379,6 +422,7 @@ class DesiredUser:
     scope_reason: str | None = None   # why the user is out of scope, when it is
     manager: str | None = None        # source id of the manager (when manager is mapped)
     unique: dict[str, list[Any]] = field(default_factory=dict)  # SelectUniqueValue candidates
+    warnings: list[str] = field(default_factory=list)  # sent anyway, but worth a look
 
 
 def evaluate(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool = True) -> Any:

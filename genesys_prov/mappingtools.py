@@ -165,6 +165,17 @@ def _index(schemas: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, A
     return out
 
 
+# RFC 7643 §3.1: attributes every resource has, whether or not a server's /Schemas lists
+# them with the resource's own attributes.
+COMMON_ATTRIBUTES = {
+    "id": {"name": "id", "mutability": "readOnly"},
+    "externalid": {"name": "externalId", "mutability": "readWrite"},
+    "meta": {"name": "meta", "mutability": "readOnly"},
+}
+# Genesys keeps these phone types in one field: mapping both never converges.
+GENESYS_SHARED_PHONE_TYPES = frozenset({"microsoftteams", "other"})
+
+
 def _check_target(mapping: AttributeMapping, path: TargetPath, core: str,
                   index: dict[str, dict[str, dict[str, Any]]], where: str) -> list[Finding]:
     schema_id = (path.schema or core).lower()
@@ -172,6 +183,8 @@ def _check_target(mapping: AttributeMapping, path: TargetPath, core: str,
     if attrs is None:
         return [Finding("error", where, f"the target has no schema {path.schema or core}")]
     attr = attrs.get(path.attr.lower())
+    if attr is None and path.schema is None:
+        attr = COMMON_ATTRIBUTES.get(path.attr.lower())
     if attr is None:
         return [Finding("error", where, f"the target's schema has no attribute {path.attr!r}")]
     out = []
@@ -236,5 +249,27 @@ def validate_mappings(mappings: Mappings, schemas: Sequence[dict[str, Any]] | No
                     f"matching on {m.target!r}, which Genesys cannot filter on: matching "
                     "would fail for every user (filterable: userName, emails, externalId, "
                     "employeeNumber, division, manager, active, id)"))
+    if flavor == "genesys":
+        findings += _shared_phone_field(mappings)
     order = {"error": 0, "warning": 1}
     return sorted(findings, key=lambda f: (order[f.level], f.where, f.message))
+
+
+def _shared_phone_field(mappings: Mappings) -> list[Finding]:
+    """Genesys stores ``microsoftteams`` and ``other`` phone numbers in one field: with
+    both mapped, every run would overwrite one with the other."""
+    both = [m for m in mappings.user
+            if m.path.attr.lower() == "phonenumbers" and m.path.filter_value is not None
+            and str(m.path.filter_value).lower() in GENESYS_SHARED_PHONE_TYPES]
+    if len({str(m.path.filter_value).lower() for m in both}) < 2:
+        return []
+    return [Finding("error", f"user mapping {both[-1].target!r}",
+                    "Genesys keeps microsoftteams and other phone numbers in one field; map "
+                    "one or the other (with both, each run overwrites one with the other)")]
+
+
+def schema_errors(mappings: Mappings, schemas: Sequence[dict[str, Any]] | None,
+                  flavor: str) -> list[Finding]:
+    """The errors of :func:`validate_mappings` alone: what makes a run fail for every
+    user, checked before anything is written."""
+    return [f for f in validate_mappings(mappings, schemas, flavor) if f.level == "error"]

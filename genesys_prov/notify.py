@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import re
 import smtplib
 import socket
@@ -46,6 +47,7 @@ already starts with it), so that mail rules can filter on it."""
 DEFAULT_PORT = 587
 SMTPS_PORT = 465
 DEFAULT_TIMEOUT = 30.0
+MAX_SECONDS = 3600.0  # an SMTP timeout longer than an hour is a mistake
 
 _SECTION_KEYS = ("email",)
 _EMAIL_KEYS = (
@@ -151,7 +153,9 @@ def _unknown_keys(data: Mapping[Any, Any], known: Sequence[str], keypath: str) -
         close = difflib.get_close_matches(str(key), list(known), n=1)
         hint = (f"did you mean {close[0]!r}?" if close
                 else f"expected one of: {', '.join(sorted(known))}")
-        raise ConfigError(redact.scrub(f"{keypath}.{key}: unknown key ({hint})"))
+        raise ConfigError(redact.scrub(f"{keypath}.{_show(key)}: unknown key ({hint})"
+                                       if not isinstance(key, str) or not key.isprintable()
+                                       else f"{keypath}.{key}: unknown key ({hint})"))
 
 
 def _string(value: Any, keypath: str, secret: bool = False) -> str:
@@ -160,6 +164,8 @@ def _string(value: Any, keypath: str, secret: bool = False) -> str:
         raise ConfigError(f"{keypath}: expected a string, got {shown}")
     if not value.strip():
         raise ConfigError(f"{keypath}: must not be empty")
+    if not secret and not value.isprintable():
+        raise ConfigError(f"{keypath}: contains control characters: {_show(value)}")
     return value if secret else value.strip()
 
 
@@ -172,7 +178,14 @@ def _integer(value: Any, keypath: str) -> int:
 def _number(value: Any, keypath: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{keypath}: expected a number, got {_show(value)}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number > MAX_SECONDS:
+        raise ConfigError(f"{keypath}: expected a number of seconds up to {MAX_SECONDS:g}, "
+                          f"got {_show(value)}")
+    return number
 
 
 def _boolean(value: Any, keypath: str) -> bool:

@@ -174,6 +174,21 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanWarning:
+    """Something written as planned that deserves a look (e.g. a phone number sent as
+    written because libphonenumber does not know it)."""
+
+    identity: str
+    source_id: str
+    message: str
+
+    def data(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"identity": self.identity, "source_id": self.source_id,
+                "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
 class Unmanaged:
     """A target user that no directory user matches; left alone."""
 
@@ -206,6 +221,7 @@ class Plan:
     matched: tuple[tuple[str, str], ...] = ()        # (source id, target id) of matched users
     matched_groups: tuple[tuple[str, str], ...] = ()
     in_scope: int = 0
+    warnings: tuple[PlanWarning, ...] = ()   # users written with a value worth a look
 
     def counts(self) -> dict[str, int]:
         """Number of changes per action, plus skipped, failed, unmanaged and unchanged."""
@@ -249,6 +265,7 @@ class Plan:
             "unmanaged": [u.data() for u in self.unmanaged],
             "held": [c.data() for c in self.held],
             "held_reason": self.held_reason,
+            "warnings": [w.data() for w in self.warnings],
         }
 
 
@@ -761,6 +778,11 @@ def build_plan(desired: Iterable[DesiredUser],
                for g in target_groups]
     group_list = list(groups)
     group_changes = planner.plan_groups(group_list, tgroups) if mappings.group else []
+    written = {c.source_id for c in changes if c.action not in REMOVALS}
+    warnings = sorted((PlanWarning(u.identity, u.source_id, text)
+                       for sid in written if (u := planner.users.get(sid)) is not None
+                       for text in u.warnings),
+                      key=lambda w: (w.identity.lower(), w.source_id, w.message))
     linked = {snap.id for snap in planner.links.values()}
     unmanaged = [] if context is not None else sorted(
         (Unmanaged(t.id, t.user_name, t.active) for t in users if t.id not in linked),
@@ -784,4 +806,5 @@ def build_plan(desired: Iterable[DesiredUser],
         matched_groups=tuple(planner.matched_groups),
         in_scope=sum(1 for u in (context if context is not None else planner.users.values())
                      if u.in_scope),
+        warnings=tuple(warnings),
     )

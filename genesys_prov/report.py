@@ -22,7 +22,7 @@ from genesys_prov.apply import FAILURE, Outcome
 from genesys_prov.errors import ConfigError
 from genesys_prov.plan import Action, Change, Plan
 from genesys_prov.scimpath import ENTERPRISE_USER, GENESYS_USER
-from genesys_prov.sync import CheckResult, SyncResult
+from genesys_prov.sync import CheckResult, SyncResult, check_output_path
 
 STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REACTIVATE: "cyan",
          Action.DEACTIVATE: "red", Action.DELETE: "bold red"}
@@ -121,15 +121,17 @@ def notes_table(plan: Plan, max_rows: int = 200) -> RenderableType | None:
              for s in plan.skipped]
     rows += [("unmanaged", u.user_name, f"target user {u.target_id} matches no directory user;"
               " left alone") for u in plan.unmanaged]
+    rows += [("warning", w.identity, w.message) for w in plan.warnings]
     if not rows:
         return None
-    table = Table(title="Not changed", title_justify="left")
+    table = Table(title="Not changed, and warnings", title_justify="left") if plan.warnings \
+        else Table(title="Not changed", title_justify="left")
     table.add_column("status")
     table.add_column("user")
     table.add_column("reason", overflow="fold")
     for status, who, why in rows[:max_rows]:
-        table.add_row(Text(status, style="red" if status == "failed" else "dim"), Text(who),
-                      Text(why))
+        style = {"failed": "red", "warning": "yellow"}.get(status, "dim")
+        table.add_row(Text(status, style=style), Text(who), Text(why))
     if len(rows) > max_rows:
         return Group(table, Text(f"… and {len(rows) - max_rows} more"))
     return table
@@ -171,18 +173,29 @@ def summary_line(result: SyncResult) -> str:
     graph = result.requests.get("graph", {})
     reqs = (f"requests: Graph {sum(graph.values())}, target {sum(target.values())} "
             f"({', '.join(f'{k} {v}' for k, v in sorted(target.items())) or 'none'})")
+    escrow = escrow_sentence(result.escrow)
     if result.mode == "incremental" and result.mode_reason == "no directory changes":
         return (f"Incremental: no directory changes since the last run; the target was not "
-                f"read or written. {reqs}")
+                f"read or written.{escrow} {reqs}")
     mode = f"Incremental ({result.mode_reason}): " if result.mode == "incremental" else ""
     if result.dry_run:
-        return f"{mode}Dry run: would apply {planned}; nothing was written. {reqs}"
+        return f"{mode}Dry run: would apply {planned}; nothing was written.{escrow} {reqs}"
     if result.applied is None:
-        return f"{mode}Nothing to do: the target already matches the directory. {reqs}"
+        return (f"{mode}Nothing to do: the target already matches the directory.{escrow} "
+                f"{reqs}")
     applied = result.applied.counts()
     skipped = f", {applied['skipped']} skipped" if applied.get("skipped") else ""
+    retried = f" ({result.applied.retried} tried twice)" if result.applied.retried else ""
     return (f"{mode}Applied {planned}: {applied['success']} succeeded, {applied['failure']} "
-            f"failed{skipped} in {result.applied.elapsed:.1f}s. {reqs}")
+            f"failed{skipped}{retried} in {result.applied.elapsed:.1f}s.{escrow} {reqs}")
+
+
+def escrow_sentence(escrow: dict[str, Any] | None) -> str:
+    """`` N change(s) wait in escrow …`` for the summary line, or "" when none do."""
+    if not escrow:
+        return ""
+    return (f" {escrow['count']} change(s) wait in escrow (oldest failed {escrow['oldest']}, "
+            f"next retry {escrow['next_retry']}; `sync --retry-now` sends them now).")
 
 
 def check_table(result: CheckResult) -> Table:
@@ -248,11 +261,13 @@ CSV_COLUMNS = ("action", "identity", "source_id", "target_id", "attribute", "old
 
 
 def check_report_paths(paths: Sequence[str]) -> None:
-    """Refuse report paths with an unsupported extension before the run starts."""
+    """Refuse report paths before the run starts: an unsupported extension, a directory
+    that does not exist, a file that cannot be written."""
     for path in paths:
         if not path.lower().endswith(REPORT_FORMATS):
             raise ConfigError(f"--report {path}: the format follows the extension; supported: "
                               f"{', '.join(REPORT_FORMATS)}")
+        check_output_path("--report", path)
 
 
 def _cell(value: Any) -> str:
@@ -315,6 +330,9 @@ def report_rows(result: SyncResult) -> Iterator[dict[str, str]]:
         yield dict(zip(CSV_COLUMNS, (held.action.value, held.identity, held.source_id,
                                      held.target_id or "", "", "", "", "held",
                                      result.plan.held_reason), strict=True))
+    for warning in result.plan.warnings:
+        yield dict(zip(CSV_COLUMNS, ("warning", warning.identity, warning.source_id, "", "",
+                                     "", "", "warning", warning.message), strict=True))
 
 
 def _markdown(result: SyncResult) -> str:

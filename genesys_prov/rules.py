@@ -3,15 +3,18 @@
 
 Genesys accepts phone numbers only in E.164 (``+14255550100``) or as a tel URI
 (``tel:+14255550100;ext=123``) and answers 400 to anything else, so numbers are
-normalised here with ``phonenumbers`` (Google's libphonenumber): a number written
-without a country code is read in ``target.phone_default_region``; an extension is kept
-as a tel URI. A number that cannot be normalised fails that user's change with the
-reason, instead of a 400 from the server.
+normalised here. A number written with a country code keeps exactly its digits (see
+:func:`normalize_phone_checked`); a number written without one is read by ``phonenumbers``
+(Google's libphonenumber) in ``target.phone_default_region``; an extension is kept as a
+tel URI. A number that cannot be normalised fails that user's change with the reason,
+instead of a 400 from the server; a number sent although libphonenumber disagrees with it
+is reported as a warning on the user.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from functools import lru_cache
 
@@ -20,19 +23,93 @@ import phonenumbers
 from genesys_prov import scimpath
 from genesys_prov.mapping import DesiredUser
 
+#: E.164 after the ``+``: a country code that does not start with 0, at most 15 digits.
+_E164_DIGITS = re.compile(r"[1-9][0-9]{1,14}")
+#: An extension at the end: ``ext``, ``ext.``, ``x``, ``#`` or ``;ext=`` then its digits.
+_EXTENSION = re.compile(r"^(?P<main>.*?)(?:;\s*ext\s*=|ext\.?|x|#)\s*(?P<ext>[0-9]+)$",
+                        re.IGNORECASE | re.DOTALL)
+#: ``(0)`` right after a country code (``+44 (0)20 …``): the trunk-prefix marker.
+_TRUNK_MARKER = re.compile(r"^\+\s*(?P<cc>[0-9]{1,3})\s*\(\s*0\s*\)")
+#: Italy, San Marino and the Vatican dial the 0 internationally too: ``+39 (0)6 …`` keeps it.
+_LEADING_ZERO_KEPT = frozenset({39, 378, 379})
+#: Characters that only format a number (besides whitespace, dashes and invisible marks).
+_FORMATTING = frozenset("-./()[]\u2212")
+_PHONE_CACHE_SIZE = 16_384
 
-def normalize_phone(value: str, region: str | None) -> str:
-    """Return ``value`` as E.164, or a ``tel:`` URI when it has an extension.
 
-    Raises ValueError with a readable reason when it is not a possible phone number.
+def _ascii_digits(text: str) -> str:
+    """``text`` with every Unicode decimal digit (e.g. full-width ``１``) written in ASCII."""
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
 
-    >>> normalize_phone("+1 (425) 555-0100", None)
-    '+14255550100'
-    """
+
+def _is_formatting(ch: str) -> bool:
+    """Whether ``ch`` only formats a number: spaces (NBSP included), dashes, ``.``, ``/``,
+    parentheses and brackets, and invisible format marks (e.g. a left-to-right mark)."""
+    return ch.isspace() or ch in _FORMATTING or unicodedata.category(ch) in ("Pd", "Cf")
+
+
+def _strip_formatting(value: str, text: str) -> str:
+    """The digits of ``text``; raises ValueError naming the first other character."""
+    digits = []
+    for ch in text:
+        if "0" <= ch <= "9":
+            digits.append(ch)
+        elif not _is_formatting(ch):
+            raise ValueError(f"phone number {value!r} contains {ch!r}, which is neither a "
+                             "digit nor formatting")
+    return "".join(digits)
+
+
+def _international(value: str, text: str) -> tuple[str, str | None]:
+    """Normalise ``text`` (``value`` trimmed, tel: prefix removed, starting with ``+``)
+    keeping exactly its digits; returns (normalized, warning or None)."""
+    match = _EXTENSION.match(text)
+    main, extension = (match.group("main"), match.group("ext")) if match else (text, None)
+    trunk = _TRUNK_MARKER.match(main)
+    if trunk and int(trunk.group("cc")) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE and \
+            int(trunk.group("cc")) not in _LEADING_ZERO_KEPT:
+        main = f"+{trunk.group('cc')}{main[trunk.end():]}"
+    digits = _strip_formatting(value, main[1:])
+    if not _E164_DIGITS.fullmatch(digits):
+        if not digits:
+            reason = "has no digits after '+'"
+        elif digits[0] == "0":
+            reason = "has a country code starting with 0"
+        elif len(digits) > 15:
+            reason = f"has {len(digits)} digits; E.164 allows at most 15"
+        else:
+            reason = "is too short"
+        raise ValueError(f"phone number {value!r} cannot be sent as E.164: it {reason}")
+    written = f"+{digits}"
+    problem: str | None
+    try:
+        number = phonenumbers.parse(written, None)
+    except phonenumbers.NumberParseException as exc:
+        reason = str(exc.args[0]) if exc.args else str(exc)
+        problem = f"it cannot read it: {reason.rstrip('.')}"
+    else:
+        read = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if read != written:
+            problem = f"it reads it as {read}"
+        elif not phonenumbers.is_possible_number(number):
+            problem = "it is not a possible number"
+        else:
+            problem = None
+    result = f"tel:{written};ext={extension}" if extension else written
+    if problem is None:
+        return result, None
+    return result, (f"phone number {value!r} is not valid for libphonenumber ({problem}); "
+                    f"sent as written: {result}")
+
+
+def _national(value: str, region: str | None) -> str:
+    """Normalise a number written without a country code, read in ``region``."""
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
-        hint = "" if region or value.strip().startswith("+") else \
+        hint = "" if region else \
             " (no country code, and target.phone_default_region is not set)"
         raise ValueError(f"phone number {value!r} cannot be read{hint}") from exc
     if not phonenumbers.is_possible_number(number):
@@ -41,6 +118,55 @@ def normalize_phone(value: str, region: str | None) -> str:
     if number.extension:
         return f"tel:{e164};ext={number.extension}"
     return e164
+
+
+@lru_cache(maxsize=_PHONE_CACHE_SIZE)
+def _normalize_phone_cached(value: str, region: str | None) -> tuple[str, str | None]:
+    """:func:`normalize_phone_checked` without the cache (exceptions are not cached)."""
+    text = _ascii_digits(value).strip()
+    if text[:4].lower() == "tel:" and text[4:].lstrip().startswith("+"):
+        text = text[4:].lstrip()
+    if text.startswith("+"):
+        return _international(value, text)
+    return _national(value, region), None
+
+
+def normalize_phone_checked(value: str, region: str | None) -> tuple[str, str | None]:
+    """Return ``(normalized, warning)``: ``value`` as E.164, or a ``tel:`` URI when it has
+    an extension (markers ``ext``, ``ext.``, ``x``, ``#``, ``;ext=``), and a warning (None
+    when there is nothing to say).
+
+    A number written with a country code (``+…``, or a ``tel:+…`` URI) keeps exactly its
+    digits, extension included: only formatting (spaces, NBSP, ``-``, ``.``, ``/``,
+    parentheses, …) is removed. When libphonenumber reads it differently (it strips
+    ``90`` from ``+55 90 95214-5623`` as a Brazilian carrier code) or cannot read it, the
+    number is sent as written and the warning says so. One deliberate exception: a ``(0)``
+    right after the country code (``+44 (0)20 7946 0000``) is the conventional trunk-prefix
+    marker and is dropped (``+442079460000``) — except for Italy, San Marino and the Vatican,
+    where the 0 is part of the number (``+39 (0)6 …`` → ``+3906…``).
+
+    A number written without a country code is read by libphonenumber in ``region``
+    (``target.phone_default_region``).
+
+    Raises ValueError with a readable reason when the number cannot be made E.164 (or, without
+    a country code, is not a possible number). Results are cached per (value, region).
+
+    >>> normalize_phone_checked("+55 90 95214-5623", None)[0]
+    '+5590952145623'
+    """
+    return _normalize_phone_cached(value, region)
+
+
+def normalize_phone(value: str, region: str | None) -> str:
+    """Return ``value`` as E.164, or a ``tel:`` URI when it has an extension (the warning of
+    :func:`normalize_phone_checked` is dropped).
+
+    Raises ValueError with a readable reason when it cannot be made E.164.
+
+    >>> normalize_phone("+1 (425) 555-0100", None)
+    '+14255550100'
+    """
+    return _normalize_phone_cached(value, region)[0]
 
 
 # Known Genesys limits (shared/spec/genesys-scim.md). Attribute length limits are
@@ -67,20 +193,22 @@ def normalize_date(value: str) -> str:
     return match.group(1)
 
 
-def _normalize(target: str, value: str, phone_region: str | None) -> str:
+def _normalize(target: str, value: str, phone_region: str | None) -> tuple[str, str | None]:
+    """The value Genesys accepts for ``target``, and a warning (or None)."""
     kind = _attr(target)
     if kind == "phonenumbers":
-        return normalize_phone(value, phone_region)
+        return normalize_phone_checked(value, phone_region)
     if kind == "datehire":
-        return normalize_date(value)
-    return value
+        return normalize_date(value), None
+    return value, None
 
 
 def apply_genesys_rules(user: DesiredUser, phone_region: str | None) -> DesiredUser:
     """Apply Genesys' data rules to one desired user in place: phone numbers to E.164 /
     tel URI, ``dateHire`` to YYYY-MM-DD, and a user whose attributes would exceed the
     request-body limit fails here instead of at the server. A value that cannot be made
-    acceptable sets ``user.error`` with the value and the reason; other users go on."""
+    acceptable sets ``user.error`` with the value and the reason; other users go on. A phone
+    number sent as written although libphonenumber disagrees adds a ``user.warnings`` entry."""
     if user.error:
         return user
     size = 0
@@ -88,10 +216,14 @@ def apply_genesys_rules(user: DesiredUser, phone_region: str | None) -> DesiredU
         for target, value in list(values.items()):
             if isinstance(value, str):
                 try:
-                    values[target] = value = _normalize(target, value, phone_region)
+                    value, warning = _normalize(target, value, phone_region)
                 except ValueError as exc:
                     user.error = f"mapping {target!r}: {exc}"
                     return user
+                values[target] = value
+                note = f"mapping {target!r}: {warning}" if warning else None
+                if note is not None and note not in user.warnings:
+                    user.warnings.append(note)
                 size += len(value.encode()) + len(target) + 8
     if size > MAX_BODY_BYTES:
         user.error = (f"the mapped attributes need about {size:,} bytes; Genesys accepts "

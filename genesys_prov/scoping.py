@@ -172,10 +172,13 @@ def _configured_int(value: Any, operator: str) -> int:
         number = value
     elif isinstance(value, str):
         stripped = value.strip()
-        if _DECIMAL.fullmatch(stripped):
-            number = int(stripped, 10)
-        elif operator in _BITS and _HEX.fullmatch(stripped):
-            number = int(stripped, 16)
+        try:
+            if _DECIMAL.fullmatch(stripped):
+                number = int(stripped, 10)
+            elif operator in _BITS and _HEX.fullmatch(stripped):
+                number = int(stripped, 16)
+        except ValueError:  # more digits than Python converts
+            raise MappingError(f"{operator}: {stripped[:20]}… is too long a number") from None
     if operator in _BITS:
         if number is None or number <= 0:
             raise MappingError(

@@ -18,11 +18,17 @@ import requests
 from genesys_prov import redact
 from genesys_prov.config import SourceConfig
 from genesys_prov.errors import AuthError, ConfigError, DeltaExpired, SourceError
-from genesys_prov.http import HttpClient, TransportError
+from genesys_prov.http import (
+    HttpClient,
+    TransportError,
+    describe_transport_error,
+    tls_permanent,
+)
 
 API_VERSION = "v1.0"
 MAX_TOP = 999
 DELETED_LOOKUPS = 3  # more users gone than this: list the deleted users once instead
+BODY_ATTEMPTS = 3  # a page answered with a body that is not JSON is asked again this often
 
 
 def _credential(config: SourceConfig) -> Any:
@@ -40,15 +46,35 @@ def _credential(config: SourceConfig) -> Any:
     return {"private_key": key, "thumbprint": cert.thumbprint}
 
 
-def _graph_error(response: requests.Response) -> str:
+# Graph's error codes for a delta token it no longer knows; real responses spell the first
+# with a capital S (microsoftgraph/microsoft-graph-docs#2350), so they are compared in lower case.
+DELTA_RESET_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
+
+
+def _error_body(response: requests.Response) -> dict[str, Any]:
     try:
         body = response.json()
-        err = body.get("error") if isinstance(body, dict) else None
-        if isinstance(err, dict):
-            return f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")
     except ValueError:
-        pass
+        return {}
+    err = body.get("error") if isinstance(body, dict) else None
+    return err if isinstance(err, dict) else {}
+
+
+def _graph_error(response: requests.Response) -> str:
+    err = _error_body(response)
+    if err:
+        return f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")
     return response.reason or "error"
+
+
+def _delta_reset(response: requests.Response) -> bool:
+    """Does Graph say the delta token is gone (410, or a code such as SyncStateNotFound in
+    any case)?"""
+    if response.status_code == 410:
+        return True
+    code = str(_error_body(response).get("code") or "").lower()
+    return response.status_code >= 400 and (
+        code in DELTA_RESET_CODES or any(c in response.text.lower() for c in DELTA_RESET_CODES))
 
 
 class GraphReader:
@@ -83,28 +109,44 @@ class GraphReader:
             except ValueError as exc:  # MSAL raises ValueError for a bad authority/response
                 raise AuthError(f"Microsoft Entra: {redact.scrub(str(exc))}") from exc
             except requests.RequestException as exc:
-                raise SourceError(f"Microsoft Entra: cannot reach "
-                                  f"{self.config.authority_host}: {type(exc).__name__}") from exc
+                raise self._unreachable(exc) from exc
         return self._app
 
-    def token(self) -> str:
-        """An access token for Graph (cached and refreshed by MSAL)."""
+    def _unreachable(self, exc: requests.RequestException) -> SourceError:
+        url = self.config.authority_host
+        error = SourceError(f"Microsoft Entra: "
+                            f"{describe_transport_error(exc, url, self.http.timeout)}")
+        if isinstance(exc, requests.exceptions.SSLError) and tls_permanent(exc):
+            error.transient = False  # not a network hiccup
+        return error
+
+    def token(self, fresh: bool = False) -> str:
+        """An access token for Graph (cached and refreshed by MSAL); ``fresh`` drops the
+        cached one first (Graph refused it: expired or revoked)."""
         with self._lock:
             app = self._msal()
             scope = f"{self.config.graph_url.rstrip('/')}/.default"
+            if fresh:
+                cache = app.token_cache
+                for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
+                    cache.remove_at(entry)
             try:
                 result = app.acquire_token_for_client(scopes=[scope])
             except requests.RequestException as exc:
-                raise SourceError(f"Microsoft Entra: cannot reach the token endpoint: "
-                                  f"{type(exc).__name__}") from exc
+                raise self._unreachable(exc) from exc
             except ValueError as exc:
                 raise AuthError(f"Microsoft Entra: {redact.scrub(str(exc))}") from exc
         if not isinstance(result, dict) or "access_token" not in result:
             err = result.get("error", "error") if isinstance(result, dict) else "error"
             desc = result.get("error_description", "") if isinstance(result, dict) else ""
             first = str(desc).splitlines()[0] if desc else ""
+            what = "source.client_secret" if self.config.client_secret is not None else \
+                "source.certificate"
+            hint = f" (read from ${{{self.config.secret_variable}}})" \
+                if self.config.secret_variable else ""
             raise AuthError(redact.scrub(f"Microsoft Entra refused the credentials: {err}: "
-                                         f"{first}".rstrip(": ")))
+                                         f"{first}".rstrip(": ") + f"; check source.client_id "
+                                         f"and {what}{hint}"))
         token = str(result["access_token"])
         redact.register(token)
         return token
@@ -116,30 +158,49 @@ class GraphReader:
         if urlsplit(url).netloc != urlsplit(self.base).netloc:
             raise SourceError(f"Graph sent a link to another host ({urlsplit(url).netloc}); "
                               "refusing to send it the token")
-        headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json"}
-        try:
-            response = self.http.request("GET", url, params=params, headers=headers)
-        except TransportError as exc:
-            raise SourceError(f"Graph: {exc}") from exc
+        for _ in range(BODY_ATTEMPTS):
+            response = self._send(url, params)
+            if response.status_code == 401:  # expired or revoked mid-run: one fresh token
+                response = self._send(url, params, fresh=True)
+            body = self._check(response, url)
+            if body is not None:
+                return body
+        raise SourceError(f"Graph: GET {urlsplit(url).path} answered with a body that is not "
+                          f"JSON, {BODY_ATTEMPTS} times")
+
+    def _check(self, response: requests.Response, url: str) -> dict[str, Any] | None:
+        """The JSON object of a 200 answer; None when the body is not JSON (asked again);
+        raises for error statuses."""
         path = urlsplit(url).path
-        if response.status_code == 410 or (response.status_code in (400, 404) and
-                                           "syncStateNotFound" in response.text):
-            raise DeltaExpired(f"Graph: the delta token for {path} expired "
-                               f"(HTTP {response.status_code})")
+        if _delta_reset(response):
+            raise DeltaExpired(f"Graph no longer knows the delta token for {path} "
+                               f"(HTTP {response.status_code} "
+                               f"{_error_body(response).get('code') or 'Gone'})")
         if response.status_code in (401, 403):
             raise AuthError(f"Graph refused GET {path} (HTTP {response.status_code}): "
                             f"{redact.scrub(_graph_error(response))}")
         if response.status_code != 200:
             raise SourceError(f"Graph: GET {path} failed with HTTP {response.status_code}: "
-                              f"{redact.scrub(_graph_error(response))}")
+                              f"{redact.scrub(_graph_error(response))}",
+                              status=response.status_code)
         try:
             body = response.json()
-        except ValueError as exc:
-            raise SourceError(f"Graph: GET {path} answered with a body that is not JSON") \
-                from exc
+        except ValueError:
+            return None
         if not isinstance(body, dict):
             raise SourceError(f"Graph: GET {path} answered with unexpected JSON")
         return body
+
+    def _send(self, url: str, params: dict[str, Any] | None,
+              fresh: bool = False) -> requests.Response:
+        token = self.token(fresh=True) if fresh else self.token()
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        try:
+            return self.http.request("GET", url, params=params, headers=headers)
+        except TransportError as exc:
+            error = SourceError(f"Graph: {exc}")
+            error.transient = exc.transient
+            raise error from exc
 
     def iter_pages(self, path: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         """Follow ``@odata.nextLink`` until it is absent; yield each page's objects."""
@@ -199,8 +260,16 @@ class GraphReader:
 
     def delta_changes(self, link: str) -> tuple[list[dict[str, Any]], str]:
         """Follow a stored delta link to the end of the round: the changed objects and the
-        new delta link. Raises DeltaExpired when Graph no longer knows the token."""
-        return self._drain_delta(link, None)
+        new delta link. Raises DeltaExpired when Graph no longer knows the token, and for
+        any other 4xx answer (but 401/403/429) to the stored link: the way back is a full
+        sync, not the same dead link on every run."""
+        try:
+            return self._drain_delta(link, None)
+        except SourceError as exc:
+            if exc.status is not None and 400 <= exc.status < 500 and \
+                    exc.status not in (401, 403, 429):
+                raise DeltaExpired(f"Graph refused the stored delta link: {exc}") from exc
+            raise
 
     def _drain_delta(self, url: str, params: dict[str, Any] | None
                      ) -> tuple[list[dict[str, Any]], str]:
@@ -231,7 +300,7 @@ class GraphReader:
         except AuthError:
             return None
         except SourceError as exc:
-            return False if "HTTP 404" in str(exc) else None
+            return False if exc.status == 404 else None
 
     def soft_deleted(self, object_ids: Sequence[str]) -> dict[str, bool | None]:
         """:meth:`is_soft_deleted` for many users: a few are looked up one by one; more

@@ -66,6 +66,31 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 
+def _tighten(path: Path, mode: int) -> None:
+    """Make an existing file or directory of ours private (one left by an older version)."""
+    try:
+        if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+            path.chmod(mode)
+    except OSError:
+        pass
+
+
+def private_directory(path: Path) -> None:
+    """Create ``path`` (and its parents) readable by its owner only; tighten it when it
+    already exists and is ours. The state holds directory data and secrets' neighbours."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _tighten(path, 0o700)
+    for child in path.iterdir():
+        if child.is_file():
+            _tighten(child, 0o600)
+
+
+def private_append(path: Path) -> Any:
+    """Open ``path`` for appending, created readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
 def _chunks(items: Sequence[str], size: int = 500) -> list[list[str]]:
     """Split ids for ``IN (...)`` queries (SQLite limits the number of parameters)."""
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
@@ -113,10 +138,13 @@ class State:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         try:
-            # it holds directory data (the snapshot, the log): owner-only when created here
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            (directory / "logs").mkdir(mode=0o700, exist_ok=True)
+            # it holds directory data (the snapshot, the log): owner-only
+            private_directory(directory)
+            private_directory(directory / "logs")
             self.path = directory / "state.sqlite3"
+            # created 0600 here; SQLite gives its -wal and -shm files the same mode
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            _tighten(self.path, 0o600)
             self._db = sqlite3.connect(self.path, check_same_thread=False,
                                        isolation_level=None, timeout=30)
         except (OSError, sqlite3.Error) as exc:
@@ -410,7 +438,7 @@ class State:
                  for d in rows])
             self._db.execute("COMMIT")
             day = rows[0]["time"][:10]
-            with open(self.directory / "logs" / f"{day}.jsonl", "a", encoding="utf-8") as out:
+            with private_append(self.directory / "logs" / f"{day}.jsonl") as out:
                 for d in rows:
                     out.write(json.dumps(d, ensure_ascii=False, default=str) + "\n")
 
@@ -466,6 +494,43 @@ class State:
     def escrow_clear(self, kind: str, source_id: str) -> None:
         """A change succeeded: forget its escrow entry."""
         self._write("DELETE FROM escrow WHERE kind = ? AND source_id = ?", (kind, source_id))
+
+    def escrow_clear_many(self, kind: str, source_ids: Sequence[str]) -> None:
+        """Forget the escrow entries of these objects (nothing is left to do for them)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM escrow WHERE kind = ? AND source_id = ?",
+                                 [(kind, sid) for sid in source_ids])
+            self._db.execute("COMMIT")
+
+    def escrow_release(self) -> list[dict[str, Any]]:
+        """Forget every escrow entry (the mappings or settings changed: those objects are
+        planned afresh); returns what was released."""
+        keys = ("kind", "source_id", "identity", "attempts", "last_error")
+        rows = self._read("SELECT kind, source_id, identity, attempts, last_error FROM escrow")
+        self._write("DELETE FROM escrow")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def escrow_due_now(self, who: str | None = None) -> int:
+        """Make escrowed changes due now — all, or one user's (source id or identity, any
+        case). Returns how many entries changed."""
+        with self._lock:
+            if who is None:
+                cursor = self._db.execute("UPDATE escrow SET next_retry = 0")
+            else:
+                cursor = self._db.execute(
+                    "UPDATE escrow SET next_retry = 0 WHERE lower(source_id) = lower(?) OR "
+                    "lower(identity) = lower(?)", (who, who))
+            return int(cursor.rowcount)
+
+    def escrow_summary(self) -> dict[str, Any] | None:
+        """How many changes wait in escrow, since when and until when (epoch seconds), or
+        None when escrow is empty."""
+        count, oldest, soonest = self._read(
+            "SELECT count(*), min(first_failed), min(next_retry) FROM escrow")[0]
+        if not count:
+            return None
+        return {"count": int(count), "oldest": float(oldest), "next_retry": float(soonest)}
 
     def escrowed(self, kind: str = "user") -> dict[str, dict[str, Any]]:
         """Every escrow entry of ``kind`` by source id."""
@@ -531,8 +596,13 @@ class RunLock:
         self._file: Any = None
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            private_directory(self.path.parent)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"state_dir: cannot create the run lock in {self.path.parent}: "
+                              f"{exc.strerror}") from exc
+        handle = os.fdopen(fd, "a+", encoding="utf-8")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -10,11 +10,13 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from genesys_prov import apply as applying
@@ -28,6 +30,7 @@ from genesys_prov.directory import (
 )
 from genesys_prov.errors import (
     AuthError,
+    ConfigError,
     DeltaExpired,
     GenesysProvError,
     QuarantineError,
@@ -47,6 +50,7 @@ from genesys_prov.incremental import (
     stored_targets,
 )
 from genesys_prov.mapping import DesiredUser, Mappings, load_mappings
+from genesys_prov.mappingtools import builtin_genesys_schemas, schema_errors
 from genesys_prov.notify import Incident, Notifier
 from genesys_prov.plan import (
     REMOVALS,
@@ -113,6 +117,7 @@ class SyncResult:
     mode: str = "full"          # full | incremental
     mode_reason: str = ""       # why a full sync ran (or "no directory changes")
     quarantined: str | None = None  # why this run put the job in quarantine
+    escrow: dict[str, Any] | None = None  # what waits in escrow after the run
 
     @property
     def failed(self) -> bool:
@@ -127,6 +132,7 @@ class SyncResult:
             "mode": self.mode,
             "mode_reason": self.mode_reason,
             "quarantined": self.quarantined,
+            "escrow": self.escrow,
             "plan": self.plan.data(),
             "result": self.applied.data() if self.applied else None,
             "requests": self.requests,
@@ -332,6 +338,8 @@ def plan_records(run_id: str, plan: Plan) -> list[LogRecord]:
     out += [LogRecord(run_id, c.identity, c.source_id, c.target_id, _LOG_ACTIONS[c.action],
                       "Skipped", "SafetyGuard", plan.held_reason,
                       [a.data() for a in c.attributes]) for c in plan.held]
+    out += [LogRecord(run_id, w.identity, w.source_id, None, "Other", "Warning", "ValueWarning",
+                      w.message) for w in plan.warnings]
     return out
 
 
@@ -442,6 +450,17 @@ def mappings_path(mappings: Mappings, target: str) -> str:
     return next(m.path.qualified_attr for m in mappings.user if m.target == target)
 
 
+def settled_ids(plan: Plan) -> dict[str, list[str]]:
+    """Matched users and groups the plan has nothing to do for (and did not fail or hold):
+    whatever escrow held for them is settled (e.g. a create whose answer was lost but
+    which landed)."""
+    busy = {c.source_id for c in (*plan.changes, *plan.held)} | \
+        {f.source_id for f in plan.failures} | {s.source_id for s in plan.skipped}
+    busy_groups = {g.source_id for g in plan.group_changes}
+    return {"user": [sid for sid, _ in plan.matched if sid not in busy],
+            "group": [sid for sid, _ in plan.matched_groups if sid not in busy_groups]}
+
+
 def hold_escrowed(plan: Plan, waiting: dict[str, dict[str, Any]]) -> Plan:
     """Take changes of objects still waiting in escrow out of the plan, as skipped items
     saying when they are retried and why they failed."""
@@ -456,7 +475,8 @@ def hold_escrowed(plan: Plan, waiting: dict[str, dict[str, Any]]) -> Plan:
         when = datetime.fromtimestamp(entry["next_retry"], UTC).isoformat(timespec="seconds")
         skipped.append(Skipped(change.identity, change.source_id,
                                f"in escrow after {entry['attempts']} failed attempt(s); next "
-                               f"retry at {when}: {entry['last_error']}"))
+                               f"retry at {when} (`sync --retry-now` sends it now): "
+                               f"{entry['last_error']}"))
     return replace(plan, changes=tuple(keep), skipped=tuple(skipped))
 
 
@@ -488,14 +508,18 @@ def full_sync_reason(state: State, digest: str, full: bool, now: float) -> str |
     last = state.last_run()
     if last is not None and last["status"] not in ("success", "incremental", "failed"):
         return f"the last run ended with status {last['status']!r}"
-    if any(e["next_retry"] <= now for e in state.escrowed("user").values()):
-        return "escrowed changes are due for a retry"
+    if any(e["next_retry"] <= now for e in state.escrowed("group").values()):
+        return "escrowed group changes are due for a retry"
     return None
 
 
 QUARANTINE = "quarantine"
 INCREMENTAL_MIN_READS = 25
 FAILURE_RATE = 0.40
+NO_CHANGES = "no directory changes"
+TRANSIENT_ESCROW_BACKOFF = 300.0   # first retry of a change that failed for a transient reason
+QUARANTINE_FIRST_PROBE = 300.0     # probes back off from 5 minutes to the configured interval
+SCHEMA_META = "schema_checked"
 
 
 def _iso(moment: float) -> str:
@@ -522,30 +546,52 @@ def failure_rate_cause(applied: applying.ApplyResult | None, minimum: int) -> st
     return None
 
 
-def _enter_quarantine(state: State, run_id: str, reason: str, now: float) -> None:
+def config_fingerprint(config: Config) -> str:
+    """A digest of every setting and secret (never stored in the clear): when it changes,
+    a quarantined job probes at once instead of waiting for its next probe."""
+    blob = repr((config.source, config.target, config.ca_bundle, config.mappings_path))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _enter_quarantine(state: State, run_id: str, reason: str, now: float,
+                      config: Config) -> None:
     state.set_meta(QUARANTINE, json.dumps({"since": _iso(now), "reason": reason,
-                                           "last_probe": now}))
+                                           "last_probe": now, "probes": 0,
+                                           "fingerprint": config_fingerprint(config)}))
     state.log([LogRecord(run_id, "job", None, None, "Other", "Failure", "Quarantined", reason)])
 
 
+def next_probe(info: dict[str, Any], config: Config) -> float:
+    """When a quarantined job probes next: 5 minutes after entering, then doubling up to
+    ``safety.quarantine_probe_interval_minutes``."""
+    cap = config.safety.quarantine_probe_interval
+    gap = min(cap, QUARANTINE_FIRST_PROBE * float(2 ** min(int(info.get("probes", 0)), 30)))
+    return float(info["last_probe"]) + gap
+
+
 def _quarantine_gate(config: Config, state: State, run_id: str, now: float) -> bool:
-    """While quarantined, a run only probes the connection, at most once per interval.
-    Returns True when the job just left quarantine; raises QuarantineError otherwise."""
+    """While quarantined, a run only probes the connection: 5 minutes after entering, then
+    at growing gaps; at once when the configuration or a secret changed, or after a
+    passing ``check``. Returns True when the job just left quarantine; raises
+    QuarantineError otherwise."""
     info = json.loads(state.get_meta(QUARANTINE) or "null")
     if not info:
         return False
-    interval = config.safety.quarantine_probe_interval
-    next_probe = float(info["last_probe"]) + interval
+    when = next_probe(info, config)
     where = (f"quarantined since {info['since']} ({info['reason']}); `genesys-prov state "
              "reset` clears it")
-    if now < next_probe:
-        raise QuarantineError(f"{where}; next connection probe at {_iso(next_probe)}")
+    changed = info.get("fingerprint") != config_fingerprint(config)
+    if now < when and not changed and not info.get("probe_now"):
+        raise QuarantineError(f"{where}; next connection probe at {_iso(when)} (or at once "
+                              "after a passing `genesys-prov check` or a configuration change)")
     check = run_check(config)
     if not check.ok:
-        info["last_probe"] = now
+        info.update(last_probe=now, probes=int(info.get("probes", 0)) + 1, probe_now=False,
+                    fingerprint=config_fingerprint(config))
         state.set_meta(QUARANTINE, json.dumps(info))
         failed = next(s for s in check.steps if not s.ok)
-        raise QuarantineError(f"{where}; the probe failed at {failed.name}: {failed.detail}")
+        raise QuarantineError(f"{where}; the probe failed at {failed.name}: {failed.detail}; "
+                              f"next probe at {_iso(next_probe(info, config))}")
     state.delete_meta(QUARANTINE)
     state.log([LogRecord(run_id, "job", None, None, "Other", "Success", "QuarantineLeft",
                          f"left quarantine ({info['reason']}): the connection probe passed")])
@@ -589,15 +635,112 @@ def _notify(config: Config, state: State, incidents: list[Incident]) -> None:
         log.info("notification: %s", line)
 
 
+def note_check_passed(config: Config) -> bool:
+    """A passing ``check`` lets a quarantined job probe at its next run instead of waiting.
+    Returns True when the job is quarantined (and will now probe at once). Creates no state
+    where there is none."""
+    if not (config.state_dir / "state.sqlite3").exists():
+        return False
+    with State.open(config.state_dir) as state:
+        info = json.loads(state.get_meta(QUARANTINE) or "null")
+        if not info:
+            return False
+        info["probe_now"] = True
+        state.set_meta(QUARANTINE, json.dumps(info))
+        return True
+
+
+def escrow_info(state: State) -> dict[str, Any] | None:
+    """What waits in escrow: count, oldest failure and next retry (ISO times), or None."""
+    summary = state.escrow_summary()
+    if summary is None:
+        return None
+    return {"count": summary["count"], "oldest": _iso(summary["oldest"]),
+            "next_retry": _iso(summary["next_retry"])}
+
+
+def _escrow_waiting(state: State, run_id: str, digest: str, dry_run: bool, retry_now: bool,
+                    now: float) -> dict[str, dict[str, Any]]:
+    """The escrowed users whose changes this run holds back (not due yet). A change of the
+    mappings or settings releases escrow: those users are planned afresh (a dry run only
+    plans them; a real run also forgets the entries)."""
+    stored = state.get_meta("settings_digest")
+    if stored is not None and stored != digest:
+        if not dry_run:
+            released = state.escrow_release()
+            if released:
+                state.log([LogRecord(run_id, str(e["identity"]), str(e["source_id"]), None,
+                                     "Other", "Success", "EscrowReleased",
+                                     "the mappings or settings changed: planned afresh")
+                           for e in released])
+        return {}
+    if retry_now:
+        return {}
+    return {sid: e for sid, e in state.escrowed("user").items() if e["next_retry"] > now}
+
+
+def check_output_path(option: str, path: str) -> None:
+    """Refuse an output file that cannot be written, before anything else happens: its
+    directory must exist and be writable, and the path must not be a directory."""
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory")
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or \
+            (target.exists() and not os.access(target, os.W_OK)):
+        raise ConfigError(f"{option} {path}: not writable")
+
+
+def check_target_schema(config: Config, mappings: Mappings, conn: Connections, state: State,
+                        digest: str) -> None:
+    """Every mapped target attribute must exist in the target's schema before anything is
+    written (otherwise every user fails with HTTP 400): the built-in Genesys schema for
+    ``flavor: genesys``; the target's ``/Schemas`` (plus RFC 7643's common attributes) for
+    generic targets, read once per settings digest. Raises ConfigError (exit 2)."""
+    if config.target.flavor == "genesys":
+        schemas: list[dict[str, Any]] | None = builtin_genesys_schemas()
+        where = "the built-in Genesys schema"
+    elif state.get_meta(SCHEMA_META) == digest:
+        return
+    else:
+        try:
+            body = conn.scim.get("/Schemas")
+        except TargetError as exc:
+            if exc.status in (404, 405, 501):
+                log.warning("the target does not offer /Schemas; mapped attributes are not "
+                            "checked before writing")
+                return
+            raise
+        items = body.get("Resources") if isinstance(body, dict) else body
+        schemas = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else None
+        where = "the target's /Schemas"
+        if not schemas:
+            return
+    errors = schema_errors(mappings, schemas, config.target.flavor)
+    if errors:
+        first = "; ".join(f"{f.where}: {f.message}" for f in errors[:3])
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise ConfigError(f"{config.mappings_path.name}: {len(errors)} mapping error(s) "
+                          f"against {where}: {first}{more}; nothing was written (see "
+                          "`genesys-prov mapping validate`)")
+    if config.target.flavor != "genesys":
+        state.set_meta(SCHEMA_META, digest)
+
+
 def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = False,
              full: bool = False, progress: Progress | None = None,
              clock: Callable[[], float] = time.time,
-             plan_out: str | None = None) -> SyncResult:
+             plan_out: str | None = None, retry_now: bool = False) -> SyncResult:
     """Read the directory and the target, plan, and apply unless ``dry_run``.
 
     A real run holds the state directory's lock (a second run gets exit 5), links every
     matched and created user, and writes every attempted change to the provisioning log
-    as it happens. The safety guards run before any write.
+    as it happens. The safety guards, the plan-out path and the mapped target attributes
+    (against the target's schema) are checked before any write. Changes waiting in escrow
+    are retried when due, or now with ``retry_now``; a change of the mappings or settings
+    releases them (they are planned afresh).
 
     Example::
 
@@ -605,6 +748,8 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
         result.plan.counts()
     """
     mappings = load_mappings(config.mappings_path)
+    if plan_out:
+        check_output_path("--plan-out", plan_out)
     lock: contextlib.AbstractContextManager[Any] = \
         contextlib.nullcontext() if dry_run else RunLock(config.state_dir)
     with lock, State.open(config.state_dir) as state:
@@ -616,6 +761,8 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
             left_quarantine = not dry_run and _quarantine_gate(config, state, run_id, clock())
             conn = connect(config)
             digest = settings_digest(config, mappings)
+            check_target_schema(config, mappings, conn, state, digest)
+            waiting = _escrow_waiting(state, run_id, digest, dry_run, retry_now, clock())
             kinds = _delta_kinds(config, mappings)
             reason = full_sync_reason(state, digest, full or left_quarantine or bool(plan_out),
                                       clock())
@@ -623,6 +770,8 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                 reason = "the job just left quarantine"
             elif plan_out:
                 reason = "a plan file is made from a full comparison"
+            elif reason is None and retry_now and state.escrowed("group"):
+                reason = "escrowed group changes are retried now (--retry-now)"
             delta: Delta | None = None
             quick: QuickPlan | None = None
             quick_seconds = 0.0
@@ -632,9 +781,11 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
             if reason is None:
                 try:
                     reason, delta = _probe_changes(conn, config, state, kinds)
-                except DeltaExpired:
-                    reason, delta = "the Graph delta token expired (410)", None
-                if delta is not None and delta.count == 0:
+                except DeltaExpired as exc:
+                    reason, delta = f"{exc}: starting over", None
+                if delta is not None:
+                    delta.retry = {sid for sid in state.escrowed("user") if sid not in waiting}
+                if delta is not None and delta.count == 0 and not delta.retry:
                     in_scope = state.last_in_scope()
                     if not dry_run:
                         for kind, link in delta.links.items():
@@ -644,7 +795,8 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                         _notify(config, state, [])
                     return SyncResult(plan=Plan(in_scope=in_scope or 0), dry_run=dry_run,
                                       requests=conn.request_counts(), run_id=run_id,
-                                      mode="incremental", mode_reason="no directory changes")
+                                      mode="incremental", mode_reason=NO_CHANGES,
+                                      escrow=escrow_info(state))
                 trusted = state.get_meta(SNAPSHOT_META) == digest
                 # reading k users one by one beats listing them all (two listings of
                 # ⌈n / page⌉ pages) only while k is small; under 25 it hardly matters
@@ -677,13 +829,13 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                 state.delete_meta(SNAPSHOT_META)  # trusted again once this run finishes
             if delta is not None and quick is not None:
                 starts = delta.links
-                mode, reason = "incremental", f"{delta.count} directory change(s)"
+                mode, reason = "incremental", delta.describe()
                 reading = Reading(quick.plan, {"plan": quick_seconds},
                                   state.get_meta("assignments_digest") or "", quick.before)
             elif delta is not None:
                 starts = delta.links
                 mode = "incremental"
-                reason = f"{delta.count} directory change(s); the directory was read ({why_not})"
+                reason = f"{delta.describe()}; the directory was read ({why_not})"
 
                 def known(ids: list[str]) -> dict[str, TargetUser]:
                     return stored_targets(state, ids, mappings) if trusted else {}
@@ -708,8 +860,7 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                 raise
             now = clock()
             expired = [] if dry_run else state.expire_escrow(now, config.safety.escrow_max_age)
-            plan = hold_escrowed(plan, {sid: e for sid, e in state.escrowed("user").items()
-                                        if e["next_retry"] > now})
+            plan = hold_escrowed(plan, waiting)
             counts = plan.counts()
             result = SyncResult(plan=plan, dry_run=dry_run, timings=timings, run_id=run_id,
                                 mode=mode, mode_reason=reason or "")
@@ -718,6 +869,9 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
             if not dry_run:
                 state.link_many("user", list(plan.matched))
                 state.link_many("group", list(plan.matched_groups))
+                settled = settled_ids(plan)  # escrowed, but nothing left to do for them
+                state.escrow_clear_many("user", settled["user"])
+                state.escrow_clear_many("group", settled["group"])
                 state.log(plan_records(run_id, plan) + [
                     LogRecord(run_id, str(e["identity"]), str(e["source_id"]), None, "Other",
                               "Failure", "EscrowExpired",
@@ -734,9 +888,10 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
                          failure_rate_cause(result.applied,
                                             config.safety.quarantine_min_failures))
                 if cause:
-                    _enter_quarantine(state, run_id, cause, clock())
+                    _enter_quarantine(state, run_id, cause, clock(), config)
                     result.quarantined = cause
             result.requests = conn.request_counts()
+            result.escrow = escrow_info(state)
             status = "held" if plan.held else "failed" if result.failed else "success"
             if status == "success" and mode == "incremental":
                 status = "incremental"
@@ -765,7 +920,7 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
         except (AuthError, TargetError) as exc:
             cause = quarantine_cause(exc)
             if cause and not dry_run:
-                _enter_quarantine(state, run_id, cause, clock())
+                _enter_quarantine(state, run_id, cause, clock(), config)
                 _notify(config, state, incidents_of(None, cause))
             raise
         finally:
@@ -787,8 +942,11 @@ def _apply(config: Config, mappings: Mappings, conn: Connections, plan: Plan, st
             pass
         elif outcome.status == applying.FAILURE:
             if outcome.code not in ("Aborted", "Unauthorized"):
+                # the network or the server's 5xx: worth trying again soon, not in an hour
+                backoff = min(TRANSIENT_ESCROW_BACKOFF, safety.escrow_backoff) \
+                    if applying.transient(outcome) else safety.escrow_backoff
                 state.escrow_failure(kind, change.source_id, change.identity,
-                                     outcome.error or "", clock(), safety.escrow_backoff,
+                                     outcome.error or "", clock(), backoff,
                                      safety.escrow_max_backoff)
         else:
             state.escrow_clear(kind, change.source_id)

@@ -7,6 +7,7 @@ only the changed attributes.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,10 +32,13 @@ CREATED = frozenset({201, 200})  # §3.3: 201 Created (some servers answer 200)
 PATCHED = frozenset({200, 204})  # §3.5.2: 200 with the resource, or 204 No Content
 LISTED = frozenset({200})        # §3.4.2
 # Permissions Genesys needs per operation (for 403 messages).
+log = logging.getLogger(__name__)
 GENESYS_PERMISSIONS = {"POST": "directory:user:add", "PATCH": "directory:user:edit",
                        "PUT": "directory:user:edit", "DELETE": "directory:user:delete"}
 GENESYS_GROUP_PERMISSION = "directory:group:edit"
 GENESYS_PAGE_LIMIT_UNTRIMMED = 25
+TOKEN_ATTEMPTS = 2
+BODY_ATTEMPTS = 3  # a read answered with a body that is not JSON is asked again this often
 
 
 Resolve = Callable[[MemberRef], str | None]
@@ -122,6 +126,12 @@ def build_group_patches(change: GroupChange, batch_size: int,
     return bodies
 
 
+def _resource_limited(response: requests.Response) -> bool:
+    """A 429 that is about the page, not the rate: Genesys' "internal resource limits"
+    (no point in waiting; ask for a smaller page)."""
+    return response.status_code == 429 and "resource limit" in response.text.lower()
+
+
 def scim_error(response: requests.Response, method: str, path: str) -> ScimError:
     """Turn an error response into a readable :class:`ScimError` (status, scimType,
     detail), whatever the body looks like."""
@@ -138,6 +148,28 @@ def scim_error(response: requests.Response, method: str, path: str) -> ScimError
     if not detail:
         detail = (response.reason or "error") if not response.text else response.text[:200]
     return ScimError(response.status_code, redact.scrub(detail), scim_type, method, path)
+
+
+def token_refused(response: requests.Response, config: TargetConfig) -> str:
+    """The message for a token request the endpoint refused: what it said (its error code
+    only: descriptions may echo credentials) and which settings to check."""
+    code = ""
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            code = str(body.get("error") or "")
+    except ValueError:
+        pass
+    code = code if code.replace("_", "").isalnum() else ""
+    return (f"Genesys OAuth refused the client credentials (HTTP {response.status_code}"
+            f"{', ' + code if code else ''}): check target.oauth.client_id and the secret in "
+            f"target.oauth.client_secret{_secret_hint(config)}, and that the OAuth client uses "
+            "the client-credentials grant")
+
+
+def _secret_hint(config: TargetConfig) -> str:
+    variable = config.secret_variable
+    return f" (read from ${{{variable}}})" if variable else ""
 
 
 @dataclass
@@ -162,6 +194,7 @@ class ScimClient:
         self.base = config.url.rstrip("/")
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
+        self._page_cap = config.page_size  # lowered when the target refuses a page size
         if config.token:
             redact.register(config.token)
 
@@ -179,24 +212,31 @@ class ScimClient:
     def _fetch_token(self) -> _Token:
         oauth = self.config.oauth
         assert oauth is not None
-        try:
-            response = self.http.request(
-                "POST", oauth.token_url, data={"grant_type": "client_credentials"},
-                auth=(oauth.client_id, oauth.client_secret), idempotent=True,
-                count_as="token",
-            )
-        except TransportError as exc:
-            raise TargetError(f"Genesys OAuth: cannot reach {oauth.token_url}: {exc}") from exc
-        if response.status_code != 200:
-            err = scim_error(response, "POST", urlsplit(oauth.token_url).path)
-            raise AuthError(f"Genesys OAuth: token request refused: HTTP {err.status}: "
-                            f"{err.detail}")
-        try:
-            body = response.json()
-            token = str(body["access_token"])
-            lifetime = float(body.get("expires_in", 3600))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise AuthError("Genesys OAuth: the token response has no access_token") from exc
+        for attempt in range(1, TOKEN_ATTEMPTS + 1):
+            try:
+                response = self.http.request(
+                    "POST", oauth.token_url, data={"grant_type": "client_credentials"},
+                    auth=(oauth.client_id, oauth.client_secret), idempotent=True,
+                    count_as="token",
+                )
+            except TransportError as exc:
+                raise TargetError(f"Genesys OAuth: {exc}") from exc
+            if response.status_code in (400, 401, 403):
+                raise AuthError(token_refused(response, self.config))
+            if response.status_code != 200:
+                err = scim_error(response, "POST", urlsplit(oauth.token_url).path)
+                raise TargetError(f"Genesys OAuth: the token endpoint answered HTTP "
+                                  f"{err.status}: {err.detail}", status=err.status)
+            try:
+                body = response.json()
+                token = str(body["access_token"])
+                lifetime = float(body.get("expires_in", 3600))
+                break
+            except (ValueError, KeyError, TypeError) as exc:
+                if attempt == TOKEN_ATTEMPTS:  # a garbled answer twice: not a hiccup
+                    raise TargetError("Genesys OAuth: the token endpoint's answer has no "
+                                      "access_token (a proxy or the wrong URL in "
+                                      "target.oauth.token_url?)") from exc
         redact.register(token)
         # Refresh a minute early (or at 90 % of a short lifetime).
         margin = min(60.0, lifetime * 0.1)
@@ -206,7 +246,9 @@ class ScimClient:
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                  json: Any = None, headers: dict[str, str] | None = None,
-                 auth: bool = True, idempotent: bool | None = None) -> requests.Response:
+                 auth: bool = True, idempotent: bool | None = None,
+                 give_up: Callable[[requests.Response], bool] | None = None,
+                 ) -> requests.Response:
         url = self.base + path
         if params:
             # %20 for spaces, not '+': some SCIM servers read '+' in a filter literally.
@@ -219,7 +261,7 @@ class ScimClient:
                 hdrs["Authorization"] = f"Bearer {self._bearer(force=attempt == 1)}"
             hdrs.update(headers or {})
             response = self.http.request(method, url, json=json, headers=hdrs,
-                                         idempotent=idempotent)
+                                         idempotent=idempotent, give_up=give_up)
             if response.status_code == 401 and auth and attempt == 0 and self.config.oauth:
                 continue  # one re-auth, then give up
             return response
@@ -227,7 +269,10 @@ class ScimClient:
 
     def _check_auth(self, response: requests.Response, method: str, path: str) -> None:
         if response.status_code == 401:
-            raise AuthError(f"SCIM target refused the credentials (HTTP 401 on {method} {path})")
+            what = "target.oauth.client_id and target.oauth.client_secret" \
+                if self.config.oauth else "target.token"
+            raise AuthError(f"SCIM target refused the credentials (HTTP 401 on {method} "
+                            f"{path}): check {what}{_secret_hint(self.config)}")
         if response.status_code == 403:
             need = (GENESYS_GROUP_PERMISSION if path.startswith("/Groups")
                     else GENESYS_PERMISSIONS.get(method)) \
@@ -244,24 +289,45 @@ class ScimClient:
 
     # --- reads -----------------------------------------------------------------------------
 
-    def get(self, path: str, params: dict[str, Any] | None = None, auth: bool = True) -> Any:
-        """GET a SCIM endpoint and return its JSON; errors raise TargetError/AuthError."""
-        try:
-            response = self._request("GET", path, params=params, auth=auth)
-        except TransportError as exc:
-            raise TargetError(f"cannot reach the SCIM target: {exc}") from exc
-        self._check_auth(response, "GET", path)
-        if response.status_code not in LISTED:
-            raise TargetError(str(scim_error(response, "GET", path)),
-                              status=response.status_code)
-        return self._json(response, "GET", path)
+    def get(self, path: str, params: dict[str, Any] | None = None, auth: bool = True,
+            give_up: Callable[[requests.Response], bool] | None = None) -> Any:
+        """GET a SCIM endpoint and return its JSON; errors raise TargetError/AuthError. A
+        body that is not JSON (a proxy's error page, a cut-off answer) is asked for again
+        a few times before it is an error."""
+        for attempt in range(1, BODY_ATTEMPTS + 1):
+            try:
+                response = self._request("GET", path, params=params, auth=auth,
+                                         give_up=give_up)
+            except TransportError as exc:
+                raise TargetError(f"cannot reach the SCIM target: {exc}") from exc
+            self._check_auth(response, "GET", path)
+            if response.status_code not in LISTED:
+                raise TargetError(str(scim_error(response, "GET", path)),
+                                  status=response.status_code)
+            try:
+                return response.json()
+            except ValueError as exc:
+                if attempt == BODY_ATTEMPTS:
+                    raise TargetError(f"GET {path}: the target answered HTTP "
+                                      f"{response.status_code} with a body that is not JSON, "
+                                      f"{BODY_ATTEMPTS} times") from exc
+        raise AssertionError("unreachable")
 
     def _pages(self, path: str, params: dict[str, Any], page_size: int) -> Iterator[dict[str, Any]]:
         start = 1
         seen = 0
         while True:
-            query = {**params, "startIndex": start, "count": page_size}
-            body = self.get(path, query)
+            query = {**params, "startIndex": start, "count": min(page_size, self._page_cap)}
+            try:
+                body = self.get(path, query, give_up=_resource_limited)
+            except TargetError as exc:
+                if exc.status != 429 or min(page_size, self._page_cap) <= 1:
+                    raise
+                # Genesys refuses pages it finds too expensive with 429: halve and go on
+                self._page_cap = max(1, min(page_size, self._page_cap) // 2)
+                log.info("GET %s: the target refused a page with 429; asking for %d per "
+                         "page", path, self._page_cap)
+                continue
             if not isinstance(body, dict) or not isinstance(body.get("Resources", []), list):
                 raise TargetError(f"GET {path}: the answer is not a SCIM ListResponse")
             resources = body.get("Resources") or []
@@ -283,11 +349,18 @@ class ScimClient:
 
     def _list_params(self, attributes: Sequence[str]) -> tuple[dict[str, Any], int]:
         """Listing parameters and page size: above 25 only when ``attributes=`` trims the
-        response (Genesys answers 429 otherwise)."""
+        response (Genesys cuts pages to 25 otherwise). A trimmed listing also asks for
+        ``meta.version`` on generic servers (RFC 7644 servers such as scim2-server leave
+        ``meta`` out otherwise, and a reviewed plan needs each object's version); Genesys
+        documents ``meta`` as always returned."""
         params: dict[str, Any] = {}
         page = self.config.page_size
         if attributes:
-            params["attributes"] = ",".join(attributes)
+            names = list(attributes)
+            if self.config.flavor != "genesys" and not any(
+                    a.lower() in ("meta", "meta.version") for a in names):
+                names.append("meta.version")
+            params["attributes"] = ",".join(names)
         elif self.config.flavor == "genesys":
             page = min(page, GENESYS_PAGE_LIMIT_UNTRIMMED)
         return params, page
@@ -302,10 +375,14 @@ class ScimClient:
         self._check_auth(response, "POST", path)
         if response.status_code not in CREATED:
             raise scim_error(response, "POST", path)
-        body = self._json(response, "POST", path)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
         if not isinstance(body, dict) or "id" not in body:
-            raise ScimError(response.status_code, "the created resource has no id", None,
-                            "POST", path)
+            # it was created, but the answer does not say as what: find it, never re-send
+            raise TransportError(f"POST {path}: HTTP {response.status_code} with an answer "
+                                 "that carries no resource id", ambiguous=True)
         return body
 
     def create_group(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -316,7 +393,8 @@ class ScimClient:
                     version: str | None = None) -> None:
         """PATCH /Groups/{id} (member adds/removes, attributes)."""
         path = f"/Groups/{group_id}"
-        response = self._request("PATCH", path, json=body,
+        # member adds/removes and replaces leave the same group when repeated
+        response = self._request("PATCH", path, json=body, idempotent=True,
                                  headers={"If-Match": version} if version else None)
         self._check_auth(response, "PATCH", path)
         if response.status_code not in PATCHED:
@@ -395,5 +473,8 @@ class ScimClient:
             raise scim_error(response, "PATCH", path)
         if response.status_code == 204 or not response.content:
             return None
-        result = self._json(response, "PATCH", path)
+        try:  # it was applied: an unreadable answer is no reason to fail it
+            result = response.json()
+        except ValueError:
+            return None
         return result if isinstance(result, dict) else None

@@ -85,3 +85,84 @@ def test_outcomes_are_in_plan_order_whatever_the_completion_order():
     changes = tuple(sorted((update(f"t{i:02d}") for i in range(20)), key=lambda c: c.sort_key))
     result = apply_plan(Plan(changes=changes), client(), ["userName"], 4)
     assert [o.change for o in result.outcomes] == list(changes)
+
+
+# --- writes whose fate is unknown ---------------------------------------------------------------
+
+NO_WAIT = {"sleep": lambda seconds: None}
+FOUND = {"Resources": [{"id": "t-new", "userName": "a@x", "displayName": "A@X"}],
+         "totalResults": 1}
+NONE_FOUND = {"Resources": [], "totalResults": 0}
+
+
+def posts() -> int:
+    return sum(1 for c in responses.calls if c.request.method == "POST")
+
+
+@responses.activate
+def test_a_create_answered_503_is_looked_up_then_sent_again():
+    responses.post(f"{BASE}/Users", status=503, json={"detail": "busy"})
+    responses.post(f"{BASE}/Users", status=201, json={"id": "t-new"})
+    responses.get(f"{BASE}/Users", json=NONE_FOUND)
+    result = apply_plan(Plan(changes=(create("a@x"),)), client(), ["userName"], 1, **NO_WAIT)
+    assert [o.status for o in result.outcomes] == ["success"]
+    assert posts() == 2  # sent again only after the lookup found nothing
+
+
+@responses.activate
+def test_a_create_that_landed_but_lost_its_answer_is_adopted_not_sent_again():
+    responses.post(f"{BASE}/Users", body=requests.ConnectionError("reset by peer"))
+    responses.get(f"{BASE}/Users", json=FOUND)
+    result = apply_plan(Plan(changes=(create("a@x"),)), client(), ["userName"], 1, **NO_WAIT)
+    assert [(o.status, o.target_id) for o in result.outcomes] == [("adopted", "t-new")]
+    assert posts() == 1
+
+
+@responses.activate
+def test_a_create_answered_201_with_garbage_is_found_not_sent_again():
+    responses.post(f"{BASE}/Users", status=201, body="<html>gateway</html>")
+    responses.get(f"{BASE}/Users", json=FOUND)
+    result = apply_plan(Plan(changes=(create("a@x"),)), client(), ["userName"], 1, **NO_WAIT)
+    assert [o.status for o in result.outcomes] == ["adopted"] and posts() == 1
+
+
+@responses.activate
+def test_an_add_patch_whose_fate_is_unknown_is_checked_before_it_is_sent_again():
+    change = Change(Action.UPDATE, "u", "s-u", "t1", (
+        AttributeChange('phoneNumbers[type eq "mobile"].value', None, "+14255550100", "add"),))
+    responses.patch(f"{BASE}/Users/t1", body=requests.ConnectionError("reset by peer"))
+    responses.get(f"{BASE}/Users/t1", json={"id": "t1", "phoneNumbers": [
+        {"type": "mobile", "value": "+14255550100"}]})
+    result = apply_plan(Plan(changes=(change,)), client(), ["userName"], 1, **NO_WAIT)
+    assert [o.status for o in result.outcomes] == ["success"]
+    assert sum(1 for c in responses.calls if c.request.method == "PATCH") == 1
+
+
+@responses.activate
+def test_transient_failures_get_one_more_pass_and_are_reported_once():
+    for _ in range(6):  # every retry of the first attempt
+        responses.patch(f"{BASE}/Users/t1", status=503, json={"detail": "busy"})
+    responses.patch(f"{BASE}/Users/t1", json={"id": "t1"})
+    seen: list[str] = []
+    slept: list[float] = []
+    result = apply_plan(Plan(changes=(update("t1"),)), client(), ["userName"], 1,
+                        on_outcome=lambda o: seen.append(o.status), sleep=slept.append)
+    assert seen == ["success"] and result.retried == 1
+    assert slept == [10.0]  # RETRY_PASS_DELAY
+
+
+@responses.activate
+def test_a_reviewed_change_without_a_version_is_compared_first():
+    from genesys_prov.apply import Applier
+
+    responses.get(f"{BASE}/Users/t1", json={"id": "t1", "title": "edited by hand"})
+    outcome = Applier(client(), ["userName"], strict=True).apply_one(update("t1"))
+    assert (outcome.status, outcome.code) == ("skipped", "ChangedSincePlan")
+    assert "'edited by hand' in the target, the plan expected 'a'" in (outcome.error or "")
+    assert not [c for c in responses.calls if c.request.method == "PATCH"]
+    responses.replace(responses.GET, f"{BASE}/Users/t1",
+                      json={"id": "t1", "title": "a", "meta": {"version": 'W/"7"'}})
+    responses.patch(f"{BASE}/Users/t1", json={"id": "t1"})
+    outcome = Applier(client(), ["userName"], strict=True).apply_one(update("t1"))
+    assert outcome.status == "success"
+    assert responses.calls[-1].request.headers["If-Match"] == 'W/"7"'

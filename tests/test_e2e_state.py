@@ -434,7 +434,8 @@ def test_an_expired_delta_token_triggers_a_full_sync(sandbox: Sandbox, tmp_path:
     sandbox.graph.expire_delta_tokens()
     code, out, _ = sync(cfg)
     assert code == 0 and out["mode"] == "full"
-    assert out["mode_reason"] == "the Graph delta token expired (410)"
+    assert out["mode_reason"] == ("Graph no longer knows the delta token for /v1.0/users/delta "
+                                  "(HTTP 410 syncStateNotFound): starting over")
     assert sync(cfg)[1]["mode"] == "incremental"
 
 
@@ -565,16 +566,19 @@ def test_quarantine_on_bad_credentials_probes_then_leaves(sandbox: Sandbox,
         assert "authentication failed" in state.summary()["quarantine"]["reason"]
 
     sandbox.genesys.reset_log()
-    clock[0] += 600  # within the probe interval: no request at all
+    clock[0] += 240  # the first probe is 5 minutes after entering: no request at all
     with pytest.raises(QuarantineError, match="next connection probe at"):
         run_sync(load_config(cfg_path), clock=lambda: clock[0])
     assert sandbox.genesys.requests == []
 
-    clock[0] += 3600  # probe due, still failing: stays quarantined
-    with pytest.raises(QuarantineError, match="the probe failed"):
+    clock[0] += 61  # probe due, still failing: stays quarantined, next probe 10 min later
+    with pytest.raises(QuarantineError, match=r"the probe failed.*next probe at "
+                                              r"1970-02-27T21:08:21"):
         run_sync(load_config(cfg_path), clock=lambda: clock[0])
-    write_config(tmp_path, good)  # the admin fixes the secret
-    clock[0] += 3601
+    clock[0] += 300  # within the (doubled) gap
+    with pytest.raises(QuarantineError, match="next connection probe at"):
+        run_sync(load_config(cfg_path), clock=lambda: clock[0])
+    write_config(tmp_path, good)  # the admin fixes the secret: probed at once
     result = run_sync(load_config(cfg_path), clock=lambda: clock[0])
     assert result.mode_reason == "the job just left quarantine"
     assert result.applied is not None and result.applied.failed == []

@@ -96,7 +96,7 @@ def test_connection_errors_on_get_give_up_after_retries():
     with pytest.raises(TransportError) as info:
         client(clock).request("GET", URL)
     assert not info.value.ambiguous
-    assert len(responses.calls) == 5  # first try + 4 retries
+    assert len(responses.calls) == 6  # first try + 5 retries
 
 
 def test_retry_after_parsing():
@@ -110,3 +110,80 @@ def test_redaction_of_registered_secrets_and_bearer():
     redact.register("sup3r-secret-value")
     text = "failed with sup3r-secret-value and Authorization: Bearer abc.def.ghi"
     assert redact.scrub(text) == "failed with [redacted] and Authorization: Bearer [redacted]"
+
+
+def _refused() -> requests.ConnectionError:
+    """What requests raises for a refused connection (the request was never sent)."""
+    import urllib3.exceptions
+
+    reason = urllib3.exceptions.NewConnectionError(None, "Connection refused")
+    return requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, URL, reason))
+
+
+@responses.activate
+def test_a_post_that_never_left_is_sent_again():
+    """Connection refused means the request was never written: even a POST may be sent
+    again, and it is not ambiguous."""
+    clock = FakeClock()
+    http = client(clock)
+    responses.get(URL, status=200, json={})
+    http.request("GET", URL)  # the host has answered once: outages are waited for
+    responses.post(URL, body=_refused())
+    responses.post(URL, body=_refused())
+    responses.post(URL, status=201, json={"id": "x"})
+    assert http.request("POST", URL, json={}).status_code == 201
+    assert len([c for c in responses.calls if c.request.method == "POST"]) == 3
+    assert http.retried == 2 and len(clock.slept) == 2
+
+
+@responses.activate
+def test_a_host_that_never_answered_fails_fast_with_one_line():
+    clock = FakeClock()
+    for _ in range(10):
+        responses.get(URL, body=_refused())
+    with pytest.raises(TransportError) as info:
+        client(clock).request("GET", URL)
+    assert len(responses.calls) == 2  # one quick retry: a wrong URL is not waited for
+    assert str(info.value) == ("GET https://api.example.test/Users: cannot connect to "
+                               "api.example.test (connection refused): is the server up and "
+                               "the URL right?")
+
+
+@responses.activate
+def test_tls_failures_are_not_retried_and_say_what_to_do():
+    responses.get(URL, body=requests.exceptions.SSLError(
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate "
+        "(_ssl.c:1006)"))
+    with pytest.raises(TransportError) as info:
+        client(FakeClock()).request("GET", URL)
+    assert len(responses.calls) == 1
+    assert not info.value.transient
+    assert "certificate verify failed: self-signed certificate; if the server uses a private " \
+        "CA, set ca_bundle" in str(info.value)
+
+
+@responses.activate
+def test_a_resource_limited_429_is_handed_back_at_once():
+    clock = FakeClock()
+    responses.get(URL, status=429, json={"detail": "exceeds internal resource limits"})
+    response = client(clock).request("GET", URL,
+                                     give_up=lambda r: b"resource limits" in r.content)
+    assert response.status_code == 429 and clock.slept == [] and len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_tls_connection_cut_mid_handshake_is_transient():
+    """The target going down during a TLS handshake is a network failure, not a trust
+    problem: a GET is tried again; a POST is ambiguous (the caller looks it up)."""
+    clock = FakeClock()
+    http = client(clock)
+    eof = requests.exceptions.SSLError("[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in "
+                                       "violation of protocol (_ssl.c:1006)")
+    responses.get(URL, body=eof)
+    responses.get(URL, status=200, json={})
+    assert http.request("GET", URL).status_code == 200
+    responses.post(URL, body=eof)
+    with pytest.raises(TransportError) as info:
+        http.request("POST", URL, json={})
+    assert info.value.ambiguous and info.value.transient
+    assert "the TLS connection to api.example.test was cut" in str(info.value)

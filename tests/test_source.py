@@ -64,7 +64,8 @@ def test_next_link_to_another_host_is_refused():
         ({"status": 200, "json": {"values": []}}, SourceError, "no 'value' list"),
         ({"status": 200, "json": {"value": [{"displayName": "no id"}]}}, SourceError,
          "without an id"),
-        ({"body": requests.ConnectionError("refused")}, SourceError, "ConnectionError"),
+        ({"body": requests.ConnectionError("refused")}, SourceError,
+         "graph.example.test was reset or closed"),
     ],
 )
 @responses.activate
@@ -122,3 +123,78 @@ def test_few_gone_users_are_looked_up_one_by_one_and_refusal_means_unknown():
     responses.get(f"{base}/microsoft.graph.user", status=403,
                   json={"error": {"code": "Authorization_RequestDenied", "message": "no"}})
     assert reader().soft_deleted(["a", "b", "c", "d"]) == dict.fromkeys("abcd")
+
+
+@responses.activate
+def test_a_graph_401_mid_read_gets_one_fresh_token():
+    """A token revoked or expired during a long read: one fresh token and one retry, as on
+    the SCIM side — not an authentication failure (which would quarantine the job)."""
+    r = reader()
+    asked: list[bool] = []
+
+    def token(fresh: bool = False) -> str:
+        asked.append(fresh)
+        return "new-token" if fresh else "old-token"
+
+    r.token = token  # type: ignore[method-assign]
+    nxt = f"{GRAPH}/v1.0/users?$skiptoken=p2"
+    responses.get(f"{GRAPH}/v1.0/users", json={"value": [{"id": "1"}], "@odata.nextLink": nxt})
+    responses.get(nxt, status=401, json={"error": {"code": "InvalidAuthenticationToken",
+                                                   "message": "Lifetime validation failed"}})
+    responses.get(nxt, json={"value": [{"id": "2"}]})
+    assert [u["id"] for u in r.iter_users(["id"])] == ["1", "2"]
+    assert asked == [False, False, True]
+    assert responses.calls[1].request.headers["Authorization"] == "Bearer old-token"
+    assert responses.calls[2].request.headers["Authorization"] == "Bearer new-token"
+
+
+@responses.activate
+def test_a_graph_401_that_persists_is_an_auth_error():
+    for _ in range(2):
+        responses.get(f"{GRAPH}/v1.0/users", status=401,
+                      json={"error": {"code": "InvalidAuthenticationToken", "message": "no"}})
+    r = reader()
+    r.token = lambda fresh=False: "t"  # type: ignore[method-assign]
+    with pytest.raises(AuthError, match="HTTP 401"):
+        list(r.iter_users(["id"]))
+    assert len(responses.calls) == 2
+
+
+LINK = f"{GRAPH}/v1.0/users/delta?$deltatoken=stored"
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (410, {"error": {"code": "Gone", "message": "expired"}}),
+    (400, {"error": {"code": "SyncStateNotFound", "message": "sync state not found"}}),
+    (400, {"error": {"code": "syncStateNotFound", "message": "x"}}),
+    (400, {"error": {"code": "resyncRequired", "message": "x"}}),
+    (404, {"error": {"code": "ResourceNotFound", "message": "x"}}),
+    (400, {"error": {"code": "BadRequest", "message": "token is malformed"}}),
+])
+@responses.activate
+def test_a_dead_delta_link_means_a_full_sync(status, body):
+    """Real Graph spells SyncStateNotFound with a capital S; any 4xx but 401/403/429 on a
+    stored delta link means: start over (a full sync), never the same dead link again."""
+    from genesys_prov.errors import DeltaExpired
+
+    responses.get(LINK, status=status, json=body)
+    with pytest.raises(DeltaExpired):
+        reader().delta_changes(LINK)
+
+
+@responses.activate
+def test_a_forbidden_delta_link_is_not_a_full_sync():
+    from genesys_prov.errors import DeltaExpired
+
+    responses.get(LINK, status=403, json={"error": {"code": "Authorization_RequestDenied",
+                                                    "message": "no"}})
+    with pytest.raises(AuthError) as info:
+        reader().delta_changes(LINK)
+    assert not isinstance(info.value, DeltaExpired)
+
+
+@responses.activate
+def test_a_page_that_is_not_json_is_asked_again():
+    responses.get(f"{GRAPH}/v1.0/users", body="<html>proxy error</html>")
+    responses.get(f"{GRAPH}/v1.0/users", json={"value": [{"id": "1"}]})
+    assert [u["id"] for u in reader().iter_users(["id"])] == ["1"]

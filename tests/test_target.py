@@ -116,7 +116,8 @@ def test_oauth_token_fetched_once_and_refreshed_on_401():
 @responses.activate
 def test_oauth_refusal_is_auth_error():
     responses.post(TOKEN_URL, status=401, json={"error": "invalid_client"})
-    with pytest.raises(AuthError, match="token request refused: HTTP 401: invalid_client"):
+    with pytest.raises(AuthError,
+                       match=r"refused the client credentials \(HTTP 401, invalid_client\)"):
         list(make(oauth=True).list_users(["userName"]))
 
 
@@ -163,3 +164,28 @@ def test_payload_builders():
     assert build_create(create) == {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "active": True,
         "userName": "a@b", "emails": [{"type": "work", "value": "a@b"}]}
+
+
+@responses.activate
+def test_a_page_refused_for_resource_limits_is_asked_again_at_half_the_size():
+    client = make(flavor="generic", page_size=100)
+    refused = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "429",
+               "detail": "The request exceeds internal resource limits"}
+    responses.get(f"{BASE}/Users", status=429, json=refused)
+    responses.get(f"{BASE}/Users", json=page(users("u", 50), 60))
+    responses.get(f"{BASE}/Users", json=page(users("v", 10), 60, start=51))
+    listed = list(client.list_users(["userName", "title"]))
+    assert len(listed) == 60
+    sent = [query(c) for c in responses.calls]
+    assert [q["count"] for q in sent] == ["100", "50", "50"]
+    assert sent[-1]["startIndex"] == "51"
+    assert sent[0]["attributes"] == "userName,title,meta.version"  # generic: ask for versions
+
+
+@responses.activate
+def test_a_listing_page_that_is_not_json_is_asked_again():
+    client = make()
+    responses.get(f"{BASE}/Users", body="<html>bad gateway</html>")
+    responses.get(f"{BASE}/Users", json=page(users("u", 2), 2))
+    responses.get(f"{BASE}/Users", json=page([], 0))
+    assert len(list(client.list_users(["userName"]))) == 2

@@ -23,8 +23,20 @@ Decisions where Genesys' behaviour is unconfirmed (each is a deliberate, documen
 * Phone types and email types must be canonical values and unique per user; phone values must
   be E.164 or a tel URI (``tel:+nnnn;ext=nnn``).
 * ``userName`` must look like an email address (it is the Genesys primary email).
-* ``count`` > 25 without ``attributes``/``excludedAttributes`` → 429 (Users and Groups);
-  otherwise ``count`` is clamped to ``max_results`` (RFC 7644 §3.4.2.4 allows fewer).
+* ``count`` > 25 without ``attributes``/``excludedAttributes`` is cut to 25 without an error
+  (documented; Users and Groups; ``startIndex``/``itemsPerPage``/``totalResults`` stay
+  consistent); a trimmed ``count`` is clamped to ``max_results`` (RFC 7644 §3.4.2.4 allows
+  fewer).
+* ``expensive_page_limit`` (off by default): a listing whose page size exceeds it and whose
+  returned attributes include an expensive one (``externalId``, ``roles``, the enterprise
+  ``manager``, ``routingSkills``, ``routingLanguages``) → 429 "internal resource limits",
+  without ``Retry-After`` (waiting does not help; a smaller page or fewer attributes does).
+* Attribute lists ignore names they do not know and sub-attributes of ``meta``
+  (``attributes=userName,meta.version``); ``meta`` is always returned.
+* ``phoneNumbers`` types ``other`` and ``microsoftteams`` share one Genesys field: writing one
+  replaces the other (in one body, the later element wins).
+* A deleted user's userName and emails stay reserved (``deleted_names``): re-creating a user
+  with one of them → 409 ``uniqueness`` although a ``userName eq`` filter finds nobody.
 * Only the documented user filters are accepted (``active eq false`` but not ``active eq true``);
   anything else is ``400 invalidFilter``.
 * Order of checks on a SCIM request: injected throttle → rate limit → token → permission.
@@ -103,6 +115,15 @@ DEFAULT_COUNT = 25
 
 USER_EXTENSIONS = (ENTERPRISE_SCHEMA, GENESYS_SCHEMA)
 USER_SCHEMAS_LIST = [CORE_USER, ENTERPRISE_USER, GENESYS_USER]
+#: Attributes Genesys fetches with expensive secondary look-ups, by schema URN.
+EXPENSIVE_ATTRIBUTES: dict[str, frozenset[str]] = {
+    CORE_USER: frozenset({"externalId", "roles"}),
+    ENTERPRISE_USER: frozenset({"manager"}),
+    GENESYS_USER: frozenset({"routingSkills", "routingLanguages"}),
+    CORE_GROUP: frozenset({"externalId"}),
+}
+#: Phone types stored in the same Genesys field (writing one replaces the other).
+SHARED_PHONE_TYPES = frozenset({"other", "microsoftteams"})
 _USER_ALWAYS = ("schemas", "id", "userName", "active", "meta")
 _GROUP_ALWAYS = ("schemas", "id", "meta")
 _USER_KEY_ORDER = (
@@ -601,7 +622,8 @@ class GenesysEmulator(RequestLog):
     """State, behaviour and request log of the emulated Genesys Cloud org.
 
     ``users`` holds every user that exists (active or not) by id, exactly as the API returns
-    it; a deleted user moves to ``deleted_users`` and is invisible to the API. ``groups`` holds
+    it; a deleted user moves to ``deleted_users`` and is invisible to the API, but its userName
+    and emails stay in ``deleted_names`` (not reusable). ``groups`` holds
     the groups by id. Tests may read these freely and seed with :meth:`add_user` /
     :meth:`add_group`; all other changes go through HTTP.
     """
@@ -624,6 +646,9 @@ class GenesysEmulator(RequestLog):
         self.patch_returns_body: bool = True
         #: Page size ceiling for trimmed listings (ServiceProviderConfig filter.maxResults).
         self.max_results: int = 100
+        #: When set, a listing page larger than this that returns an expensive attribute
+        #: (``EXPENSIVE_ATTRIBUTES``) is refused with 429 "internal resource limits".
+        self.expensive_page_limit: int | None = None
         #: Lifetime (s) of tokens from /oauth/token.
         self.token_lifetime: int = 86400
         #: Permissions the OAuth client lacks: requests needing one get 403.
@@ -641,6 +666,9 @@ class GenesysEmulator(RequestLog):
 
         self.users: dict[str, dict[str, Any]] = {}
         self.deleted_users: dict[str, dict[str, Any]] = {}
+        #: userNames and emails (lower case) of deleted users: creating a user with one → 409.
+        #: Tests may clear it to allow reuse.
+        self.deleted_names: set[str] = set()
         self.groups: dict[str, dict[str, Any]] = {}
 
         self._lock = threading.RLock()
@@ -936,21 +964,62 @@ class GenesysEmulator(RequestLog):
         except ValueError as exc:
             raise _invalid_value(f"'{name}' must be an integer, got {text!r}") from exc
 
-    def _paging(self, request: Request) -> tuple[int, int]:
-        """(startIndex, count) after the page-size rule and the maxResults clamp."""
+    def _paging(
+        self, request: Request, core: Schema, extensions: tuple[Schema, ...]
+    ) -> tuple[int, int]:
+        """(startIndex, count) after the page-size rules: an untrimmed page is cut to 25, a
+        trimmed one to ``max_results``; with ``expensive_page_limit`` set, a larger page that
+        returns an expensive attribute is refused (429, no Retry-After)."""
         start = max(1, self._int_param(request, "startIndex") or 1)
         asked = self._int_param(request, "count")
         count = DEFAULT_COUNT if asked is None else max(0, asked)
         trimmed = bool(request.param("attributes") or request.param("excludedAttributes"))
-        if count > UNTRIMMED_PAGE_LIMIT and not trimmed:
-            raise ScimFault(
-                429,
-                f"The page size {count} exceeds internal resource limits; request at most "
-                f"{UNTRIMMED_PAGE_LIMIT} per page, or trim the response with 'attributes' or "
-                "'excludedAttributes'",
-                headers={"Retry-After": "1"},
+        count = min(count, self.max_results)
+        if not trimmed:
+            count = min(count, UNTRIMMED_PAGE_LIMIT)
+        limit = self.expensive_page_limit
+        if limit is not None and count > limit:
+            expensive = self._expensive_returned(request, core, extensions)
+            if expensive:
+                raise ScimFault(
+                    429,
+                    f"A page of {count} with {', '.join(expensive)} exceeds internal resource "
+                    f"limits; request at most {limit} per page, or leave those attributes out "
+                    "with 'attributes' or 'excludedAttributes'",
+                )
+        return start, count
+
+    @staticmethod
+    def _expensive_returned(
+        request: Request, core: Schema, extensions: tuple[Schema, ...]
+    ) -> list[str]:
+        """The expensive attributes a listing would return (names, in a stable order)."""
+        wanted = {
+            (schema.id, name)
+            for schema in (core, *extensions)
+            for name in EXPENSIVE_ATTRIBUTES.get(schema.id, ())
+        }
+        attributes = _parse_attribute_list(request.param("attributes"), core, extensions)
+        if attributes is not None:
+            returned = {
+                (path.schema.id, name)
+                for path in attributes
+                for name in (
+                    EXPENSIVE_ATTRIBUTES.get(path.schema.id, ()) if path.attr is None
+                    else (path.attr.name,)
+                )
+            }
+        else:
+            returned = set(wanted)
+            excluded = _parse_attribute_list(
+                request.param("excludedAttributes"), core, extensions
             )
-        return start, min(count, self.max_results)
+            for path in excluded or ():
+                if path.attr is None:
+                    returned = {item for item in returned if item[0] != path.schema.id}
+                elif path.sub is None:
+                    returned.discard((path.schema.id, path.attr.name))
+        return sorted(name for _, name in returned & wanted)
 
     def _render(
         self,
@@ -1135,7 +1204,7 @@ class GenesysEmulator(RequestLog):
         """``GET /Users`` (list or filter) and ``POST /Users``."""
         if request.method == "POST":
             return self._create_user(request)
-        start, count = self._paging(request)
+        start, count = self._paging(request, USER_SCHEMA, USER_EXTENSIONS)
         filter_text = request.param("filter")
         with self._lock:
             source: RankedSet | _Sequence
@@ -1313,8 +1382,9 @@ class GenesysEmulator(RequestLog):
         emails.append({"value": user_name, "type": "other"})
         candidate["emails"] = emails
 
-        phones = candidate.get("phoneNumbers", [])
+        phones = self._one_shared_phone(candidate.get("phoneNumbers", []))
         self._check_typed_list(phones, "phoneNumbers", PHONE_TYPES, self._check_phone)
+        candidate["phoneNumbers"] = phones
         if not phones:
             candidate.pop("phoneNumbers", None)
 
@@ -1401,6 +1471,19 @@ class GenesysEmulator(RequestLog):
         return {key: candidate[key] for key in _USER_KEY_ORDER if key in candidate}
 
     @staticmethod
+    def _one_shared_phone(phones: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``phones`` with at most one of the types sharing a Genesys field (``other`` and
+        ``microsoftteams``): when both occur, the later element wins."""
+        shared = [
+            index for index, item in enumerate(phones)
+            if isinstance(item.get("type"), str) and item["type"].lower() in SHARED_PHONE_TYPES
+        ]
+        if len({phones[index]["type"].lower() for index in shared}) < 2:
+            return phones
+        doomed = set(shared[:-1])
+        return [item for index, item in enumerate(phones) if index not in doomed]
+
+    @staticmethod
     def _check_email(value: str, where: str) -> None:
         """Raise 400 unless ``value`` looks like an email address."""
         if not _EMAIL.match(value):
@@ -1441,6 +1524,26 @@ class GenesysEmulator(RequestLog):
             if not value:
                 raise _invalid_value(f"{name}[type eq \"{kind}\"]: a value is required")
             check_value(value, f'{name}[type eq "{kind}"]')
+
+    def _check_deleted_names(self, candidate: dict[str, Any]) -> None:
+        """Raise 409 when a new user's userName or work email belonged to a deleted user."""
+        if not self.deleted_names:
+            return
+        user_name = candidate.get("userName")
+        names = [user_name] if isinstance(user_name, str) else []
+        names += [
+            email["value"] for email in candidate.get("emails", [])
+            if email.get("type") == "work" and isinstance(email.get("value"), str)
+        ]
+        for name in names:
+            if name.lower() in self.deleted_names:
+                what = "userName" if name is user_name else "work email"
+                raise ScimFault(
+                    409,
+                    f"The {what} {name!r} belongs to a deleted user; Genesys Cloud keeps a "
+                    "deleted user's name and email and they cannot be reused",
+                    "uniqueness",
+                )
 
     def _check_unique_user_name(self, user_name: str, uid: str) -> None:
         """Raise 409 when another user holds ``user_name`` (any case)."""
@@ -1515,6 +1618,7 @@ class GenesysEmulator(RequestLog):
         """Finalize, number, store and index a new user."""
         uid = uid or self._new_id()
         stored = self._finalize_user(uid, candidate, None)
+        self._check_deleted_names(stored)
         self._seq[uid] = len(self._seq_ids)
         self._seq_ids.append(uid)
         self._versions[uid] = 1
@@ -1572,12 +1676,16 @@ class GenesysEmulator(RequestLog):
         del self.users[uid]
         self._member_of.pop(uid, None)
         self.deleted_users[uid] = user
+        self.deleted_names.add(user["userName"].lower())
+        self.deleted_names.update(
+            email["value"].lower() for email in user.get("emails", []) if email.get("value")
+        )
 
     # ----------------------------------------------------------------- groups
 
     def _list_groups(self, request: Request) -> Response:
         """``GET /Groups`` (list or filter)."""
-        start, count = self._paging(request)
+        start, count = self._paging(request, GROUP_SCHEMA, ())
         filter_text = request.param("filter")
         with self._lock:
             ids = self._group_order if not filter_text else self._filter_groups(filter_text)
