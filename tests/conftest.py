@@ -113,3 +113,21 @@ def scim2_server() -> Iterator[Scim2Server]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fault matrix's figures (recorded by tests/test_faults.py), one line per case."""
+    rows = [(r.nodeid.split("::", 1)[1], dict(r.user_properties))
+            for r in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get(
+                "failed", []) if r.when == "call" and dict(r.user_properties).get(
+                "faults_injected") is not None]
+    if not rows:
+        return
+    terminalreporter.section("fault matrix")
+    terminalreporter.write_line("faults | target requests | exit | users created | adopted | "
+                                "tried twice | failed | case")
+    for name, p in sorted(rows):
+        terminalreporter.write_line(
+            f"{p['faults_injected']:>6} | {p['requests_to_target']:>15} | {p['exit_code']:>4} "
+            f"| {p['users_created']:>13} | {p['creates_adopted']:>7} | "
+            f"{p['changes_tried_twice']:>11} | {p['failed']:>6} | {name}")

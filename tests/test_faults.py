@@ -170,20 +170,38 @@ IN_RUN: dict[str, list[Rule]] = {
 }
 
 
+def figures(record: Callable[[str, object], None], rig: Rig, code: int,
+            out: dict[str, Any]) -> None:
+    """What a faulted run met and did, for the fault-matrix table (``--junitxml``)."""
+    result = out.get("result") or {}
+    outcomes = result.get("outcomes", [])
+    record("faults_injected", len(rig.proxy.injected()) +
+           (len(rig.graph.injected()) if rig.graph else 0))
+    record("requests_to_target", len(rig.proxy.log))
+    record("exit_code", code)
+    record("users_created", len(set(rig.names()) - rig.before))
+    record("creates_adopted", sum(1 for o in outcomes if o["status"] == "adopted"))
+    record("changes_tried_twice", result.get("retried", 0))
+    record("failed", len(failures(out)))
+
+
 @pytest.mark.parametrize("case", list(IN_RUN))
 @pytest.mark.usefixtures("quick_backoff")
-def test_transient_faults_are_resolved_in_the_run(rig: Rig, case: str) -> None:
+def test_transient_faults_are_resolved_in_the_run(rig: Rig, case: str,
+                                                  record_property: Callable[[str, object],
+                                                                            None]) -> None:
     rig.proxy.add(*IN_RUN[case])
     code, out, err = sync(rig.cfg)
-    injected = len(rig.proxy.injected())
-    assert injected > 0, "the fault never fired"
+    figures(record_property, rig, code, out)
+    assert rig.proxy.injected(), "the fault never fired"
     assert code == 0, (err, failures(out))
     rig.proxy.clear()
     rig.assert_no_duplicates()
     rig.assert_converged()
 
 
-def test_target_down_for_two_seconds_mid_run(rig: Rig) -> None:
+def test_target_down_for_two_seconds_mid_run(rig: Rig, record_property: Callable[
+        [str, object], None]) -> None:
     """The target stops answering (connection refused) after the first creates; requests
     that never reached it are sent again with backoff, so the run still completes."""
     fired = threading.Event()
@@ -201,6 +219,7 @@ def test_target_down_for_two_seconds_mid_run(rig: Rig) -> None:
     watcher.start()
     code, out, err = sync(rig.cfg)
     watcher.join()
+    figures(record_property, rig, code, out)
     assert fired.is_set()
     assert code == 0, (err, failures(out))
     rig.assert_no_duplicates()
