@@ -28,6 +28,7 @@ from genesys_prov import redact
 from genesys_prov.config import Config, parse_config
 from genesys_prov.errors import ConfigError, MappingError
 from genesys_prov.mapping import Mappings, default_mappings_text, parse_mappings
+from tests.test_config import GOOD
 
 COMMON: dict[str, Any] = {
     "deadline": None,
@@ -205,17 +206,7 @@ RAW = st.lists(st.one_of(st.sampled_from(YAML_TOKENS), st.text(max_size=4)),
 
 # --- configuration -----------------------------------------------------------------------------
 
-CONFIG_TEXT = """
-source:
-  tenant_id: contoso.onmicrosoft.com
-  client_id: 11111111-2222-3333-4444-555555555555
-  client_secret: ${GRAPH_CLIENT_SECRET}
-  service_principal_id: 4b7e2f9c-1d3a-4e8b-a6c5-0f2d7b9e3a18
-target:
-  url: https://api.mypurecloud.ie/api/v2/scim/v2
-  oauth: {client_id: abc, client_secret: ${GENESYS_CLIENT_SECRET}}
-  rate_limit_per_minute: 120
-"""
+CONFIG_TEXT = GOOD  # the valid configuration of tests/test_config.py
 CONFIG_BASES: list[dict[str, Any]] = [
     yaml.safe_load(CONFIG_TEXT.replace("${GENESYS_CLIENT_SECRET}", "'${GENESYS_CLIENT_SECRET}'")),
     {

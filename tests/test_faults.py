@@ -17,6 +17,7 @@ matrix on a larger one with several seeds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -150,6 +151,30 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
                           lambda: [u["userName"].lower() for u in server.users()], graph)
 
 
+@contextlib.contextmanager
+def when(condition: Callable[[], bool], action: Callable[[], object]) -> Iterator[threading.Event]:
+    """While the body runs (a sync), do ``action`` once as soon as ``condition`` holds; the
+    event says whether it happened."""
+    fired = threading.Event()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if condition():
+                action()
+                fired.set()
+                return
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield fired
+    finally:
+        done.set()
+        watcher.join()
+
+
 def _rate(p: float) -> float:
     return min(0.5, p * SCALE)
 
@@ -204,21 +229,9 @@ def test_target_down_for_two_seconds_mid_run(rig: Rig, record_property: Callable
         [str, object], None]) -> None:
     """The target stops answering (connection refused) after the first creates; requests
     that never reached it are sent again with backoff, so the run still completes."""
-    fired = threading.Event()
-
-    def watch() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if len(rig.proxy.forwarded("POST")) >= 5:
-                rig.proxy.down(2.0)
-                fired.set()
-                return
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    code, out, err = sync(rig.cfg)
-    watcher.join()
+    with when(lambda: len(rig.proxy.forwarded("POST")) >= 5, lambda: rig.proxy.down(2.0)) \
+            as fired:
+        code, out, err = sync(rig.cfg)
     figures(record_property, rig, code, out)
     assert fired.is_set()
     assert code == 0, (err, failures(out))
@@ -256,21 +269,9 @@ def test_oauth_token_endpoint_failing_and_tokens_expiring(rig: Rig) -> None:
     if rig.proxy.url.startswith("http://"):
         pytest.skip("scim2-server takes a static token")
     rig.proxy.add(Rule(Fault.STATUS, method="POST", path=r"/oauth/token", times=2, status=503))
-    expired = threading.Event()
-
-    def watch() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if len(rig.proxy.forwarded("POST")) >= 8:
-                rig.sb.genesys.expire_tokens()
-                expired.set()
-                return
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    code, _, err = sync(rig.cfg)
-    watcher.join()
+    with when(lambda: len(rig.proxy.forwarded("POST")) >= 8,
+              rig.sb.genesys.expire_tokens) as expired:
+        code, _, err = sync(rig.cfg)
     assert expired.is_set()
     assert code == 0, err
     tokens = [e for e in rig.proxy.log if e.path.startswith("/oauth/token")]
@@ -308,18 +309,9 @@ def test_target_down_for_long_then_the_next_run_converges(rig: Rig) -> None:
     code, out, err = sync(rig.cfg, "--dry-run")
     planned = out["plan"]["counts"]["create"]
 
-    def watch() -> None:  # down for good with about ten creates to go
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if len(rig.proxy.forwarded("POST")) >= planned - 10:
-                rig.proxy.down()
-                return
-            time.sleep(0.002)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    result = run_cli("--config", rig.cfg, "sync", "--quiet")
-    watcher.join()
+    # down for good with about ten creates to go
+    with when(lambda: len(rig.proxy.forwarded("POST")) >= planned - 10, rig.proxy.down):
+        result = run_cli("--config", rig.cfg, "sync", "--quiet")
     assert result.exit_code == 1, result.stderr
     assert "wait in escrow" in result.stdout and "sync --retry-now" in result.stdout
     rig.proxy.up()

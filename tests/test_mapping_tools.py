@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +131,29 @@ def test_validate_online_reads_the_targets_schemas(sandbox: Sandbox, tmp_path: P
     assert out["schema"].startswith("the target's /Schemas")
     assert any(r.path.endswith("/Schemas") for r in sandbox.genesys.requests)
     assert sandbox.genesys.writes() == []
+
+
+def test_validate_knows_rfc_7643_common_attributes_on_generic_servers(
+        sandbox: Sandbox, scim2_server: Any, tmp_path: Path) -> None:
+    """Observed: `externalId` was flagged on scim2-server, whose /Schemas lists the common
+    attributes apart from the resource's own (RFC 7643 §3.1)."""
+    config = sandbox.config(scope="all")
+    config["target"] = {"url": scim2_server.url, "token": scim2_server.token,
+                        "flavor": "generic"}
+    mappings = ("user:\n  - {target: userName, source: userPrincipalName, match: 1}\n"
+                "  - {target: externalId, source: objectId}\n")
+    cfg = str(write_config(tmp_path, config, mappings))
+    result = run_cli("--config", cfg, "mapping", "validate", "--output", "json")
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["findings"] == []
+
+
+def test_validate_refuses_both_phone_types_genesys_keeps_in_one_field(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("user:\n  - {target: userName, source: userPrincipalName, match: 1}\n"
+                    "  - {target: 'phoneNumbers[type eq \"other\"].value', source: mobile}\n"
+                    "  - {target: 'phoneNumbers[type eq \"microsoftteams\"].value', "
+                    "source: telephoneNumber}\n")
+    result = run_cli("mapping", "validate", "--mappings", str(path), "--offline")
+    assert result.exit_code == 2
+    assert "microsoftteams and other phone numbers in one field" in result.stdout

@@ -34,6 +34,54 @@ REDACTED = "[redacted]"
 MAX_BODY_BYTES = 512_000
 
 
+class BodyError(Exception):
+    """A request body that cannot be read: the status to answer and why."""
+
+    def __init__(self, status: HTTPStatus, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def read_body(rfile: Any, headers: Any, limit: int) -> bytes:
+    """Read one request body off ``rfile`` (``Content-Length`` or chunked), at most ``limit``
+    bytes; raises :class:`BodyError` for a malformed, short or too large one."""
+    if (headers.get("Transfer-Encoding") or "").lower() == "chunked":
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size_line = rfile.readline(1024)
+            try:
+                size = int(size_line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise BodyError(HTTPStatus.BAD_REQUEST, "Malformed chunked body") from None
+            if size == 0:
+                while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > limit:
+                raise BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request body too large")
+            chunks.append(rfile.read(size))
+            rfile.readline(1024)
+    length_text = headers.get("Content-Length")
+    if not length_text:
+        return b""
+    try:
+        length = int(length_text)
+    except ValueError:
+        raise BodyError(HTTPStatus.BAD_REQUEST, "Invalid Content-Length") from None
+    if length < 0:
+        raise BodyError(HTTPStatus.BAD_REQUEST, "Invalid Content-Length")
+    if length > limit:
+        raise BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                        f"Request body of {length} bytes exceeds the limit of {limit} bytes")
+    body = rfile.read(length)
+    if len(body) != length:
+        raise BodyError(HTTPStatus.BAD_REQUEST, "The request body ended early")
+    return bytes(body)
+
+
 @dataclass
 class RecordedRequest:
     """One request as an emulator received it, with secrets redacted, and the status it got."""
@@ -207,44 +255,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes | None:
         """The request body, or None after answering an unreadable one (and closing)."""
-        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                size_line = self.rfile.readline(1024)
-                try:
-                    size = int(size_line.split(b";")[0].strip(), 16)
-                except ValueError:
-                    self._fail(HTTPStatus.BAD_REQUEST, "Malformed chunked body")
-                    return None
-                if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                total += size
-                if total > MAX_BODY_BYTES:
-                    self._fail(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request body too large")
-                    return None
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(1024)
-        length_text = self.headers.get("Content-Length")
-        if not length_text:
-            return b""
         try:
-            length = int(length_text)
-        except ValueError:
-            self._fail(HTTPStatus.BAD_REQUEST, "Invalid Content-Length")
+            return read_body(self.rfile, self.headers, MAX_BODY_BYTES)
+        except BodyError as exc:
+            self._fail(exc.status, exc.detail)
             return None
-        if length < 0:
-            self._fail(HTTPStatus.BAD_REQUEST, "Invalid Content-Length")
-            return None
-        if length > MAX_BODY_BYTES:
-            self._fail(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"Request body of {length} bytes exceeds the limit of {MAX_BODY_BYTES} bytes",
-            )
-            return None
-        return self.rfile.read(length)
 
     def _fail(self, status: HTTPStatus, detail: str) -> None:
         """Answer a request the server could not even parse, and close the connection."""

@@ -40,7 +40,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from genesys_prov.sandbox._http import server_context
+from genesys_prov.sandbox._http import BodyError, read_body, server_context
 
 if TYPE_CHECKING:
     from genesys_prov.sandbox import Sandbox
@@ -291,35 +291,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes | None:
         """The request body (Content-Length or chunked), or None when it is unreadable."""
-        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                line = self.rfile.readline(1024)
-                try:
-                    size = int(line.split(b";")[0].strip(), 16)
-                except ValueError:
-                    return None
-                if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                total += size
-                if total > _MAX_BODY:
-                    return None
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(1024)
-        text = self.headers.get("Content-Length")
-        if not text:
-            return b""
         try:
-            length = int(text)
-        except ValueError:
+            return read_body(self.rfile, self.headers, _MAX_BODY)
+        except BodyError:
             return None
-        if length < 0 or length > _MAX_BODY:
-            return None
-        body = self.rfile.read(length)
-        return body if len(body) == length else None
 
     def _send(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes,
               content_length: int | None) -> None:
