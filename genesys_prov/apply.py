@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from genesys_prov import scimpath
@@ -259,8 +259,7 @@ class Applier:
         """Apply one group change: create (generic targets) or PATCH in member batches."""
         try:
             if change.action is GroupAction.CREATE:
-                created = self.client.create_group(build_group_create(change, self.resolve))
-                return Outcome(change, SUCCESS, str(created["id"]))
+                return self._create_group(change)
             assert change.target_id is not None
             version = change.version if self.strict else None
             for body in build_group_patches(change, self.member_batch_size, self.resolve):
@@ -282,23 +281,41 @@ class Applier:
 
     def _create(self, change: Change) -> Outcome:
         """POST the user. A 409 adopts the user it collided with; a POST whose fate is
-        unknown is resolved by a lookup on the matching attributes: found → adopted (it was
-        created), not found → sent again (at most ``CREATE_ATTEMPTS`` POSTs)."""
+        unknown is resolved by a lookup on the matching attributes (see
+        :meth:`_resolve_create`)."""
         payload = build_create(change, self.resolve)
+
+        def collided(why: str) -> Outcome:
+            if self.strict:
+                return Outcome(change, SKIPPED, None, "a user with this userName appeared in "
+                               "the target since the plan was made; make a new plan",
+                               "ChangedSincePlan")
+            return self._adopt(change, why, conflict=True)
+
+        def lookup(why: str) -> Outcome | None:
+            found = self._adopt(change, why, conflict=False)
+            return found if found.status != FAILURE or \
+                found.code == "DuplicateTargetEntries" else None
+
+        return self._resolve_create(change, lambda: self.client.create_user(payload),
+                                    collided, lookup)
+
+    def _resolve_create(self, change: Change | GroupChange,
+                        send: Callable[[], dict[str, Any]],
+                        collided: Callable[[str], Outcome],
+                        lookup: Callable[[str], Outcome | None]) -> Outcome:
+        """POST with ``send``; a 409 goes to ``collided``. A POST whose fate is unknown (no
+        answer, a 5xx, an answer without an id) is never re-sent blindly: ``lookup`` looks
+        for what it may have created — found: that outcome (adopted); not found: sent
+        again, at most ``CREATE_ATTEMPTS`` POSTs."""
         why = ""
         error: Exception | None = None
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
-                created = self.client.create_user(payload)
-                return Outcome(change, SUCCESS, str(created["id"]))
+                return Outcome(change, SUCCESS, str(send()["id"]))
             except ScimError as exc:
                 if exc.status == 409:
-                    if self.strict:
-                        return Outcome(change, SKIPPED, None, "a user with this userName "
-                                       "appeared in the target since the plan was made; make "
-                                       "a new plan", "ChangedSincePlan")
-                    return self._adopt(change, f"create answered 409 ({exc.detail})",
-                                       conflict=True)
+                    return collided(f"create answered 409 ({exc.detail})")
                 if exc.status not in UNKNOWN_FATE:
                     raise
                 why, error = f"create answered HTTP {exc.status}", exc
@@ -306,14 +323,45 @@ class Applier:
                 if not exc.ambiguous:
                     raise
                 why, error = f"create got no answer ({exc})", exc
-            found = self._adopt(change, why, conflict=False)
-            if found.status != FAILURE or found.code == "DuplicateTargetEntries":
+            found = lookup(why)
+            if found is not None:
                 return found
             if attempt < CREATE_ATTEMPTS:
                 self.sleep(_backoff(attempt))
         return Outcome(change, FAILURE, None, f"{why}; not found by the matching attributes "
                        f"after {CREATE_ATTEMPTS} attempts",
                        _error_code(error) if error else "ConnectionError")
+
+    def _create_group(self, change: GroupChange) -> Outcome:
+        """POST /Groups (generic targets), resolved like a user's create: a group whose
+        create may have landed is looked up by its displayName and completed."""
+        payload = build_group_create(change, self.resolve)
+        name = next((a.new for a in change.attributes
+                     if a.attribute.lower() == "displayname" and isinstance(a.new, str)), None)
+
+        def lookup(why: str) -> Outcome | None:
+            if name is None:
+                return None
+            found = self.client.find_groups(name)
+            if len(found) > 1:
+                return Outcome(change, FAILURE, None, f"{why}; {len(found)} groups are named "
+                               f"{name!r}", "DuplicateTargetEntries")
+            if not found:
+                return None
+            target_id = str(found[0]["id"])
+            adopted = replace(change, action=GroupAction.UPDATE, target_id=target_id)
+            for body in build_group_patches(adopted, self.member_batch_size, self.resolve):
+                if body["Operations"]:
+                    self.client.patch_group(target_id, body)
+            return Outcome(change, ADOPTED, target_id)
+
+        def collided(why: str) -> Outcome:
+            found = lookup(why)
+            return found if found is not None else Outcome(
+                change, FAILURE, None, f"{why}; no group named {name!r} was found", "Conflict")
+
+        return self._resolve_create(change, lambda: self.client.create_group(payload),
+                                    collided, lookup)
 
     def _adopt(self, change: Change, why: str, conflict: bool = True) -> Outcome:
         """Find the user a create collided with (or may have created), by matching

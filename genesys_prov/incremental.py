@@ -445,6 +445,10 @@ class _SnapshotPlanner:
                     uid, set())
                 if new.active:
                     activated.append(uid)
+            elif uid in retried and new.active:
+                # a retried create may provision a manager its reports are still waiting for
+                self.touched_groups |= memberships.get(uid, set())
+                activated.append(uid)
             self.add_user(sid, new, held)
         self.add_reports(activated)
         self.look_up()

@@ -435,11 +435,20 @@ class ScimClient:
     def find_users(self, attribute: str, value: str) -> list[dict[str, Any]]:
         """Users whose ``attribute`` equals ``value`` (``filter=attribute eq "value"``,
         escaped)."""
+        return self._find("/Users", attribute, value, {})
+
+    def find_groups(self, display_name: str) -> list[dict[str, Any]]:
+        """Groups named ``display_name`` (without their members)."""
+        return self._find("/Groups", "displayName", display_name,
+                          {"excludedAttributes": "members"})
+
+    def _find(self, path: str, attribute: str, value: str,
+              params: dict[str, Any]) -> list[dict[str, Any]]:
         flt = f"{attribute} eq {scimpath.escape_filter_value(value)}"
-        body = self.get("/Users", {"filter": flt})
+        body = self.get(path, {"filter": flt, **params})
         resources = body.get("Resources") if isinstance(body, dict) else None
         if not isinstance(resources, list):
-            raise TargetError("GET /Users: the answer is not a SCIM ListResponse")
+            raise TargetError(f"GET {path}: the answer is not a SCIM ListResponse")
         return [r for r in resources if isinstance(r, dict)]
 
     # --- writes ----------------------------------------------------------------------------

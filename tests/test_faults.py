@@ -219,8 +219,14 @@ def test_transient_faults_are_resolved_in_the_run(rig: Rig, case: str,
     code, out, err = sync(rig.cfg)
     figures(record_property, rig, code, out)
     assert rig.proxy.injected(), "the fault never fired"
-    assert code == 0, (err, failures(out))
     rig.proxy.clear()
+    if SOAK and code == 1:
+        # at soak rates (up to half of all requests) a few changes can outlast the run's
+        # own retries: only for transient reasons, kept in escrow, sent by the next run
+        assert {c for _, c, _ in failures(out)} <= applying.TRANSIENT_CODES, failures(out)
+        assert out["escrow"]["count"] >= len(failures(out))
+        code, out, err = sync(rig.cfg, "--retry-now")
+    assert code == 0, (err, failures(out))
     rig.assert_no_duplicates()
     rig.assert_converged()
 
@@ -435,3 +441,30 @@ def test_kill_9_during_an_initial_load(tmp_path: Path, point: str) -> None:
         check = run_cli("--config", cfg, "sync", "--full", "--dry-run", "--output", "json")
         plan = json.loads(check.stdout)["plan"]
         assert plan["changes"] == [] and plan["group_changes"] == []
+
+
+@pytest.mark.usefixtures("quick_backoff")
+def test_a_manager_whose_create_kept_failing_is_set_on_its_reports_by_the_retry(
+        rig: Rig) -> None:
+    """The first create (a manager: managers are created first) fails six times — every
+    attempt of the run — so its reports are created without a manager; the escrow retry
+    creates the manager and sets it on them (an incremental run from the snapshot)."""
+    import yaml
+
+    config = yaml.safe_load(Path(rig.cfg).read_text())
+    config["target"]["concurrency"] = 1
+    Path(rig.cfg).write_text(yaml.safe_dump(config))
+    rig.proxy.add(Rule(Fault.STATUS, method="POST", path=r"/Users$", status=500, times=6))
+    code, out, _ = sync(rig.cfg)
+    assert code == 1
+    ((manager, failed_code, _),) = failures(out)
+    assert failed_code == "HTTP500"
+    reports = [s["identity"] for s in out["plan"]["skipped"] if s["kind"] == "manager"
+               and manager in s["reason"]]
+    rig.proxy.clear()
+    code, out, err = sync(rig.cfg, "--retry-now")
+    assert code == 0, err
+    assert out["mode"] == "incremental"
+    planned = {c["identity"] for c in out["plan"]["changes"]}
+    assert manager in planned and set(reports) <= planned
+    rig.assert_converged()
