@@ -37,7 +37,7 @@ GENESYS_PERMISSIONS = {"POST": "directory:user:add", "PATCH": "directory:user:ed
                        "PUT": "directory:user:edit", "DELETE": "directory:user:delete"}
 GENESYS_GROUP_PERMISSION = "directory:group:edit"
 GENESYS_PAGE_LIMIT_UNTRIMMED = 25
-TOKEN_ATTEMPTS = 2
+TOKEN_ATTEMPTS = 3
 BODY_ATTEMPTS = 3  # a read answered with a body that is not JSON is asked again this often
 
 
@@ -233,7 +233,7 @@ class ScimClient:
                 lifetime = float(body.get("expires_in", 3600))
                 break
             except (ValueError, KeyError, TypeError) as exc:
-                if attempt == TOKEN_ATTEMPTS:  # a garbled answer twice: not a hiccup
+                if attempt == TOKEN_ATTEMPTS:  # garbled every time: not a hiccup
                     raise TargetError("Genesys OAuth: the token endpoint's answer has no "
                                       "access_token (a proxy or the wrong URL in "
                                       "target.oauth.token_url?)") from exc

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -226,6 +227,11 @@ def test_transient_faults_are_resolved_in_the_run(rig: Rig, case: str,
         assert {c for _, c, _ in failures(out)} <= applying.TRANSIENT_CODES, failures(out)
         assert out["escrow"]["count"] >= len(failures(out))
         code, out, err = sync(rig.cfg, "--retry-now")
+    elif SOAK and code == 4:
+        # or a read garbled three times in a row stops the run before its first write
+        assert not [e for e in rig.proxy.log if e.method in ("POST", "PATCH", "DELETE")
+                    and "/oauth/" not in e.path], err
+        code, out, err = sync(rig.cfg)
     assert code == 0, (err, failures(out))
     rig.assert_no_duplicates()
     rig.assert_converged()
@@ -315,8 +321,8 @@ def test_target_down_for_long_then_the_next_run_converges(rig: Rig) -> None:
     code, out, err = sync(rig.cfg, "--dry-run")
     planned = out["plan"]["counts"]["create"]
 
-    # down for good with about ten creates to go
-    with when(lambda: len(rig.proxy.forwarded("POST")) >= planned - 10, rig.proxy.down):
+    # down for good half-way through the creates
+    with when(lambda: len(rig.proxy.forwarded("POST")) >= planned // 2, rig.proxy.down):
         result = run_cli("--config", rig.cfg, "sync", "--quiet")
     assert result.exit_code == 1, result.stderr
     assert "wait in escrow" in result.stdout and "sync --retry-now" in result.stdout
@@ -396,7 +402,7 @@ KILL_POINTS = {
                                                        for r in list(sb.graph.requests)),
     "after the first create": lambda sb, log: _count(log, "POST") >= 1,
     "in the middle of the creates": lambda sb, log: _count(log, "POST") >= USERS // 3,
-    "after the creates": lambda sb, log: _count(log, "POST") >= USERS - 10,
+    "after the creates": lambda sb, log: _count(log, "POST") >= USERS * 9 // 10,
     "while patching group members": lambda sb, log: _count(log, "PATCH", "/Groups/") >= 1,
 }
 
@@ -446,25 +452,27 @@ def test_kill_9_during_an_initial_load(tmp_path: Path, point: str) -> None:
 @pytest.mark.usefixtures("quick_backoff")
 def test_a_manager_whose_create_kept_failing_is_set_on_its_reports_by_the_retry(
         rig: Rig) -> None:
-    """The first create (a manager: managers are created first) fails six times — every
-    attempt of the run — so its reports are created without a manager; the escrow retry
-    creates the manager and sets it on them (an incremental run from the snapshot)."""
-    import yaml
-
-    config = yaml.safe_load(Path(rig.cfg).read_text())
-    config["target"]["concurrency"] = 1
-    Path(rig.cfg).write_text(yaml.safe_dump(config))
-    rig.proxy.add(Rule(Fault.STATUS, method="POST", path=r"/Users$", status=500, times=6))
+    """A manager's create fails at every attempt of the run, so its reports are created
+    without a manager; the escrow retry creates the manager and sets it on them (an
+    incremental run from the snapshot)."""
+    code, out, _ = sync(rig.cfg, "--dry-run")
+    skipped_managers = {s["identity"] for s in out["plan"]["skipped"] if s["kind"] == "manager"}
+    creates = [c for c in out["plan"]["changes"] if c["action"] == "create"]
+    by_source = {c["source_id"]: c["identity"] for c in creates}
+    reporting = [u for u in rig.sb.graph.users if u.get("accountEnabled", True)
+                 and isinstance(u.get("manager"), str) and u["manager"] in by_source
+                 and u["userPrincipalName"] not in skipped_managers]
+    manager = by_source[reporting[0]["manager"]]
+    rig.proxy.add(Rule(Fault.STATUS, method="POST", path=r"/Users$", status=500,
+                       request_body=re.escape(json.dumps(manager))))
     code, out, _ = sync(rig.cfg)
     assert code == 1
-    ((manager, failed_code, _),) = failures(out)
-    assert failed_code == "HTTP500"
-    reports = [s["identity"] for s in out["plan"]["skipped"] if s["kind"] == "manager"
-               and manager in s["reason"]]
+    assert [(who, code) for who, code, _ in failures(out)] == [(manager, "HTTP500")]
+    reports = {s["identity"] for s in out["plan"]["skipped"]} & {
+        u["userPrincipalName"] for u in reporting if by_source[u["manager"]] == manager}
     rig.proxy.clear()
     code, out, err = sync(rig.cfg, "--retry-now")
     assert code == 0, err
-    assert out["mode"] == "incremental"
     planned = {c["identity"] for c in out["plan"]["changes"]}
-    assert manager in planned and set(reports) <= planned
+    assert manager in planned and reports <= planned
     rig.assert_converged()

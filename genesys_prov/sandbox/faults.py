@@ -118,6 +118,9 @@ class Rule:
     method: str | None = None
     #: Regex searched in the request target (path and query), or None for any.
     path: str | None = None
+    #: Regex searched in the request body (as UTF-8 text), or None for any: e.g. one user's
+    #: userName, to fail that user's create only.
+    request_body: str | None = None
     #: Apply to this many requests, then stop matching; None = unlimited.
     times: int | None = None
     #: Apply with this probability (from the rule's seeded RNG).
@@ -210,6 +213,7 @@ class _Armed:
     rng: random.Random
     pattern: re.Pattern[str] | None
     method: str | None
+    body_pattern: re.Pattern[str] | None = None
     seen: int = 0
     applied: int = 0
 
@@ -393,7 +397,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(400, "Bad Request", [("Content-Type", "application/scim+json")],
                          scim_error_body(400, "fault-proxy: unreadable request body"))
             return
-        index, rule = proxy._decide(self.command, self.path)
+        index, rule = proxy._decide(self.command, self.path,
+                                    body.decode("utf-8", errors="replace"))
         fault = rule.fault if rule is not None else Fault.PASS
 
         def record(forwarded: bool, status: int | None, upstream: _Upstream | None = None,
@@ -772,6 +777,8 @@ class FaultProxy:
                     rng=random.Random(f"fault-proxy:{self.seed}:{index}"),
                     pattern=re.compile(rule.path) if rule.path is not None else None,
                     method=rule.method.upper() if rule.method is not None else None,
+                    body_pattern=re.compile(rule.request_body)
+                    if rule.request_body is not None else None,
                 ))
 
     def clear(self) -> None:
@@ -784,7 +791,8 @@ class FaultProxy:
         with self._lock:
             return self._rules[index].applied
 
-    def _decide(self, method: str, target: str) -> tuple[int | None, Rule | None]:
+    def _decide(self, method: str, target: str,
+                body: str = "") -> tuple[int | None, Rule | None]:
         """``(index of the deciding rule or None, the rule whose fault to inject or None)``.
 
         A matching rule that lets the request pass (``skip``, ``probability``) still decides:
@@ -795,6 +803,8 @@ class FaultProxy:
                 if armed.method is not None and armed.method != method.upper():
                     continue
                 if armed.pattern is not None and not armed.pattern.search(target):
+                    continue
+                if armed.body_pattern is not None and not armed.body_pattern.search(body):
                     continue
                 rule = armed.rule
                 if rule.times is not None and armed.applied >= rule.times:
