@@ -178,7 +178,9 @@ class Applier:
             version = change.version if self.strict else None
             if self.strict and version is None and change.target_id:
                 # the listing gave no version to send with If-Match: compare instead
-                changed, version = self._changed_since_plan(change, change.target_id)
+                changed, version, done = self._changed_since_plan(change, change.target_id)
+                if done:  # e.g. this run's own first attempt, whose answer was lost
+                    return Outcome(change, SUCCESS, target_id)
                 if changed:
                     return Outcome(change, SKIPPED, change.target_id, changed,
                                    "ChangedSincePlan")
@@ -214,9 +216,13 @@ class Applier:
         self.client.patch_user(target_id, body, version)
         return Outcome(change, SUCCESS, target_id)
 
-    def _holds(self, change: Change, target_id: str) -> bool:
-        """Does the target user already hold every new value of ``change``?"""
-        existing = self.client.get_user(target_id)
+    def _holds(self, change: Change, target_id: str,
+               existing: dict[str, Any] | None = None) -> bool:
+        """Does the target user (read now, unless given) already hold every new value of
+        ``change``? Never true for a delete."""
+        if change.action is Action.DELETE:
+            return False
+        existing = existing if existing is not None else self.client.get_user(target_id)
         if existing is None:
             return False
         for item in change.attributes:
@@ -233,14 +239,20 @@ class Applier:
                 return False
         return True
 
-    def _changed_since_plan(self, change: Change, target_id: str) -> tuple[str, str | None]:
+    def _changed_since_plan(self, change: Change,
+                            target_id: str) -> tuple[str, str | None, bool]:
         """For a reviewed plan whose object had no version: read the object and compare it
-        with the old values the plan saw. Returns (why it changed, or "") and the version
-        it has now (sent with If-Match when there is one)."""
+        with the old values the plan saw. Returns why it changed (or ""), the version it
+        has now (sent with If-Match when there is one), and whether the change is already
+        done (the object holds the new values, or a deleted user is gone)."""
         existing = self.client.get_user(target_id)
         if existing is None:
+            if change.action is Action.DELETE:
+                return "", None, True
             return ("the user no longer exists in the target (deleted since the plan was "
-                    "made); not recreated — make a new plan"), None
+                    "made); not recreated — make a new plan"), None, False
+        if self._holds(change, target_id, existing):
+            return "", None, True
         for item in change.attributes:
             path = scimpath.parse_path(item.attribute)
             old = item.old.target_id if isinstance(item.old, MemberRef) else item.old
@@ -250,10 +262,10 @@ class Applier:
             if old is None or now is None or not scimpath.same_value(path, now, old):
                 return (f"{item.attribute} is {now!r} in the target, the plan expected "
                         f"{old!r}: changed since the plan was made; not overwritten — make a "
-                        "new plan"), None
+                        "new plan"), None, False
         meta = existing.get("meta")
         version = meta.get("version") if isinstance(meta, dict) else None
-        return "", version if isinstance(version, str) else None
+        return "", version if isinstance(version, str) else None, False
 
     def apply_group(self, change: GroupChange) -> Outcome:
         """Apply one group change: create (generic targets) or PATCH in member batches."""
@@ -276,8 +288,18 @@ class Applier:
         """The outcome of a change the target refused: skipped when a reviewed plan meets
         an object that changed since (never overwritten), a failure otherwise."""
         if self.strict and isinstance(exc, ScimError) and _stale(exc):
+            if isinstance(change, Change) and change.target_id and self._already(change):
+                return Outcome(change, SUCCESS, change.target_id)
             return Outcome(change, SKIPPED, change.target_id, STALE_REASON, "ChangedSincePlan")
         return Outcome(change, FAILURE, change.target_id, str(exc), _error_code(exc))
+
+    def _already(self, change: Change) -> bool:
+        """A reviewed change refused as stale may have moved the version itself (its first
+        attempt landed, the answer was lost): done when the user holds the new values."""
+        try:
+            return change.target_id is not None and self._holds(change, change.target_id)
+        except (ScimError, TransportError, ConnectError):
+            return False
 
     def _create(self, change: Change) -> Outcome:
         """POST the user. A 409 adopts the user it collided with; a POST whose fate is

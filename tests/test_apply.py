@@ -166,3 +166,20 @@ def test_a_reviewed_change_without_a_version_is_compared_first():
     outcome = Applier(client(), ["userName"], strict=True).apply_one(update("t1"))
     assert outcome.status == "success"
     assert responses.calls[-1].request.headers["If-Match"] == 'W/"7"'
+
+
+@responses.activate
+def test_a_reviewed_change_whose_own_first_attempt_landed_is_not_called_stale():
+    """The PATCH landed but its answer was lost; the retry's If-Match no longer matches
+    (our own write moved the version): the user holds the new value, so it is a success,
+    not ChangedSincePlan."""
+    from dataclasses import replace
+
+    from genesys_prov.apply import Applier
+
+    responses.patch(f"{BASE}/Users/t1", body=requests.ConnectionError("reset by peer"))
+    responses.patch(f"{BASE}/Users/t1", status=412, json={"detail": "version mismatch"})
+    responses.get(f"{BASE}/Users/t1", json={"id": "t1", "title": "b"})
+    change = replace(update("t1"), version='W/"1"')
+    outcome = Applier(client(), ["userName"], strict=True).apply_one(change)
+    assert outcome.status == "success"
