@@ -35,7 +35,7 @@ soak: $(BIN)/.installed
 	GENESYS_PROV_SOAK=1 $(BIN)/pytest -q -p no:cacheprovider tests/test_faults.py
 
 bench: $(BIN)/.installed
-	$(BIN)/python -m genesys_prov.bench --users $(N)
+	$(BIN)/python -m genesys_prov.sandbox.bench --users $(N)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

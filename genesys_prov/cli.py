@@ -22,7 +22,7 @@ import yaml
 from rich.console import Console
 from rich.text import Text
 
-from genesys_prov import __version__, expressions, redact, report
+from genesys_prov import __version__, redact, report
 from genesys_prov.config import Config, load_config, parse_config
 from genesys_prov.errors import (
     EXIT_CHANGES_FAILED,
@@ -33,8 +33,9 @@ from genesys_prov.errors import (
     ConfigError,
     GenesysProvError,
 )
-from genesys_prov.mapping import default_mappings_text, load_mappings
-from genesys_prov.sync import SyncResult, note_check_passed, run_check, run_sync
+from genesys_prov.mapping import expressions
+from genesys_prov.mapping.mappings import default_mappings_text, load_mappings
+from genesys_prov.sync.run import SyncResult, note_check_passed, run_check, run_sync
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -306,7 +307,7 @@ def _finish(result: SyncResult, output: str, max_rows: int, quiet: bool,
         _render_sync(result, output, max_rows)
     else:
         _render_sync(result, output, max_rows)
-    logging.getLogger("genesys_prov.sync").info("%s", report.summary_line(result))
+    logging.getLogger("genesys_prov.sync.run").info("%s", report.summary_line(result))
     with errors_to_exit():
         report.write_reports(reports, result)
     if result.applied is not None and result.applied.aborted:
@@ -363,7 +364,7 @@ def mapping_test(obj: Context, expression: str, attrs: tuple[str, ...], user_fil
 
         genesys-prov mapping test 'ToUpper([department])' --from-graph ada@contoso.com --json
     """
-    from genesys_prov import mappingtools as mt
+    from genesys_prov.mapping import tools as mt
 
     with errors_to_exit():
         expressions.parse(expression)  # syntax errors first, before any request
@@ -371,7 +372,7 @@ def mapping_test(obj: Context, expression: str, attrs: tuple[str, ...], user_fil
         if user_file:
             user.update(mt.load_user_file(user_file))
         if upn:
-            from genesys_prov.sync import connect
+            from genesys_prov.sync.run import connect
 
             conn = connect(obj.config())
             user.update(conn.graph.get(mt.graph_user_path(upn),
@@ -415,8 +416,8 @@ def mapping_validate(obj: Context, mappings_path: str | None, offline: bool,
 
         genesys-prov mapping validate --mappings mappings.yaml --offline
     """
-    from genesys_prov import mappingtools as mt
     from genesys_prov.config import find_config
+    from genesys_prov.mapping import tools as mt
 
     with errors_to_exit():
         config = None
@@ -434,7 +435,7 @@ def mapping_validate(obj: Context, mappings_path: str | None, offline: bool,
         schemas: list[dict[str, Any]] | None = None
         source = "none (generic target, offline)"
         if config is not None and not offline:
-            from genesys_prov.sync import connect
+            from genesys_prov.sync.run import connect
 
             body = connect(config).scim.get("/Schemas", auth=True)
             items = body.get("Resources") if isinstance(body, dict) else body
@@ -479,7 +480,7 @@ def logs(obj: Context, since: str | None, status: str | None, action: str | None
 
         genesys-prov logs --user ada@contoso.com --json
     """
-    from genesys_prov.state import State, parse_since
+    from genesys_prov.state.db import State, parse_since
 
     config = obj.config()
     with errors_to_exit(), State.open(config.state_dir) as state:
@@ -514,7 +515,7 @@ def state_show(obj: Context, as_json: bool) -> None:
 
         genesys-prov state show
     """
-    from genesys_prov.state import State
+    from genesys_prov.state.db import State
 
     config = obj.config()
     with errors_to_exit(), State.open(config.state_dir) as db:
@@ -537,7 +538,7 @@ def state_reset(obj: Context, forget_links: bool) -> None:
 
         genesys-prov state reset
     """
-    from genesys_prov.state import RunLock, State
+    from genesys_prov.state.db import RunLock, State
 
     config = obj.config()
     with errors_to_exit(), RunLock(config.state_dir), State.open(config.state_dir) as db:
@@ -558,7 +559,7 @@ def state_retry(obj: Context, user: str | None) -> None:
 
         genesys-prov state retry ada@contoso.com
     """
-    from genesys_prov.state import State
+    from genesys_prov.state.db import State
 
     config = obj.config()
     with errors_to_exit(), State.open(config.state_dir) as db:
@@ -584,7 +585,7 @@ def explain(obj: Context, user: str, output: str) -> None:
 
         genesys-prov explain 8f1c0d2e-0000-4000-8000-000000000000 --output json
     """
-    from genesys_prov.explain import explain_user
+    from genesys_prov.sync.explain import explain_user
 
     config = obj.config()
     with errors_to_exit():
@@ -613,7 +614,7 @@ def provision(obj: Context, user: str, dry_run: bool, output: str) -> None:
 
         genesys-prov provision ada@contoso.com
     """
-    from genesys_prov.explain import provision_user
+    from genesys_prov.sync.explain import provision_user
 
     config = obj.config()
     with errors_to_exit():
@@ -761,8 +762,8 @@ def apply_command(obj: Context, plan_path: str, max_age: str, allow_deletions: b
 
         genesys-prov apply plan.json
     """
-    from genesys_prov.planfile import parse_age
-    from genesys_prov.sync import apply_plan_file
+    from genesys_prov.plan.file import parse_age
+    from genesys_prov.sync.run import apply_plan_file
 
     config = obj.config()
     with errors_to_exit():

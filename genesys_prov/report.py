@@ -18,11 +18,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from genesys_prov.apply import FAILURE, Outcome
 from genesys_prov.errors import ConfigError
-from genesys_prov.plan import Action, Change, Plan
-from genesys_prov.scimpath import ENTERPRISE_USER, GENESYS_USER
-from genesys_prov.sync import CheckResult, SyncResult, check_output_path
+from genesys_prov.mapping.scimpath import ENTERPRISE_USER, GENESYS_USER
+from genesys_prov.plan.model import Action, Change, Plan
+from genesys_prov.sync.run import CheckResult, SyncResult, check_output_path
+from genesys_prov.target.apply import FAILURE, Outcome
 
 STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REACTIVATE: "cyan",
          Action.DEACTIVATE: "red", Action.DELETE: "bold red"}

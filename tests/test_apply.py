@@ -6,11 +6,11 @@ import json
 import requests
 import responses
 
-from genesys_prov.apply import apply_plan
 from genesys_prov.config import TargetConfig
 from genesys_prov.http import HttpClient, RateLimiter, make_session
-from genesys_prov.plan import Action, AttributeChange, Change, Plan
-from genesys_prov.target import ScimClient
+from genesys_prov.plan.model import Action, AttributeChange, Change, Plan
+from genesys_prov.target.apply import apply_plan
+from genesys_prov.target.scim import ScimClient
 
 BASE = "https://api.example.test/api/v2/scim/v2"
 
@@ -153,7 +153,7 @@ def test_transient_failures_get_one_more_pass_and_are_reported_once():
 
 @responses.activate
 def test_a_reviewed_change_without_a_version_is_compared_first():
-    from genesys_prov.apply import Applier
+    from genesys_prov.target.apply import Applier
 
     responses.get(f"{BASE}/Users/t1", json={"id": "t1", "title": "edited by hand"})
     outcome = Applier(client(), ["userName"], strict=True).apply_one(update("t1"))
@@ -175,7 +175,7 @@ def test_a_reviewed_change_whose_own_first_attempt_landed_is_not_called_stale():
     not ChangedSincePlan."""
     from dataclasses import replace
 
-    from genesys_prov.apply import Applier
+    from genesys_prov.target.apply import Applier
 
     responses.patch(f"{BASE}/Users/t1", body=requests.ConnectionError("reset by peer"))
     responses.patch(f"{BASE}/Users/t1", status=412, json={"detail": "version mismatch"})

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from genesys_prov.rules import normalize_phone
+from genesys_prov.mapping.genesys_rules import normalize_phone
 from genesys_prov.sandbox import Sandbox
 from tests.conftest import run_cli, write_config
 
@@ -174,10 +174,10 @@ def test_static_token_works(sandbox: Sandbox, tmp_path: Path) -> None:
 
 def test_quote_in_username_is_escaped_and_adopted(sandbox: Sandbox, tmp_path: Path) -> None:
     """A create that collides (409) re-reads by the escaped userName and adopts."""
-    from genesys_prov.apply import Applier
     from genesys_prov.config import load_config
-    from genesys_prov.plan import Action, AttributeChange, Change
-    from genesys_prov.sync import connect
+    from genesys_prov.plan.model import Action, AttributeChange, Change
+    from genesys_prov.sync.run import connect
+    from genesys_prov.target.apply import Applier
 
     name = 'o"brien\\x@contoso.com'
     existing = sandbox.genesys.add_user({"userName": name, "displayName": "Old", "active": True})
@@ -284,7 +284,7 @@ def test_expired_genesys_token_is_renewed_once_mid_run(sandbox: Sandbox, tmp_pat
     # every token issued so far is now invalid; the next run's first call re-authenticates
     sandbox.genesys.expire_tokens()
     from genesys_prov.config import load_config
-    from genesys_prov.sync import connect
+    from genesys_prov.sync.run import connect
 
     conn = connect(load_config(cfg))
     conn.scim._bearer()  # a token the server is about to forget

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from genesys_prov.mapping import default_mappings_text
+from genesys_prov.mapping.mappings import default_mappings_text
 from genesys_prov.sandbox import Sandbox
-from genesys_prov.state import RunLock, State
+from genesys_prov.state.db import RunLock, State
 from tests.conftest import run_cli, write_config
 
 pytestmark = pytest.mark.e2e
@@ -188,7 +188,7 @@ def test_quiet_and_log_file_for_cron(sandbox: Sandbox, tmp_path: Path) -> None:
 
 def test_escrow_retries_with_backoff_then_clears(sandbox: Sandbox, tmp_path: Path) -> None:
     from genesys_prov.config import load_config
-    from genesys_prov.sync import run_sync
+    from genesys_prov.sync.run import run_sync
 
     config = load_config(configure(sandbox, tmp_path))
     bad = next(u for u in sandbox.graph.users if u.get("accountEnabled", True))
@@ -553,7 +553,7 @@ def test_quarantine_on_bad_credentials_probes_then_leaves(sandbox: Sandbox,
                                                           tmp_path: Path) -> None:
     from genesys_prov.config import load_config
     from genesys_prov.errors import AuthError, QuarantineError
-    from genesys_prov.sync import run_sync
+    from genesys_prov.sync.run import run_sync
 
     good = sandbox.config(scope="all")
     bad = json.loads(json.dumps(good))
@@ -651,7 +651,7 @@ def test_lock_between_two_processes_and_stale_lock_taken_over(sandbox: Sandbox,
     cfg = configure(sandbox, tmp_path)
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from genesys_prov.state import RunLock\n"
+         "import sys, time; from pathlib import Path; from genesys_prov.state.db import RunLock\n"
          f"with RunLock(Path({str(tmp_path / '.genesys-prov')!r})):\n"
          "    print('locked', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)

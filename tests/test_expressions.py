@@ -1,4 +1,5 @@
-"""Tests for the Entra ID attribute-mapping expression language (genesys_prov.expressions)."""
+"""Tests for the Entra ID attribute-mapping expression language
+(genesys_prov.mapping.expressions)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from genesys_prov import expressions
 from genesys_prov.errors import EvaluationError, ExpressionError
-from genesys_prov.expressions import IGNORE, Expression, function_names, parse
+from genesys_prov.mapping import expressions
+from genesys_prov.mapping.expressions import IGNORE, Expression, function_names, parse
 
 
 def run(text: str, **attributes: Any) -> Any:

@@ -1,4 +1,5 @@
-"""Property-based tests (hypothesis) for the expression language in genesys_prov.expressions.
+"""Property-based tests (hypothesis) for the expression language in
+genesys_prov.mapping.expressions.
 
 The contracts under test:
 
@@ -25,7 +26,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from genesys_prov.errors import EvaluationError, ExpressionError
-from genesys_prov.expressions import IGNORE, MAX_LENGTH, Expression, function_names, parse
+from genesys_prov.mapping.expressions import IGNORE, MAX_LENGTH, Expression, function_names, parse
 
 COMMON: dict[str, Any] = {
     "deadline": None,
@@ -565,7 +566,7 @@ def test_coalesce_falls_back_exactly_for_null_or_empty(x: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Regressions: bugs these properties found in genesys_prov/expressions.py (now fixed). Each
+# Regressions: bugs these properties found in genesys_prov/mapping/expressions.py (now fixed). Each
 # test states the contract (parse: Expression or ExpressionError; evaluate: a value or
 # EvaluationError) on the input that used to escape it.
 # --------------------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ from typing import Any
 
 import pytest
 
-from genesys_prov import apply as applying
 from genesys_prov.sandbox import Sandbox
 from genesys_prov.sandbox.faults import (
     Fault,
@@ -42,6 +41,7 @@ from genesys_prov.sandbox.faults import (
     graph_error_body,
     sandbox_proxy,
 )
+from genesys_prov.target import apply as applying
 from tests.conftest import Scim2Server, run_cli, write_config
 
 pytestmark = pytest.mark.e2e

@@ -19,9 +19,33 @@ from typing import Any
 
 import pytest
 
-from genesys_prov import apply as applying
-from genesys_prov.directory import DEFAULT_ACCESS_REASON, Assignments, scoped_user
-from genesys_prov.incremental import (
+from genesys_prov.mapping.mappings import (
+    DesiredGroup,
+    DesiredUser,
+    Mappings,
+    default_mappings_text,
+    desired_group,
+    load_mappings,
+    parse_mappings,
+)
+from genesys_prov.mapping.scimpath import ENTERPRISE_USER
+from genesys_prov.plan.model import (
+    Action,
+    AttributeChange,
+    Change,
+    GroupAction,
+    GroupChange,
+    MemberRef,
+    Plan,
+    PlanOptions,
+    TargetGroup,
+    TargetUser,
+    build_plan,
+    snapshot,
+)
+from genesys_prov.source.scope import DEFAULT_ACCESS_REASON, Assignments, scoped_user
+from genesys_prov.state.db import State
+from genesys_prov.sync.snapshot_planner import (
     BATCH,
     SNAPSHOT_META,
     Delta,
@@ -37,31 +61,7 @@ from genesys_prov.incremental import (
     target_json,
     user_row,
 )
-from genesys_prov.mapping import (
-    DesiredGroup,
-    DesiredUser,
-    Mappings,
-    default_mappings_text,
-    desired_group,
-    load_mappings,
-    parse_mappings,
-)
-from genesys_prov.plan import (
-    Action,
-    AttributeChange,
-    Change,
-    GroupAction,
-    GroupChange,
-    MemberRef,
-    Plan,
-    PlanOptions,
-    TargetGroup,
-    TargetUser,
-    build_plan,
-    snapshot,
-)
-from genesys_prov.scimpath import ENTERPRISE_USER
-from genesys_prov.state import State
+from genesys_prov.target import apply as applying
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS: Mappings = load_mappings(ROOT / "mappings.yaml")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from genesys_prov.errors import MappingError
-from genesys_prov.mapping import (
+from genesys_prov.mapping.mappings import (
     default_mappings_text,
     desired_user,
     load_mappings,

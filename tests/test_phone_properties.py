@@ -1,4 +1,5 @@
-"""Property-based test (hypothesis) for phone-number normalisation in genesys_prov.rules.
+"""Property-based test (hypothesis) for phone-number normalisation in
+genesys_prov.mapping.genesys_rules.
 
 The contract: a number written with a country code (``+…`` or ``tel:+…``), whatever its
 formatting and extension marker, either fails with ValueError or comes out as E.164 / a tel
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from genesys_prov.rules import normalize_phone
+from genesys_prov.mapping.genesys_rules import normalize_phone
 
 #: What may stand between two digits ("" most often).
 SEPARATORS = ("", "", "", " ", " ", "-", ".", "/", "(", ")", "\u00a0", "\u2009", "  ", " - ",

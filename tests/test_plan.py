@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from genesys_prov.mapping import desired_user, parse_mappings
-from genesys_prov.plan import Action, build_plan
-from genesys_prov.scimpath import ENTERPRISE_USER
+from genesys_prov.mapping.mappings import desired_user, parse_mappings
+from genesys_prov.mapping.scimpath import ENTERPRISE_USER
+from genesys_prov.plan.model import Action, build_plan
 
 MAPPINGS = parse_mappings(f"""
 user:

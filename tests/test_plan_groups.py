@@ -1,7 +1,7 @@
 """Planning managers, scope and groups — pure, no HTTP."""
 
-from genesys_prov.mapping import DesiredGroup, desired_user, parse_mappings
-from genesys_prov.plan import (
+from genesys_prov.mapping.mappings import DesiredGroup, desired_user, parse_mappings
+from genesys_prov.plan.model import (
     LATE_WAVE,
     Action,
     GroupAction,
@@ -9,7 +9,7 @@ from genesys_prov.plan import (
     PlanOptions,
     build_plan,
 )
-from genesys_prov.target import build_create, build_group_create, build_group_patches
+from genesys_prov.target.scim import build_create, build_group_create, build_group_patches
 
 EXT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 MAPPINGS = parse_mappings(f"""
@@ -94,7 +94,7 @@ def test_changed_and_removed_manager():
     plan = build_plan(desired(src("a"), src("b")), [tgt("a"), tgt("b", manager="a")], MAPPINGS)
     (update,) = plan.changes
     assert manager_of(update).op == "remove"
-    from genesys_prov.target import build_patch
+    from genesys_prov.target.scim import build_patch
 
     assert build_patch(update)["Operations"] == [{"op": "remove", "path": f"{EXT}:manager"}]
 

@@ -2,8 +2,12 @@
 
 import pytest
 
-from genesys_prov.mapping import DesiredUser
-from genesys_prov.rules import apply_genesys_rules, normalize_phone, normalize_phone_checked
+from genesys_prov.mapping.genesys_rules import (
+    apply_genesys_rules,
+    normalize_phone,
+    normalize_phone_checked,
+)
+from genesys_prov.mapping.mappings import DesiredUser
 
 
 @pytest.mark.parametrize(

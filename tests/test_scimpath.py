@@ -2,9 +2,9 @@
 
 import pytest
 
-from genesys_prov import scimpath
 from genesys_prov.errors import MappingError
-from genesys_prov.scimpath import ENTERPRISE_USER, parse_path
+from genesys_prov.mapping import scimpath
+from genesys_prov.mapping.scimpath import ENTERPRISE_USER, parse_path
 
 USER = {
     "id": "u1",

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from genesys_prov.errors import MappingError
-from genesys_prov.scoping import OPERATORS, Clause, ScopeFilter, parse_scope
+from genesys_prov.mapping.filters import OPERATORS, Clause, ScopeFilter, parse_scope
 
 WHERE = "mappings.yaml: user_scope"
 NOBODY: dict[str, Any] = {}

@@ -4,8 +4,8 @@ time from the listing the run already read (no extra request), never twice in on
 import pytest
 
 from genesys_prov.errors import MappingError
-from genesys_prov.mapping import desired_user, parse_mappings
-from genesys_prov.plan import Action, build_plan
+from genesys_prov.mapping.mappings import desired_user, parse_mappings
+from genesys_prov.plan.model import Action, build_plan
 
 EXT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 MAPPINGS = parse_mappings(f"""

@@ -9,8 +9,8 @@ import responses
 from genesys_prov.config import OAuthConfig, TargetConfig
 from genesys_prov.errors import AuthError, ScimError, TargetError
 from genesys_prov.http import HttpClient, RateLimiter, make_session
-from genesys_prov.plan import Action, AttributeChange, Change
-from genesys_prov.target import ScimClient, build_create, build_patch
+from genesys_prov.plan.model import Action, AttributeChange, Change
+from genesys_prov.target.scim import ScimClient, build_create, build_patch
 
 BASE = "https://api.example.test/api/v2/scim/v2"
 TOKEN_URL = "https://login.example.test/oauth/token"

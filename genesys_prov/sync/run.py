@@ -19,15 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from genesys_prov import apply as applying
 from genesys_prov.config import Config
-from genesys_prov.directory import (
-    Directory,
-    Keeper,
-    UserRule,
-    read_assignments,
-    read_directory,
-)
 from genesys_prov.errors import (
     AuthError,
     ConfigError,
@@ -39,20 +31,12 @@ from genesys_prov.errors import (
     TargetError,
 )
 from genesys_prov.http import HttpClient, RateLimiter, make_session
-from genesys_prov.incremental import (
-    SNAPSHOT_META,
-    Delta,
-    QuickPlan,
-    SnapshotInputs,
-    SnapshotWriter,
-    applied_rows,
-    plan_from_snapshot,
-    stored_targets,
-)
-from genesys_prov.mapping import DesiredUser, Mappings, load_mappings
-from genesys_prov.mappingtools import builtin_genesys_schemas, schema_errors
+from genesys_prov.mapping.genesys_rules import apply_genesys_rules
+from genesys_prov.mapping.mappings import DesiredUser, Mappings, load_mappings
+from genesys_prov.mapping.tools import builtin_genesys_schemas, schema_errors
 from genesys_prov.notify import Incident, Notifier
-from genesys_prov.plan import (
+from genesys_prov.plan.file import read_plan, write_plan
+from genesys_prov.plan.model import (
     REMOVALS,
     Action,
     Change,
@@ -67,11 +51,27 @@ from genesys_prov.plan import (
     group_snapshot,
     snapshot,
 )
-from genesys_prov.planfile import read_plan, write_plan
-from genesys_prov.rules import apply_genesys_rules
-from genesys_prov.source import GraphReader
-from genesys_prov.state import LogRecord, RunLock, State
-from genesys_prov.target import ScimClient
+from genesys_prov.source.graph import GraphReader
+from genesys_prov.source.scope import (
+    Directory,
+    Keeper,
+    UserRule,
+    read_assignments,
+    read_directory,
+)
+from genesys_prov.state.db import LogRecord, RunLock, State
+from genesys_prov.sync.snapshot_planner import (
+    SNAPSHOT_META,
+    Delta,
+    QuickPlan,
+    SnapshotInputs,
+    SnapshotWriter,
+    applied_rows,
+    plan_from_snapshot,
+    stored_targets,
+)
+from genesys_prov.target import apply as applying
+from genesys_prov.target.scim import ScimClient
 
 Progress = Callable[[str, int], None]
 Known = Callable[[list[str]], dict[str, TargetUser]]

@@ -3,10 +3,10 @@
 A real run keeps a snapshot in the state database: every directory user as last read
 (with whether assignments and group memberships put it in scope, and its manager), the
 direct user members of the groups that count, and, on each link, what the target held for
-that user after the run (:class:`~genesys_prov.plan.TargetUser` as JSON). An incremental
+that user after the run (:class:`~genesys_prov.plan.model.TargetUser` as JSON). An incremental
 run merges the partial objects Graph sends with the stored ones, recomputes scope from the
 stored members and the re-read assignments, and plans the changed users and groups with
-:func:`~genesys_prov.plan.build_plan` — full-sync semantics, without reading the directory;
+:func:`~genesys_prov.plan.model.build_plan` — full-sync semantics, without reading the directory;
 of the target only a lookup per new user and the groups listing when members change. What
 the snapshot cannot answer alone (nested memberships, deleted groups, groups entering or
 leaving ``group_scope``, SelectUniqueValue creates, …) falls back to reading the directory
@@ -24,16 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from genesys_prov import apply as applying
-from genesys_prov.directory import (
-    DEFAULT_ACCESS_REASON,
-    NOT_ASSIGNED,
-    USER_TYPE,
-    Assignments,
-    UserRule,
-    scoped_user,
-)
-from genesys_prov.mapping import (
+from genesys_prov.mapping.mappings import (
     DesiredGroup,
     DesiredUser,
     Mappings,
@@ -41,7 +32,7 @@ from genesys_prov.mapping import (
     manager_id,
     read_source,
 )
-from genesys_prov.plan import (
+from genesys_prov.plan.model import (
     Action,
     Change,
     MemberRef,
@@ -51,7 +42,16 @@ from genesys_prov.plan import (
     TargetUser,
     build_plan,
 )
-from genesys_prov.state import State
+from genesys_prov.source.scope import (
+    DEFAULT_ACCESS_REASON,
+    NOT_ASSIGNED,
+    USER_TYPE,
+    Assignments,
+    UserRule,
+    scoped_user,
+)
+from genesys_prov.state.db import State
+from genesys_prov.target import apply as applying
 
 SNAPSHOT_META = "snapshot"
 BATCH = 2000
@@ -114,7 +114,7 @@ def merge_user(stored: Mapping[str, Any], partial: Mapping[str, Any]) -> dict[st
 class SnapshotWriter:
     """Stores the users and groups a complete directory read sees, in batches, so memory
     stays flat; :meth:`finish` drops what the read did not see. A
-    :class:`~genesys_prov.directory.Keeper`."""
+    :class:`~genesys_prov.source.scope.Keeper`."""
 
     def __init__(self, state: State, run_id: str) -> None:
         self.state = state

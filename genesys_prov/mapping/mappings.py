@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genesys_prov import expressions, scimpath
 from genesys_prov.config import load_yaml, read_text
 from genesys_prov.errors import EvaluationError, ExpressionError, MappingError
-from genesys_prov.scimpath import TargetPath
-from genesys_prov.scoping import ScopeFilter, parse_scope
+from genesys_prov.mapping import expressions, scimpath
+from genesys_prov.mapping.filters import ScopeFilter, parse_scope
+from genesys_prov.mapping.scimpath import TargetPath
 
 # Entra's source attribute names that differ from Graph's, and how to read them.
 ENTRA_ALIASES: dict[str, str] = {
@@ -230,7 +230,7 @@ def read_source(user: dict[str, Any], name: str) -> Any:
 
 def default_mappings_text() -> str:
     """The built-in default Genesys mappings (the same as the repository's mappings.yaml)."""
-    return (Path(__file__).parent / "data" / "mappings.yaml").read_text(encoding="utf-8")
+    return (Path(__file__).parent.parent / "data" / "mappings.yaml").read_text(encoding="utf-8")
 
 
 def load_mappings(path: str | os.PathLike[str]) -> Mappings:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from genesys_prov import scimpath
-from genesys_prov.mapping import DesiredGroup, DesiredUser, Mappings
+from genesys_prov.mapping import scimpath
+from genesys_prov.mapping.mappings import DesiredGroup, DesiredUser, Mappings
 
 REDACT_MARK = "[Redact]"
 LATE_WAVE = 1_000  # wave of the manager fix-ups that run after every create

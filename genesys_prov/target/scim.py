@@ -17,11 +17,12 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
-from genesys_prov import redact, scimpath
+from genesys_prov import redact
 from genesys_prov.config import TargetConfig
 from genesys_prov.errors import AuthError, ScimError, TargetError
 from genesys_prov.http import HttpClient, TransportError
-from genesys_prov.plan import Change, GroupChange, MemberRef
+from genesys_prov.mapping import scimpath
+from genesys_prov.plan.model import Change, GroupChange, MemberRef
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"

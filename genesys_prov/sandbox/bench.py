@@ -5,7 +5,7 @@ new hire joined an assigned group.
 
 The sandbox runs in a child process (driven through a pipe, so the bench can change a
 user), and each sync in its own process, so each peak memory figure is the sync's own.
-Run: ``python -m genesys_prov.bench --users 10000``.
+Run: ``python -m genesys_prov.sandbox.bench --users 10000``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from genesys_prov.config import load_config
-from genesys_prov.sync import SyncResult, run_sync
+from genesys_prov.sync.run import SyncResult, run_sync
 
 
 def _serve(users: int, directory: Path, commands: Connection) -> None:
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
                     commands.recv()
                 # each run in its own process, so each peak memory figure is its own
                 out = subprocess.run(
-                    [sys.executable, "-m", "genesys_prov.bench", "--one", str(config_path),
+                    [sys.executable, "-m", "genesys_prov.sandbox.bench", "--one", str(config_path),
                      "--label", label, "--users", str(args.users), *extra],
                     check=True, capture_output=True, text=True)
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -18,10 +18,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from genesys_prov import scimpath
 from genesys_prov.errors import AuthError, ConnectError, GenesysProvError, ScimError
 from genesys_prov.http import TransportError
-from genesys_prov.plan import (
+from genesys_prov.mapping import scimpath
+from genesys_prov.plan.model import (
     LATE_WAVE,
     Action,
     AttributeChange,
@@ -31,7 +31,7 @@ from genesys_prov.plan import (
     MemberRef,
     Plan,
 )
-from genesys_prov.target import (
+from genesys_prov.target.scim import (
     ScimClient,
     build_create,
     build_group_create,

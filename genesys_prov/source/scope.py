@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from genesys_prov.config import SourceConfig
-from genesys_prov.mapping import (
+from genesys_prov.mapping.mappings import (
     DesiredGroup,
     DesiredUser,
     Mappings,
@@ -27,8 +27,8 @@ from genesys_prov.mapping import (
     desired_user,
     read_source,
 )
-from genesys_prov.plan import Skipped
-from genesys_prov.source import GraphReader
+from genesys_prov.plan.model import Skipped
+from genesys_prov.source.graph import GraphReader
 
 DEFAULT_ACCESS = "00000000-0000-0000-0000-000000000000"
 DEFAULT_ACCESS_REASON = "invalid permission: Default Access role"

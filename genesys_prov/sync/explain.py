@@ -12,19 +12,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from genesys_prov import expressions
-from genesys_prov.apply import FAILURE, Applier
 from genesys_prov.config import Config
-from genesys_prov.directory import DEFAULT_ACCESS_REASON, USER_TYPE, read_assignments
 from genesys_prov.errors import AuthError, ConfigError, SourceError
-from genesys_prov.mapping import (
+from genesys_prov.mapping import expressions
+from genesys_prov.mapping.genesys_rules import apply_genesys_rules
+from genesys_prov.mapping.mappings import (
     ENTRA_ALIASES,
     desired_user,
     evaluate,
     load_mappings,
     read_source,
 )
-from genesys_prov.plan import (
+from genesys_prov.plan.model import (
     REDACT_MARK,
     GroupAction,
     GroupChange,
@@ -33,9 +32,10 @@ from genesys_prov.plan import (
     build_plan,
     snapshot,
 )
-from genesys_prov.rules import apply_genesys_rules
-from genesys_prov.state import RunLock, State
-from genesys_prov.sync import Connections, connect, outcome_records, plan_options, run_check
+from genesys_prov.source.scope import DEFAULT_ACCESS_REASON, USER_TYPE, read_assignments
+from genesys_prov.state.db import RunLock, State
+from genesys_prov.sync.run import Connections, connect, outcome_records, plan_options, run_check
+from genesys_prov.target.apply import FAILURE, Applier
 
 
 def _show(value: Any, redacted: bool) -> Any:

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from genesys_prov import expressions
 from genesys_prov.errors import ConfigError, GenesysProvError
-from genesys_prov.mapping import (
+from genesys_prov.mapping import expressions
+from genesys_prov.mapping.mappings import (
     AttributeMapping,
     Mappings,
     graph_property,
     known_source,
     read_source,
 )
-from genesys_prov.scimpath import CORE_USER, TargetPath
+from genesys_prov.mapping.scimpath import CORE_USER, TargetPath
 
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 # Genesys' documented user filters (shared/spec/genesys-scim.md): matching on anything else
@@ -150,7 +150,7 @@ class Finding:
 def builtin_genesys_schemas() -> list[dict[str, Any]]:
     """The Genesys SCIM schemas as documented (shared/spec/genesys-scim.md), for offline
     validation."""
-    path = Path(__file__).parent / "data" / "genesys_schemas.json"
+    path = Path(__file__).parent.parent / "data" / "genesys_schemas.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     assert isinstance(data, list)
     return data

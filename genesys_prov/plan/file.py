@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from genesys_prov.errors import ConfigError
-from genesys_prov.plan import (
+from genesys_prov.plan.model import (
     Action,
     AttributeChange,
     Change,

@@ -1,0 +1,1 @@
+"""Reading Microsoft Graph: the client and who is in scope."""

@@ -1,0 +1,1 @@
+"""Writing to the SCIM target: the client and applying a plan."""
