@@ -35,7 +35,10 @@ from genesys_prov.errors import (
 )
 from genesys_prov.mapping import expressions
 from genesys_prov.mapping.mappings import default_mappings_text, load_mappings
-from genesys_prov.sync.run import SyncResult, note_check_passed, run_check, run_sync
+from genesys_prov.sync.check import run_check
+from genesys_prov.sync.incidents import note_check_passed
+from genesys_prov.sync.result import SyncResult
+from genesys_prov.sync.run import run_sync
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -372,7 +375,7 @@ def mapping_test(obj: Context, expression: str, attrs: tuple[str, ...], user_fil
         if user_file:
             user.update(mt.load_user_file(user_file))
         if upn:
-            from genesys_prov.sync.run import connect
+            from genesys_prov.sync.connections import connect
 
             conn = connect(obj.config())
             user.update(conn.graph.get(mt.graph_user_path(upn),
@@ -435,7 +438,7 @@ def mapping_validate(obj: Context, mappings_path: str | None, offline: bool,
         schemas: list[dict[str, Any]] | None = None
         source = "none (generic target, offline)"
         if config is not None and not offline:
-            from genesys_prov.sync.run import connect
+            from genesys_prov.sync.connections import connect
 
             body = connect(config).scim.get("/Schemas", auth=True)
             items = body.get("Resources") if isinstance(body, dict) else body

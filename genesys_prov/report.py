@@ -21,7 +21,9 @@ from rich.text import Text
 from genesys_prov.errors import ConfigError
 from genesys_prov.mapping.scimpath import ENTERPRISE_USER, GENESYS_USER
 from genesys_prov.plan.model import Action, Change, Plan
-from genesys_prov.sync.run import CheckResult, SyncResult, check_output_path
+from genesys_prov.sync.check import CheckResult
+from genesys_prov.sync.preflight import check_output_path
+from genesys_prov.sync.result import SyncResult
 from genesys_prov.target.apply import FAILURE, Outcome
 
 STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REACTIVATE: "cyan",

@@ -176,7 +176,7 @@ def test_quote_in_username_is_escaped_and_adopted(sandbox: Sandbox, tmp_path: Pa
     """A create that collides (409) re-reads by the escaped userName and adopts."""
     from genesys_prov.config import load_config
     from genesys_prov.plan.model import Action, AttributeChange, Change
-    from genesys_prov.sync.run import connect
+    from genesys_prov.sync.connections import connect
     from genesys_prov.target.apply import Applier
 
     name = 'o"brien\\x@contoso.com'
@@ -284,7 +284,7 @@ def test_expired_genesys_token_is_renewed_once_mid_run(sandbox: Sandbox, tmp_pat
     # every token issued so far is now invalid; the next run's first call re-authenticates
     sandbox.genesys.expire_tokens()
     from genesys_prov.config import load_config
-    from genesys_prov.sync.run import connect
+    from genesys_prov.sync.connections import connect
 
     conn = connect(load_config(cfg))
     conn.scim._bearer()  # a token the server is about to forget

@@ -84,7 +84,7 @@ def test_a_change_without_a_version_is_compared_before_it_is_written(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that gives no version at all: the object is read and compared with the old
     values the plan saw before anything is written."""
-    from genesys_prov.plan import model as planning
+    from genesys_prov.plan import build as planning
 
     monkeypatch.setattr(planning, "_version", lambda resource: None)
     cfg, plan, edited, untouched = _plan_a_title_change(sandbox, scim2_server, tmp_path)

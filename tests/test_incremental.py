@@ -29,6 +29,7 @@ from genesys_prov.mapping.mappings import (
     parse_mappings,
 )
 from genesys_prov.mapping.scimpath import ENTERPRISE_USER
+from genesys_prov.plan.build import build_plan, target_user
 from genesys_prov.plan.model import (
     Action,
     AttributeChange,
@@ -40,27 +41,23 @@ from genesys_prov.plan.model import (
     PlanOptions,
     TargetGroup,
     TargetUser,
-    build_plan,
-    snapshot,
 )
+from genesys_prov.source.delta import Delta
 from genesys_prov.source.scope import DEFAULT_ACCESS_REASON, Assignments, scoped_user
 from genesys_prov.state.db import State
-from genesys_prov.sync.snapshot_planner import (
+from genesys_prov.state.snapshot import (
     BATCH,
     SNAPSHOT_META,
-    Delta,
-    QuickPlan,
-    SnapshotInputs,
     SnapshotWriter,
     after_change,
-    applied_rows,
     merge_user,
-    plan_from_snapshot,
     stored_user,
     target_from_json,
     target_json,
     user_row,
 )
+from genesys_prov.sync.bookkeeping import applied_rows
+from genesys_prov.sync.snapshot_planner import QuickPlan, SnapshotInputs, plan_from_snapshot
 from genesys_prov.target import apply as applying
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +111,7 @@ def scim_user(tid: str, source: dict[str, Any], manager: str | None = None,
 def target_of(tid: str, source: dict[str, Any], manager: str | None = None,
               active: bool | None = None) -> TargetUser:
     """The :class:`TargetUser` a target read would give for ``scim_user(...)``."""
-    return snapshot(scim_user(tid, source, manager, active), MAPPINGS)
+    return target_user(scim_user(tid, source, manager, active), MAPPINGS)
 
 
 def value(user: TargetUser, name: str) -> Any:

@@ -6,7 +6,8 @@ import pytest
 
 from genesys_prov.mapping.mappings import desired_user, parse_mappings
 from genesys_prov.mapping.scimpath import ENTERPRISE_USER
-from genesys_prov.plan.model import Action, build_plan
+from genesys_prov.plan.build import build_plan
+from genesys_prov.plan.model import Action
 
 MAPPINGS = parse_mappings(f"""
 user:

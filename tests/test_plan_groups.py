@@ -1,14 +1,8 @@
 """Planning managers, scope and groups — pure, no HTTP."""
 
 from genesys_prov.mapping.mappings import DesiredGroup, desired_user, parse_mappings
-from genesys_prov.plan.model import (
-    LATE_WAVE,
-    Action,
-    GroupAction,
-    MemberRef,
-    PlanOptions,
-    build_plan,
-)
+from genesys_prov.plan.build import build_plan
+from genesys_prov.plan.model import LATE_WAVE, Action, GroupAction, MemberRef, PlanOptions
 from genesys_prov.target.scim import build_create, build_group_create, build_group_patches
 
 EXT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

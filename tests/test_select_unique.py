@@ -5,7 +5,8 @@ import pytest
 
 from genesys_prov.errors import MappingError
 from genesys_prov.mapping.mappings import desired_user, parse_mappings
-from genesys_prov.plan.model import Action, build_plan
+from genesys_prov.plan.build import build_plan
+from genesys_prov.plan.model import Action
 
 EXT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 MAPPINGS = parse_mappings(f"""

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
 
 import phonenumbers
 
+from genesys_prov.config import TargetConfig
 from genesys_prov.mapping import scimpath
 from genesys_prov.mapping.mappings import DesiredUser
 
@@ -35,6 +37,8 @@ _LEADING_ZERO_KEPT = frozenset({39, 378, 379})
 #: Characters that only format a number (besides whitespace, dashes and invisible marks).
 _FORMATTING = frozenset("-./()[]\u2212")
 _PHONE_CACHE_SIZE = 16_384
+
+UserRule = Callable[[DesiredUser], DesiredUser]
 
 
 def _ascii_digits(text: str) -> str:
@@ -229,3 +233,15 @@ def apply_genesys_rules(user: DesiredUser, phone_region: str | None) -> DesiredU
         user.error = (f"the mapped attributes need about {size:,} bytes; Genesys accepts "
                       f"at most {MAX_BODY_BYTES:,} per request")
     return user
+
+
+def user_rule(target: TargetConfig) -> UserRule | None:
+    """The target's data rules for desired users (Genesys: phone numbers, dateHire)."""
+    if target.flavor != "genesys":
+        return None
+    region = target.phone_default_region
+
+    def rule(desired: DesiredUser) -> DesiredUser:
+        return apply_genesys_rules(desired, region)
+
+    return rule

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from genesys_prov.config import load_config
-from genesys_prov.sync.run import SyncResult, run_sync
+from genesys_prov.sync.result import SyncResult
+from genesys_prov.sync.run import run_sync
 
 
 def _serve(users: int, directory: Path, commands: Connection) -> None:

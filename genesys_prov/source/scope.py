@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from genesys_prov.config import SourceConfig
+from genesys_prov.mapping.genesys_rules import UserRule
 from genesys_prov.mapping.mappings import (
     DesiredGroup,
     DesiredUser,
@@ -36,7 +37,6 @@ NOT_ASSIGNED = "not assigned to the application"
 USER_TYPE = "#microsoft.graph.user"
 
 Progress = Callable[[str, int], None]
-UserRule = Callable[[DesiredUser], DesiredUser]
 
 
 class Keeper(Protocol):

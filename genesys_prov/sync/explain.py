@@ -23,18 +23,14 @@ from genesys_prov.mapping.mappings import (
     load_mappings,
     read_source,
 )
-from genesys_prov.plan.model import (
-    REDACT_MARK,
-    GroupAction,
-    GroupChange,
-    MemberRef,
-    Plan,
-    build_plan,
-    snapshot,
-)
+from genesys_prov.plan.build import build_plan, target_user
+from genesys_prov.plan.model import REDACT_MARK, GroupAction, GroupChange, MemberRef, Plan
 from genesys_prov.source.scope import DEFAULT_ACCESS_REASON, USER_TYPE, read_assignments
 from genesys_prov.state.db import RunLock, State
-from genesys_prov.sync.run import Connections, connect, outcome_records, plan_options, run_check
+from genesys_prov.sync.bookkeeping import outcome_records
+from genesys_prov.sync.check import run_check
+from genesys_prov.sync.connections import Connections, connect
+from genesys_prov.sync.inputs import plan_options
 from genesys_prov.target.apply import FAILURE, Applier
 
 
@@ -172,7 +168,7 @@ def investigate(config: Config, who: str) -> Investigation:
             context.append(desired_user(manager, mappings))
         except SourceError:
             pass  # gone: the plan shows the manager as not provisioned
-    plan = build_plan([desired], [snapshot(r, mappings) for r in found.values()], mappings,
+    plan = build_plan([desired], [target_user(r, mappings) for r in found.values()], mappings,
                       options=plan_options(config, links), context=context)
     hidden = {ENTRA_ALIASES.get(n, n).split(".", 1)[0]
               for m in mappings.user if m.redacted for n in m.source_names()}

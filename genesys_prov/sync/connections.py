@@ -1,0 +1,40 @@
+"""The HTTP connections of one run: a Graph reader and a SCIM client, each with its own
+limiter, and the requests they sent."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from genesys_prov.config import Config
+from genesys_prov.http import HttpClient, RateLimiter, make_session
+from genesys_prov.source.graph import GraphReader
+from genesys_prov.target.scim import ScimClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Connections:
+    """The HTTP clients of one run: Graph and SCIM each get their own limiter."""
+
+    graph: GraphReader
+    scim: ScimClient
+    graph_http: HttpClient
+    scim_http: HttpClient
+
+    def request_counts(self) -> dict[str, dict[str, int]]:
+        """Requests sent so far, by side and method."""
+        return {"graph": dict(self.graph_http.counts), "target": dict(self.scim_http.counts)}
+
+
+def connect(config: Config) -> Connections:
+    """Build the Graph reader and SCIM client for a configuration (no request is sent)."""
+    workers = config.target.concurrency
+    graph_http = HttpClient(make_session(config.verify, pool_size=2), RateLimiter(0),
+                            timeout=config.target.timeout)
+    scim_http = HttpClient(make_session(config.verify, pool_size=workers),
+                           RateLimiter(config.target.rate_limit_per_minute),
+                           timeout=config.target.timeout)
+    return Connections(GraphReader(config.source, graph_http),
+                       ScimClient(config.target, scim_http), graph_http, scim_http)
