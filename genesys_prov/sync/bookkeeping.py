@@ -4,9 +4,11 @@ escrow, the provisioning log, and the target state each user was left in."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from genesys_prov.config import SafetyConfig
 from genesys_prov.mapping.mappings import Mappings
 from genesys_prov.plan.model import (
     Action,
@@ -16,7 +18,9 @@ from genesys_prov.plan.model import (
     Plan,
     TargetUser,
 )
-from genesys_prov.state.db import LogRecord
+from genesys_prov.plan.safety import settled_ids
+from genesys_prov.source.scope import Progress
+from genesys_prov.state.db import LogRecord, State
 from genesys_prov.state.snapshot import after_change, target_json
 from genesys_prov.target import apply as applying
 
@@ -93,3 +97,64 @@ def applied_rows(plan: Plan, before: Mapping[str, TargetUser],
     return [(sid, target_json(t) if t is not None else None) for sid, t in now.items()]
 
 
+
+
+def keep_plan(state: State, run_id: str, plan: Plan,
+              expired: Iterable[Mapping[str, Any]] = ()) -> None:
+    """Before a real run applies its plan: link every matched user and group, settle the
+    escrow of those the plan has nothing to do for, and log what the plan will not attempt
+    (failures, skips, held changes, warnings) and what escrow dropped (``expired``)."""
+    state.link_many("user", list(plan.matched))
+    state.link_many("group", list(plan.matched_groups))
+    settled = settled_ids(plan)  # escrowed, but nothing left to do for them
+    state.escrow_clear_many("user", settled["user"])
+    state.escrow_clear_many("group", settled["group"])
+    state.log(plan_records(run_id, plan) + [
+        LogRecord(run_id, str(e["identity"]), str(e["source_id"]), None, "Other",
+                  "Failure", "EscrowExpired",
+                  f"dropped from escrow after {e['attempts']} failed attempts: "
+                  f"{e['last_error']}") for e in expired])
+
+
+@dataclass
+class Bookkeeper:
+    """Records each outcome as it arrives, for every way of applying (sync, a plan file,
+    provision): the provisioning log, the link (or unlink, for a delete), and escrow — a
+    failure waits there (a transient one is tried again after 5 minutes), a success
+    clears it. ``progress`` hears of every 100th outcome and the last."""
+
+    state: State
+    run_id: str
+    safety: SafetyConfig
+    clock: Callable[[], float]
+    total: int = 0
+    progress: Progress | None = None
+    done: int = 0
+
+    def __call__(self, outcome: applying.Outcome) -> None:
+        """Record one outcome."""
+        self.done += 1
+        change = outcome.change
+        kind = "group" if isinstance(change, GroupChange) else "user"
+        if outcome.status == applying.FAILURE:
+            self._escrow(kind, outcome)
+        elif outcome.status != applying.SKIPPED:
+            self.state.escrow_clear(kind, change.source_id)
+        if outcome.status != applying.FAILURE and outcome.target_id:
+            if isinstance(change, Change) and change.action is Action.DELETE:
+                self.state.unlink("user", change.source_id)
+            else:
+                self.state.link(kind, change.source_id, outcome.target_id)
+        self.state.log(outcome_records(self.run_id, outcome))
+        if self.progress and (self.done % 100 == 0 or self.done == self.total):
+            self.progress("apply", self.done)
+
+    def _escrow(self, kind: str, outcome: applying.Outcome) -> None:
+        if outcome.code in ("Aborted", "Unauthorized"):
+            return
+        # the network or the server's 5xx: worth trying again soon, not in an hour
+        backoff = min(TRANSIENT_ESCROW_BACKOFF, self.safety.escrow_backoff) \
+            if applying.transient(outcome) else self.safety.escrow_backoff
+        change = outcome.change
+        self.state.escrow_failure(kind, change.source_id, change.identity, outcome.error or "",
+                                  self.clock(), backoff, self.safety.escrow_max_backoff)

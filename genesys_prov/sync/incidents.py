@@ -57,7 +57,7 @@ def failure_rate_cause(applied: applying.ApplyResult | None, minimum: int) -> st
     return None
 
 
-def _enter_quarantine(state: State, run_id: str, reason: str, now: float,
+def enter_quarantine(state: State, run_id: str, reason: str, now: float,
                       config: Config) -> None:
     state.set_meta(QUARANTINE, json.dumps({"since": _iso(now), "reason": reason,
                                            "last_probe": now, "probes": 0,
@@ -73,7 +73,7 @@ def next_probe(info: dict[str, Any], config: Config) -> float:
     return float(info["last_probe"]) + gap
 
 
-def _quarantine_gate(config: Config, state: State, run_id: str, now: float) -> bool:
+def quarantine_gate(config: Config, state: State, run_id: str, now: float) -> bool:
     """While quarantined, a run only probes the connection: 5 minutes after entering, then
     at growing gaps; at once when the configuration or a secret changed, or after a
     passing ``check``. Returns True when the job just left quarantine; raises
@@ -126,7 +126,7 @@ def incidents_of(result: SyncResult | None, quarantined: str | None) -> list[Inc
     return out
 
 
-def _notify(config: Config, state: State, incidents: list[Incident]) -> None:
+def send_notifications(config: Config, state: State, incidents: list[Incident]) -> None:
     def load() -> dict[str, str]:
         data = json.loads(state.get_meta("notify_open") or "{}")
         return data if isinstance(data, dict) else {}
@@ -163,7 +163,7 @@ def escrow_info(state: State) -> dict[str, Any] | None:
             "next_retry": _iso(summary["next_retry"])}
 
 
-def _escrow_waiting(state: State, run_id: str, digest: str, dry_run: bool, retry_now: bool,
+def escrow_waiting(state: State, run_id: str, digest: str, dry_run: bool, retry_now: bool,
                     now: float) -> dict[str, dict[str, Any]]:
     """The escrowed users whose changes this run holds back (not due yet). A change of the
     mappings or settings releases escrow: those users are planned afresh (a dry run only

@@ -12,10 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from genesys_prov.config import Config
-from genesys_prov.errors import (
-    SafetyError,
-    SourceError,
-)
+from genesys_prov.errors import DeltaExpired, SafetyError, SourceError
 from genesys_prov.mapping.genesys_rules import user_rule
 from genesys_prov.mapping.mappings import DesiredUser, Mappings
 from genesys_prov.plan.build import build_plan, target_group, target_user
@@ -28,7 +25,11 @@ from genesys_prov.plan.model import (
 from genesys_prov.source.delta import Delta
 from genesys_prov.source.scope import Directory, Keeper, Progress, read_assignments, read_directory
 from genesys_prov.state.db import State
+from genesys_prov.state.snapshot import SNAPSHOT_META, SnapshotWriter, stored_targets
 from genesys_prov.sync.connections import Connections
+from genesys_prov.sync.context import RunContext
+from genesys_prov.sync.result import FullReason
+from genesys_prov.sync.snapshot_planner import QuickPlan, SnapshotInputs, plan_from_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
 
 
 def _probe_changes(conn: Connections, config: Config, state: State,
-                   kinds: dict[str, list[str]]) -> tuple[str, Delta | None]:
+                   kinds: dict[str, list[str]]) -> tuple[Why | None, Delta | None]:
     """Follow the stored delta links (one Graph request each when nothing changed) and
     re-read the app's assignments (they have no delta). Returns ("", delta) when an
     incremental run may go on (delta.count may be 0), else (why a full sync is needed,
@@ -151,14 +152,14 @@ def _probe_changes(conn: Connections, config: Config, state: State,
     for kind in kinds:
         link = state.delta_link(kind)
         if link is None:
-            return f"no delta link for {kind}", None
+            return (FullReason.NO_DELTA_LINK, f"no delta link for {kind}"), None
         delta.changes[kind], delta.links[kind] = conn.graph.delta_changes(link)
     if config.source.scope == "assigned" and config.source.service_principal_id:
         delta.assigned = read_assignments(conn.graph, config.source)
     digest = delta.assigned.digest if delta.assigned else ""
     if digest != (state.get_meta("assignments_digest") or ""):
-        return "the application's assignments changed", None
-    return "", delta
+        return (FullReason.ASSIGNMENTS_CHANGED, FullReason.ASSIGNMENTS_CHANGED.value), None
+    return None, delta
 
 
 def _find_target(conn: Connections, mappings: Mappings,
@@ -257,20 +258,152 @@ def _delta_kinds(config: Config, mappings: Mappings) -> dict[str, list[str]]:
     return kinds
 
 
-def full_sync_reason(state: State, digest: str, full: bool, now: float) -> str | None:
+Why = tuple[FullReason, str]  # why a run reads everything, and the text it shows
+INCREMENTAL_MIN_READS = 25
+NO_CHANGES = "no directory changes"
+
+
+def full_sync_reason(state: State, digest: str, full: bool, now: float) -> Why | None:
     """Why this run must read everything (None: an incremental run may do)."""
     if full:
-        return "--full was given"
+        return FullReason.REQUESTED, FullReason.REQUESTED.value
     if state.delta_link("users") is None:
-        return "no delta links yet (first run, or after state reset)"
+        return FullReason.FIRST_RUN, FullReason.FIRST_RUN.value
     if state.get_meta("settings_digest") != digest:
-        return "the mappings or scope settings changed since the last run"
+        return FullReason.SETTINGS_CHANGED, FullReason.SETTINGS_CHANGED.value
     last = state.last_run()
     if last is not None and last["status"] not in ("success", "incremental", "failed"):
-        return f"the last run ended with status {last['status']!r}"
+        return FullReason.LAST_RUN, f"the last run ended with status {last['status']!r}"
     if any(e["next_retry"] <= now for e in state.escrowed("group").values()):
-        return "escrowed group changes are due for a retry"
+        return FullReason.GROUP_ESCROW_DUE, FullReason.GROUP_ESCROW_DUE.value
     return None
 
 
-INCREMENTAL_MIN_READS = 25
+@dataclass
+class Ask:
+    """What a sync asks of its inputs."""
+
+    digest: str                          # the settings digest
+    waiting: dict[str, dict[str, Any]]   # escrowed users not due yet
+    full: bool = False
+    left_quarantine: bool = False
+    plan_out: bool = False
+    retry_now: bool = False
+
+
+@dataclass
+class Choice:
+    """The inputs a run planned from, and why: ``reading`` is None when the directory did
+    not change (nothing to plan); ``starts`` are the delta links to keep once the run
+    finishes; ``quick`` is the snapshot path's plan (it brings the snapshot up to date)."""
+
+    reading: Reading | None
+    mode: str
+    reason: str
+    full_reason: FullReason | None
+    starts: dict[str, str]
+    quick: QuickPlan | None = None
+
+
+def _forced(run: RunContext, ask: Ask) -> Why | None:
+    """A full read the run's own settings or state call for (before Graph is asked)."""
+    if ask.left_quarantine:
+        return FullReason.LEFT_QUARANTINE, FullReason.LEFT_QUARANTINE.value
+    if ask.plan_out:
+        return FullReason.PLAN_FILE, FullReason.PLAN_FILE.value
+    why = full_sync_reason(run.state, ask.digest, ask.full, run.clock())
+    if why is None and ask.retry_now and run.state.escrowed("group"):
+        return FullReason.RETRY_NOW, FullReason.RETRY_NOW.value
+    return why
+
+
+def _probe(run: RunContext, conn: Connections, kinds: dict[str, list[str]],
+           waiting: dict[str, dict[str, Any]]) -> tuple[Why | None, Delta | None]:
+    """Follow the delta links; an expired one means starting over with a full read."""
+    try:
+        why, delta = _probe_changes(conn, run.config, run.state, kinds)
+    except DeltaExpired as exc:
+        return (FullReason.DELTA_EXPIRED, f"{exc}: starting over"), None
+    if delta is not None:
+        delta.retry = {sid for sid in run.state.escrowed("user") if sid not in waiting}
+    return why, delta
+
+
+def _snapshot_attempt(run: RunContext, conn: Connections, delta: Delta, ask: Ask,
+                      max_reads: int) -> tuple[QuickPlan | str, float]:
+    """Plan from the snapshot, or say why it cannot (and how long it took)."""
+    config, mappings, state = run.config, run.mappings, run.state
+    started = time.monotonic()
+    inputs = SnapshotInputs(
+        delta.assigned, config.source.nested_groups,
+        lambda user: [target_user(r, mappings) for r in _find_target(conn, mappings, user)],
+        lambda: _target_groups(conn, mappings), max_reads)
+    attempt = plan_from_snapshot(state, delta, mappings, ask.digest,
+                                 plan_options(config, state.links("user")),
+                                 user_rule(config.target), inputs)
+    return attempt, time.monotonic() - started
+
+
+def _too_many_reads(run: RunContext, delta: Delta, trusted: bool, max_reads: int) -> Why | None:
+    """Reading k users one by one beats listing them all (two listings of ⌈n / page⌉
+    pages) only while k is small."""
+    changed = delta.changed_user_ids()
+    if trusted:  # what the snapshot holds need not be read
+        changed -= set(run.state.applied(sorted(changed)))
+    if len(changed) <= max_reads:
+        return None
+    return FullReason.TOO_MANY_READS, (f"{len(changed)} changed users to read: listing the "
+                                       "target is cheaper than reading them one by one")
+
+
+def choose_reading(run: RunContext, conn: Connections, ask: Ask) -> Choice:
+    """Gather a sync's inputs the cheapest way that gives the same plan as a full read:
+    nothing when the directory did not change; the snapshot path; the read path; or a
+    full read of both sides (the first run, --full, a plan file, changed settings, an
+    expired delta link, too many users to read one by one, …). A real run keeps what it
+    reads in the snapshot (trusted again only once the run finishes)."""
+    config, mappings, state = run.config, run.mappings, run.state
+    kinds = _delta_kinds(config, mappings)
+    why, delta = _forced(run, ask), None
+    if why is None:
+        why, delta = _probe(run, conn, kinds, ask.waiting)
+    if delta is not None and delta.count == 0 and not delta.retry:
+        return Choice(None, "incremental", NO_CHANGES, None, delta.links)
+    links = state.links("user")
+    trusted = state.get_meta(SNAPSHOT_META) == ask.digest
+    # under 25 reads it hardly matters; above two listings, listing is cheaper
+    max_reads = max(INCREMENTAL_MIN_READS, 2 * -(-len(links) // config.target.page_size))
+    quick, why_not, seconds = None, "", 0.0
+    if delta is not None:
+        attempt, seconds = _snapshot_attempt(run, conn, delta, ask, max_reads)
+        if isinstance(attempt, QuickPlan):
+            quick = attempt
+        else:
+            why_not = attempt
+            why = _too_many_reads(run, delta, trusted, max_reads)
+            delta = None if why else delta
+    writer = None if run.dry_run else SnapshotWriter(state, run.run_id)
+    if writer is not None:
+        state.delete_meta(SNAPSHOT_META)  # trusted again once this run finishes
+    if delta is not None and quick is not None:
+        reading = Reading(quick.plan, {"plan": seconds},
+                          state.get_meta("assignments_digest") or "", quick.before)
+        return Choice(reading, "incremental", delta.describe(), None, delta.links, quick)
+    if delta is not None:
+        def known(ids: list[str]) -> dict[str, TargetUser]:
+            return stored_targets(state, ids, mappings) if trusted else {}
+
+        reading = read_and_plan_changes(config, mappings, conn, links,
+                                        delta.changed_user_ids(), run.progress, writer, known)
+        choice = Choice(reading, "incremental",
+                        f"{delta.describe()}; the directory was read ({why_not})", None,
+                        delta.links)
+    else:
+        starts = {} if run.dry_run else {
+            kind: conn.graph.delta_start(kind, select) for kind, select in kinds.items()}
+        reading = read_and_plan(config, mappings, conn, run.progress, links, writer)
+        reason, text = why if why else (FullReason.REQUESTED, "")
+        choice = Choice(reading, "full", text, reason, starts)
+    if writer is not None:
+        writer.finish()
+    return choice

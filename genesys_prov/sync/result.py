@@ -3,16 +3,39 @@ run ended (as enums the command line turns into exit codes)."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
+from enum import Enum, StrEnum
 from typing import Any
 
-from genesys_prov.plan.model import (
-    Plan,
-)
+from genesys_prov.plan.model import Plan
 from genesys_prov.target import apply as applying
 
-log = logging.getLogger(__name__)
+
+class FullReason(StrEnum):
+    """Why a run read both sides completely (the text a run shows may add details)."""
+
+    REQUESTED = "--full was given"
+    FIRST_RUN = "no delta links yet (first run, or after state reset)"
+    SETTINGS_CHANGED = "the mappings or scope settings changed since the last run"
+    LAST_RUN = "the last run did not end well"
+    GROUP_ESCROW_DUE = "escrowed group changes are due for a retry"
+    LEFT_QUARANTINE = "the job just left quarantine"
+    PLAN_FILE = "a plan file is made from a full comparison"
+    RETRY_NOW = "escrowed group changes are retried now (--retry-now)"
+    NO_DELTA_LINK = "no delta link for a kind of object"
+    DELTA_EXPIRED = "the delta link expired"
+    ASSIGNMENTS_CHANGED = "the application's assignments changed"
+    TOO_MANY_READS = "too many changed users to read one by one"
+
+
+class RunEnd(Enum):
+    """How a run ended, for the exit code: worst first."""
+
+    ABORTED = "aborted"          # applying stopped (authentication failed on the way)
+    QUARANTINED = "quarantined"  # the run put the job in quarantine
+    HELD = "held"                # the safety guard held deactivations
+    FAILED = "failed"            # some changes failed
+    OK = "ok"
 
 
 @dataclass
@@ -28,12 +51,24 @@ class SyncResult:
     mode: str = "full"          # full | incremental
     mode_reason: str = ""       # why a full sync ran (or "no directory changes")
     quarantined: str | None = None  # why this run put the job in quarantine
+    full_reason: FullReason | None = None  # why a full sync ran (None: it did not)
     escrow: dict[str, Any] | None = None  # what waits in escrow after the run
 
     @property
     def failed(self) -> bool:
         """True when any user failed (in planning or applying)."""
         return bool(self.plan.failures) or bool(self.applied and self.applied.failed)
+
+    @property
+    def end(self) -> RunEnd:
+        """How the run ended (the command line's exit code)."""
+        if self.applied is not None and self.applied.aborted:
+            return RunEnd.ABORTED
+        if self.quarantined:
+            return RunEnd.QUARANTINED
+        if self.plan.held:
+            return RunEnd.HELD
+        return RunEnd.FAILED if self.failed else RunEnd.OK
 
     def data(self) -> dict[str, Any]:
         """JSON-ready form (the ``--output json`` document)."""

@@ -1,4 +1,7 @@
-"""The pipeline: source (Graph) → mapping → plan → apply, and the connection check.
+"""A sync, in phases: open the run (lock, run record, notify on error) → the gates
+(quarantine, the target's schema, escrow) → choose the inputs and plan → the guards,
+escrow's hold, the plan file → return on dry-run → apply → finish (snapshot, delta links,
+digests, notifications). And the exact apply of a reviewed plan file.
 
 These are the library entry points the CLI calls; they never print or exit. Progress is
 reported through an optional callback ``progress(stage, done)``.
@@ -6,76 +9,35 @@ reported through an optional callback ``progress(stage, done)``.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from genesys_prov.config import Config
-from genesys_prov.errors import (
-    AuthError,
-    DeltaExpired,
-    QuarantineError,
-    SafetyError,
-    TargetError,
-)
-from genesys_prov.mapping.genesys_rules import user_rule
+from genesys_prov.errors import SafetyError
 from genesys_prov.mapping.mappings import Mappings, load_mappings
-from genesys_prov.notify import Incident
-from genesys_prov.plan.build import target_user
 from genesys_prov.plan.file import read_plan, write_plan
-from genesys_prov.plan.model import (
-    Action,
-    Change,
-    GroupChange,
-    Plan,
-    TargetUser,
-)
-from genesys_prov.plan.safety import guard_plan, hold_escrowed, settled_ids
-from genesys_prov.source.delta import Delta
+from genesys_prov.plan.model import Plan
+from genesys_prov.plan.safety import guard_plan, hold_escrowed
 from genesys_prov.source.scope import Progress
-from genesys_prov.state.db import LogRecord, RunLock, State
-from genesys_prov.state.snapshot import SNAPSHOT_META, SnapshotWriter, stored_targets
-from genesys_prov.sync.bookkeeping import (
-    TRANSIENT_ESCROW_BACKOFF,
-    applied_rows,
-    outcome_records,
-    plan_records,
-)
+from genesys_prov.state.snapshot import SNAPSHOT_META
+from genesys_prov.sync.bookkeeping import Bookkeeper, applied_rows, keep_plan, plan_records
 from genesys_prov.sync.connections import Connections, connect
+from genesys_prov.sync.context import RunContext, run_context
 from genesys_prov.sync.digests import settings_digest
 from genesys_prov.sync.incidents import (
-    _enter_quarantine,
-    _escrow_waiting,
-    _notify,
-    _quarantine_gate,
+    enter_quarantine,
     escrow_info,
+    escrow_waiting,
     failure_rate_cause,
     incidents_of,
-    quarantine_cause,
+    quarantine_gate,
 )
-from genesys_prov.sync.inputs import (
-    INCREMENTAL_MIN_READS,
-    Reading,
-    _delta_kinds,
-    _find_target,
-    _probe_changes,
-    _target_groups,
-    full_sync_reason,
-    plan_options,
-    read_and_plan,
-    read_and_plan_changes,
-)
+from genesys_prov.sync.inputs import NO_CHANGES, Ask, Choice, choose_reading
 from genesys_prov.sync.preflight import check_output_path, check_target_schema
 from genesys_prov.sync.result import SyncResult
-from genesys_prov.sync.snapshot_planner import QuickPlan, SnapshotInputs, plan_from_snapshot
 from genesys_prov.target import apply as applying
 
-log = logging.getLogger(__name__)
-
-
-NO_CHANGES = "no directory changes"
+__all__ = ["NO_CHANGES", "apply_plan_file", "run_sync"]
 
 
 def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = False,
@@ -99,220 +61,132 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
     mappings = load_mappings(config.mappings_path)
     if plan_out:
         check_output_path("--plan-out", plan_out)
-    lock: contextlib.AbstractContextManager[Any] = \
-        contextlib.nullcontext() if dry_run else RunLock(config.state_dir)
-    with lock, State.open(config.state_dir) as state:
-        run_id = state.start_run(dry_run)
-        status = "error"
-        in_scope: int | None = None
-        counts: dict[str, int] = {}
-        try:
-            left_quarantine = not dry_run and _quarantine_gate(config, state, run_id, clock())
-            conn = connect(config)
-            digest = settings_digest(config, mappings)
-            check_target_schema(config, mappings, conn, state, digest)
-            waiting = _escrow_waiting(state, run_id, digest, dry_run, retry_now, clock())
-            kinds = _delta_kinds(config, mappings)
-            reason = full_sync_reason(state, digest, full or left_quarantine or bool(plan_out),
-                                      clock())
-            if left_quarantine:
-                reason = "the job just left quarantine"
-            elif plan_out:
-                reason = "a plan file is made from a full comparison"
-            elif reason is None and retry_now and state.escrowed("group"):
-                reason = "escrowed group changes are retried now (--retry-now)"
-            delta: Delta | None = None
-            quick: QuickPlan | None = None
-            quick_seconds = 0.0
-            why_not = ""
-            trusted = False
-            links = state.links("user")
-            if reason is None:
-                try:
-                    reason, delta = _probe_changes(conn, config, state, kinds)
-                except DeltaExpired as exc:
-                    reason, delta = f"{exc}: starting over", None
-                if delta is not None:
-                    delta.retry = {sid for sid in state.escrowed("user") if sid not in waiting}
-                if delta is not None and delta.count == 0 and not delta.retry:
-                    in_scope = state.last_in_scope()
-                    if not dry_run:
-                        for kind, link in delta.links.items():
-                            state.set_delta_link(kind, link)
-                    status = "incremental"
-                    if not dry_run:
-                        _notify(config, state, [])
-                    return SyncResult(plan=Plan(in_scope=in_scope or 0), dry_run=dry_run,
-                                      requests=conn.request_counts(), run_id=run_id,
-                                      mode="incremental", mode_reason=NO_CHANGES,
-                                      escrow=escrow_info(state))
-                trusted = state.get_meta(SNAPSHOT_META) == digest
-                # reading k users one by one beats listing them all (two listings of
-                # ⌈n / page⌉ pages) only while k is small; under 25 it hardly matters
-                max_reads = max(INCREMENTAL_MIN_READS,
-                                2 * -(-len(links) // config.target.page_size))
-                if delta is not None:
-                    started = time.monotonic()
-                    inputs = SnapshotInputs(
-                        delta.assigned, config.source.nested_groups,
-                        lambda user: [target_user(r, mappings)
-                                      for r in _find_target(conn, mappings, user)],
-                        lambda: _target_groups(conn, mappings), max_reads)
-                    attempt = plan_from_snapshot(state, delta, mappings, digest,
-                                                 plan_options(config, links), user_rule(config.target),
-                                                 inputs)
-                    if isinstance(attempt, QuickPlan):
-                        quick = attempt
-                        quick_seconds = time.monotonic() - started
-                    else:
-                        why_not = attempt
-                        changed = delta.changed_user_ids()
-                        if trusted:  # what the snapshot holds need not be read
-                            changed -= set(state.applied(sorted(changed)))
-                        if len(changed) > max_reads:
-                            reason = (f"{len(changed)} changed users to read: listing the "
-                                      "target is cheaper than reading them one by one")
-                            delta = None
-            writer = None if dry_run else SnapshotWriter(state, run_id)
-            if not dry_run:
-                state.delete_meta(SNAPSHOT_META)  # trusted again once this run finishes
-            if delta is not None and quick is not None:
-                starts = delta.links
-                mode, reason = "incremental", delta.describe()
-                reading = Reading(quick.plan, {"plan": quick_seconds},
-                                  state.get_meta("assignments_digest") or "", quick.before)
-            elif delta is not None:
-                starts = delta.links
-                mode = "incremental"
-                reason = f"{delta.describe()}; the directory was read ({why_not})"
-
-                def known(ids: list[str]) -> dict[str, TargetUser]:
-                    return stored_targets(state, ids, mappings) if trusted else {}
-
-                reading = read_and_plan_changes(config, mappings, conn, links,
-                                                delta.changed_user_ids(), progress, writer,
-                                                known)
-            else:
-                mode = "full"
-                starts = {} if dry_run else {
-                    kind: conn.graph.delta_start(kind, select) for kind, select in kinds.items()}
-                reading = read_and_plan(config, mappings, conn, progress, links, writer)
-            if writer is not None and quick is None:
-                writer.finish()
-            plan, timings = reading.plan, reading.timings
-            in_scope = plan.in_scope
-            try:
-                plan = guard_plan(plan, config, len(links), state.last_in_scope(),
-                                  allow_deletions)
-            except SafetyError:
-                status = "blocked"
-                raise
-            now = clock()
-            expired = [] if dry_run else state.expire_escrow(now, config.safety.escrow_max_age)
-            plan = hold_escrowed(plan, waiting)
-            counts = plan.counts()
-            result = SyncResult(plan=plan, dry_run=dry_run, timings=timings, run_id=run_id,
-                                mode=mode, mode_reason=reason or "")
-            if plan_out:
-                write_plan(plan_out, plan, digest)
-            if not dry_run:
-                state.link_many("user", list(plan.matched))
-                state.link_many("group", list(plan.matched_groups))
-                settled = settled_ids(plan)  # escrowed, but nothing left to do for them
-                state.escrow_clear_many("user", settled["user"])
-                state.escrow_clear_many("group", settled["group"])
-                state.log(plan_records(run_id, plan) + [
-                    LogRecord(run_id, str(e["identity"]), str(e["source_id"]), None, "Other",
-                              "Failure", "EscrowExpired",
-                              f"dropped from escrow after {e['attempts']} failed attempts: "
-                              f"{e['last_error']}") for e in expired])
-            if progress:
-                progress("plan", plan.writes)
-            if not dry_run and plan.writes:
-                result.applied = _apply(config, mappings, conn, plan, state, run_id, progress,
-                                        clock)
-                timings["apply"] = result.applied.elapsed
-                cause = (f"authentication failed while applying: {result.applied.aborted}"
-                         if result.applied.aborted else
-                         failure_rate_cause(result.applied,
-                                            config.safety.quarantine_min_failures))
-                if cause:
-                    _enter_quarantine(state, run_id, cause, clock(), config)
-                    result.quarantined = cause
-            result.requests = conn.request_counts()
-            result.escrow = escrow_info(state)
-            status = "held" if plan.held else "failed" if result.failed else "success"
-            if status == "success" and mode == "incremental":
-                status = "incremental"
-            if not dry_run:
-                state.set_applied(applied_rows(plan, reading.before,
-                                               result.applied.outcomes if result.applied
-                                               else (), mappings, state.links("user")))
-                if quick is not None:
-                    quick.store(state, run_id)
-                for kind, link in starts.items():
-                    state.set_delta_link(kind, link)
-                state.set_meta("settings_digest", digest)
-                state.set_meta("assignments_digest", reading.assignments_digest)
-                state.set_meta(SNAPSHOT_META, digest)
-                _notify(config, state, incidents_of(result, result.quarantined))
-            return result
-        except SafetyError as exc:
-            if not dry_run:
-                _notify(config, state, [Incident("blocked", "genesys-prov: a safety guard "
-                                                 "stopped the run", str(exc))])
-            raise
-        except QuarantineError as exc:
-            if not dry_run:
-                _notify(config, state, incidents_of(None, str(exc)))
-            raise
-        except (AuthError, TargetError) as exc:
-            cause = quarantine_cause(exc)
-            if cause and not dry_run:
-                _enter_quarantine(state, run_id, cause, clock(), config)
-                _notify(config, state, incidents_of(None, cause))
-            raise
-        finally:
-            state.finish_run(run_id, status, in_scope, counts)
+    with run_context(config, mappings, dry_run=dry_run, clock=clock, progress=progress,
+                     incidents=True) as run:
+        left_quarantine = not dry_run and quarantine_gate(config, run.state, run.run_id,
+                                                          clock())
+        conn = connect(config)
+        ask = Ask(settings_digest(config, mappings), {}, full, left_quarantine,
+                  bool(plan_out), retry_now)
+        check_target_schema(config, mappings, conn, run.state, ask.digest)
+        ask.waiting = escrow_waiting(run.state, run.run_id, ask.digest, dry_run, retry_now,
+                                     clock())
+        choice = choose_reading(run, conn, ask)
+        if choice.reading is None:
+            return _nothing_changed(run, conn, choice)
+        result = _planned(run, choice, ask, allow_deletions, plan_out)
+        if not dry_run:
+            _apply_and_watch(run, conn, result)
+        _finish(run, conn, result, choice, ask.digest)
+        return result
+    raise AssertionError("unreachable")  # pragma: no cover (mypy: the context may swallow)
 
 
-def _apply(config: Config, mappings: Mappings, conn: Connections, plan: Plan, state: State,
-           run_id: str, progress: Progress | None,
-           clock: Callable[[], float], strict: bool = False) -> applying.ApplyResult:
-    done = 0
-    safety = config.safety
+def _nothing_changed(run: RunContext, conn: Connections, choice: Choice) -> SyncResult:
+    """The directory did not change: nothing is read from or written to the target."""
+    run.in_scope = run.state.last_in_scope()
+    run.status = "incremental"
+    if not run.dry_run:
+        for kind, link in choice.starts.items():
+            run.state.set_delta_link(kind, link)
+        run.notify([])
+    return SyncResult(plan=Plan(in_scope=run.in_scope or 0), dry_run=run.dry_run,
+                      requests=conn.request_counts(), run_id=run.run_id,
+                      mode="incremental", mode_reason=choice.reason,
+                      escrow=escrow_info(run.state))
 
-    def record(outcome: applying.Outcome) -> None:
-        nonlocal done
-        done += 1
-        change = outcome.change
-        kind = "group" if isinstance(change, GroupChange) else "user"
-        if outcome.status == applying.SKIPPED:
-            pass
-        elif outcome.status == applying.FAILURE:
-            if outcome.code not in ("Aborted", "Unauthorized"):
-                # the network or the server's 5xx: worth trying again soon, not in an hour
-                backoff = min(TRANSIENT_ESCROW_BACKOFF, safety.escrow_backoff) \
-                    if applying.transient(outcome) else safety.escrow_backoff
-                state.escrow_failure(kind, change.source_id, change.identity,
-                                     outcome.error or "", clock(), backoff,
-                                     safety.escrow_max_backoff)
-        else:
-            state.escrow_clear(kind, change.source_id)
-        if outcome.status != applying.FAILURE and outcome.target_id:
-            if isinstance(change, Change) and change.action is Action.DELETE:
-                state.unlink("user", change.source_id)
-            else:
-                state.link(kind, change.source_id, outcome.target_id)
-        state.log(outcome_records(run_id, outcome))
-        if progress and (done % 100 == 0 or done == plan.writes):
-            progress("apply", done)
 
-    matching = [m.target for m in mappings.user_match]
-    return applying.apply_plan(plan, conn.scim, matching, config.target.concurrency,
-                               on_outcome=record,
+def _guarded(run: RunContext, plan: Plan, allow_deletions: bool) -> Plan:
+    """The safety guards; a stop records the run as blocked."""
+    try:
+        return guard_plan(plan, run.config, len(run.state.links("user")),
+                          run.state.last_in_scope(), allow_deletions)
+    except SafetyError:
+        run.status = "blocked"
+        raise
+
+
+def _planned(run: RunContext, choice: Choice, ask: Ask, allow_deletions: bool,
+             plan_out: str | None) -> SyncResult:
+    """The plan as it will be applied: guarded, escrow's waiting changes held back, written
+    to the plan file; a real run links and logs it before the first write."""
+    assert choice.reading is not None
+    plan = choice.reading.plan
+    run.in_scope = plan.in_scope
+    plan = _guarded(run, plan, allow_deletions)
+    expired = [] if run.dry_run else \
+        run.state.expire_escrow(run.clock(), run.config.safety.escrow_max_age)
+    plan = hold_escrowed(plan, ask.waiting)
+    run.counts = plan.counts()
+    result = SyncResult(plan=plan, dry_run=run.dry_run, timings=choice.reading.timings,
+                        run_id=run.run_id, mode=choice.mode, mode_reason=choice.reason or "",
+                        full_reason=choice.full_reason)
+    if plan_out:
+        write_plan(plan_out, plan, ask.digest)
+    if not run.dry_run:
+        keep_plan(run.state, run.run_id, plan, expired)
+    if run.progress:
+        run.progress("plan", plan.writes)
+    return result
+
+
+def _apply_and_watch(run: RunContext, conn: Connections, result: SyncResult) -> None:
+    """Apply the plan; too many failures, or authentication failing on the way, put the
+    job in quarantine."""
+    if not result.plan.writes:
+        return
+    result.applied = apply_with_bookkeeping(run, conn, result.plan)
+    result.timings["apply"] = result.applied.elapsed
+    cause = (f"authentication failed while applying: {result.applied.aborted}"
+             if result.applied.aborted else
+             failure_rate_cause(result.applied, run.config.safety.quarantine_min_failures))
+    if cause:
+        enter_quarantine(run.state, run.run_id, cause, run.clock(), run.config)
+        result.quarantined = cause
+
+
+def _finish(run: RunContext, conn: Connections, result: SyncResult, choice: Choice,
+            digest: str) -> None:
+    """Count, set the run's status and, for a real run, bring the snapshot, the delta
+    links and the digests up to date (the snapshot is trusted again) and notify."""
+    assert choice.reading is not None
+    plan = result.plan
+    result.requests = conn.request_counts()
+    result.escrow = escrow_info(run.state)
+    run.status = "held" if plan.held else "failed" if result.failed else "success"
+    if run.status == "success" and choice.mode == "incremental":
+        run.status = "incremental"
+    if run.dry_run:
+        return
+    state = run.state
+    outcomes = result.applied.outcomes if result.applied else ()
+    state.set_applied(applied_rows(plan, choice.reading.before, outcomes, run.mappings,
+                                   state.links("user")))
+    if choice.quick is not None:
+        choice.quick.store(state, run.run_id)
+    for kind, link in choice.starts.items():
+        state.set_delta_link(kind, link)
+    state.set_meta("settings_digest", digest)
+    state.set_meta("assignments_digest", choice.reading.assignments_digest)
+    state.set_meta(SNAPSHOT_META, digest)
+    run.notify(incidents_of(result, result.quarantined))
+
+
+def apply_with_bookkeeping(run: RunContext, conn: Connections, plan: Plan,
+                           strict: bool = False) -> applying.ApplyResult:
+    """Apply a plan, recording every outcome as it arrives (:class:`Bookkeeper`)."""
+    config, mappings = run.config, run.mappings
+    record = Bookkeeper(run.state, run.run_id, config.safety, run.clock, plan.writes,
+                        run.progress)
+    return applying.apply_plan(plan, conn.scim, match_attributes(mappings),
+                               config.target.concurrency, on_outcome=record,
                                member_batch_size=config.target.member_batch_size,
                                strict=strict)
+
+
+def match_attributes(mappings: Mappings) -> list[str]:
+    """The target attributes users are matched on, in precedence order."""
+    return [m.target for m in mappings.user_match]
 
 
 def apply_plan_file(config: Config, path: str, *, max_age: float = 86400.0,
@@ -330,31 +204,17 @@ def apply_plan_file(config: Config, path: str, *, max_age: float = 86400.0,
     """
     mappings = load_mappings(config.mappings_path)
     plan = read_plan(path, settings_digest(config, mappings), max_age, clock())
-    with RunLock(config.state_dir), State.open(config.state_dir) as state:
-        run_id = state.start_run(False)
-        status = "error"
-        try:
-            links = state.links("user")
-            try:
-                plan = guard_plan(plan, config, len(links), state.last_in_scope(),
-                                  allow_deletions)
-            except SafetyError:
-                status = "blocked"
-                raise
-            conn = connect(config)
-            result = SyncResult(plan=plan, dry_run=False, run_id=run_id, mode="plan",
-                                mode_reason=f"applying {path}")
-            state.log(plan_records(run_id, plan))
-            if plan.writes:
-                result.applied = _apply(config, mappings, conn, plan, state, run_id, progress,
-                                        clock, strict=True)
-            result.requests = conn.request_counts()
-            status = "held" if plan.held else "failed" if result.failed else "applied"
-            return result
-        finally:
-            state.finish_run(run_id, status, None, plan.counts())
-
-
-# --- check ----------------------------------------------------------------------------------
-
-
+    with run_context(config, mappings, clock=clock, progress=progress) as run:
+        run.counts = plan.counts()
+        plan = _guarded(run, plan, allow_deletions)
+        run.counts = plan.counts()
+        conn = connect(config)
+        result = SyncResult(plan=plan, dry_run=False, run_id=run.run_id, mode="plan",
+                            mode_reason=f"applying {path}")
+        run.state.log(plan_records(run.run_id, plan))
+        if plan.writes:
+            result.applied = apply_with_bookkeeping(run, conn, plan, strict=True)
+        result.requests = conn.request_counts()
+        run.status = "held" if plan.held else "failed" if result.failed else "applied"
+        return result
+    raise AssertionError("unreachable")  # pragma: no cover
