@@ -617,7 +617,7 @@ def provision(obj: Context, user: str, dry_run: bool, output: str) -> None:
 
         genesys-prov provision ada@contoso.com
     """
-    from genesys_prov.sync.explain import provision_user
+    from genesys_prov.sync.provision import provision_user
 
     config = obj.config()
     with errors_to_exit():

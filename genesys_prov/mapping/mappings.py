@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,6 +204,11 @@ def known_source(name: str) -> bool:
         return True
     root = name.split(".", 1)[0]
     return root in GRAPH_USER_PROPERTIES
+
+
+def source_reader(obj: dict[str, Any]) -> Callable[[str], Any]:
+    """A source-attribute lookup for one directory object (for the scoping filters)."""
+    return lambda name: read_source(obj, name)
 
 
 def read_source(user: dict[str, Any], name: str) -> Any:

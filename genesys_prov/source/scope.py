@@ -26,7 +26,7 @@ from genesys_prov.mapping.mappings import (
     Mappings,
     desired_group,
     desired_user,
-    read_source,
+    source_reader,
 )
 from genesys_prov.plan.model import Skipped
 from genesys_prov.source.graph import GraphReader
@@ -34,6 +34,7 @@ from genesys_prov.source.graph import GraphReader
 DEFAULT_ACCESS = "00000000-0000-0000-0000-000000000000"
 DEFAULT_ACCESS_REASON = "invalid permission: Default Access role"
 NOT_ASSIGNED = "not assigned to the application"
+FILTERED_OUT = "filtered out by user_scope"
 USER_TYPE = "#microsoft.graph.user"
 
 Progress = Callable[[str, int], None]
@@ -92,9 +93,13 @@ class Directory:
     assignments_digest: str = ""
 
 
-def _reader(obj: dict[str, Any]) -> Callable[[str], Any]:
-    """A source-attribute lookup for one directory object (for the scoping filters)."""
-    return lambda name: read_source(obj, name)
+def member_reason(assigned: Assignments | None, uid: str, in_assigned_group: bool) -> str | None:
+    """Why assignments and group memberships leave a user (lower-case id) out of scope;
+    None when they keep it in: ``scope: all``, assigned directly, or a member of an
+    assigned group. The one place this is decided (full reads, the snapshot, explain)."""
+    if assigned is None or uid in assigned.users or in_assigned_group:
+        return None
+    return DEFAULT_ACCESS_REASON if uid in assigned.default_only_users else NOT_ASSIGNED
 
 
 def _user_members(graph: GraphReader, group_id: str, transitive: bool) -> Iterator[str]:
@@ -111,9 +116,9 @@ def scoped_user(user: dict[str, Any], mappings: Mappings, member_reason: str | N
     ``user_scope`` filter is applied on top."""
     in_scope = member_reason is None
     reason = member_reason
-    if in_scope and mappings.user_scope and not mappings.user_scope.matches(_reader(user)):
+    if in_scope and mappings.user_scope and not mappings.user_scope.matches(source_reader(user)):
         in_scope = False
-        reason = "filtered out by user_scope"
+        reason = FILTERED_OUT
     desired = desired_user(user, mappings, in_scope=in_scope, scope_reason=reason)
     return rule(desired) if rule else desired
 
@@ -139,7 +144,7 @@ def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
                 if gid not in assigned.groups:
                     continue
             if mappings.group_scope and \
-                    not mappings.group_scope.matches(_reader(group)):
+                    not mappings.group_scope.matches(source_reader(group)):
                 continue
             groups.append(group)
     members: dict[str, list[str]] = {}
@@ -152,7 +157,7 @@ def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
             progress("groups", n)
     in_scope_ids: set[str] | None = None
     if assigned is not None:
-        in_scope_ids = set(assigned.users)
+        in_scope_ids = set()
         for ids in members.values():
             in_scope_ids.update(ids)
     users: list[DesiredUser] = []
@@ -160,14 +165,10 @@ def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
     expand = mappings.manager_mapping is not None
     for user in graph.iter_users(select, expand_manager=expand):
         uid = str(user["id"]).lower()
-        member_reason = None
-        if in_scope_ids is not None and uid not in in_scope_ids:
-            member_reason = (DEFAULT_ACCESS_REASON
-                             if assigned and uid in assigned.default_only_users
-                             else NOT_ASSIGNED)
+        why = member_reason(assigned, uid, in_scope_ids is None or uid in in_scope_ids)
         if keeper is not None:
-            keeper.user(user, member_reason)
-        users.append(scoped_user(user, mappings, member_reason, rule))
+            keeper.user(user, why)
+        users.append(scoped_user(user, mappings, why, rule))
         if progress and len(users) % 1000 == 0:
             progress("source", len(users))
     if progress:

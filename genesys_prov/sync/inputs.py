@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from genesys_prov.config import Config
-from genesys_prov.errors import DeltaExpired, SafetyError, SourceError
+from genesys_prov.errors import ConfigError, DeltaExpired, SafetyError, SourceError
 from genesys_prov.mapping.genesys_rules import user_rule
-from genesys_prov.mapping.mappings import DesiredUser, Mappings
+from genesys_prov.mapping.mappings import DesiredUser, Mappings, desired_user, source_reader
 from genesys_prov.plan.build import build_plan, target_group, target_user
 from genesys_prov.plan.model import (
     Plan,
@@ -23,7 +24,17 @@ from genesys_prov.plan.model import (
     TargetUser,
 )
 from genesys_prov.source.delta import Delta
-from genesys_prov.source.scope import Directory, Keeper, Progress, read_assignments, read_directory
+from genesys_prov.source.scope import (
+    FILTERED_OUT,
+    USER_TYPE,
+    Directory,
+    Keeper,
+    Progress,
+    member_reason,
+    read_assignments,
+    read_directory,
+    scoped_user,
+)
 from genesys_prov.state.db import State
 from genesys_prov.state.snapshot import SNAPSHOT_META, SnapshotWriter, stored_targets
 from genesys_prov.sync.connections import Connections
@@ -110,6 +121,7 @@ class Reading:
     timings: dict[str, float]
     assignments_digest: str
     before: dict[str, TargetUser]
+    subject: Subject | None = None  # one user's reading: what was seen (explain)
 
 
 def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
@@ -407,3 +419,109 @@ def choose_reading(run: RunContext, conn: Connections, ask: Ask) -> Choice:
     if writer is not None:
         writer.finish()
     return choice
+
+
+@dataclass
+class Subject:
+    """What reading one user saw, for ``explain`` to show and ``provision`` to go on with:
+    the directory object, the scope decision (every assignment and scoping clause), the
+    assigned groups holding the user, and the matching attempts in precedence order."""
+
+    user: dict[str, Any]
+    scope: dict[str, Any]
+    member_of: list[str]
+    attempts: list[dict[str, Any]]
+
+
+def _graph_user(conn: Connections, mappings: Mappings, who: str) -> dict[str, Any]:
+    params = {"$select": ",".join(mappings.graph_select())}
+    if mappings.manager_mapping is not None:
+        params["$expand"] = "manager($select=id)"
+    try:
+        return conn.graph.get(f"/users/{quote(who, safe='@')}", params)
+    except SourceError as exc:
+        if "404" in str(exc):
+            raise ConfigError(f"{who}: no such user in the directory") from exc
+        raise
+
+
+def _one_user_scope(config: Config, mappings: Mappings, conn: Connections,
+                    user: dict[str, Any]) -> tuple[dict[str, Any], list[str], str | None]:
+    """The scope decision for one user, with every reason; the assigned groups holding it;
+    and why memberships leave it out (:func:`member_reason`)."""
+    uid = str(user["id"]).lower()
+    scope: dict[str, Any] = {"mode": config.source.scope, "in_scope": True, "reasons": []}
+    member_of: list[str] = []
+    why = None
+    if config.source.scope == "assigned":
+        assigned = read_assignments(conn.graph, config.source)
+        for gid in sorted(assigned.groups):
+            members = conn.graph.iter_members(gid, transitive=config.source.nested_groups)
+            if any(str(m["id"]).lower() == uid and m.get("@odata.type", USER_TYPE) == USER_TYPE
+                   for m in members):
+                member_of.append(gid)
+        why = member_reason(assigned, uid, bool(member_of))
+        scope["reasons"] = [why] if why else (
+            ["assigned to the application directly"] if uid in assigned.users else []) + \
+            [f"member of assigned group {gid}" for gid in member_of]
+    clauses = mappings.user_scope.explain(source_reader(user)) if mappings.user_scope else []
+    scope["user_scope"] = [{"clause": c, "result": r} for c, r in clauses]
+    if why is not None:
+        scope["in_scope"] = False
+    if mappings.user_scope and not mappings.user_scope.matches(source_reader(user)):
+        scope["in_scope"] = False
+        scope["reasons"].append(FILTERED_OUT)
+    return scope, member_of, why
+
+
+def _match_one(conn: Connections, mappings: Mappings, desired: DesiredUser,
+               linked: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Find one user in the target as a sync would: the state's link first, then each
+    matching attribute in precedence order until one finds someone."""
+    attempts: list[dict[str, Any]] = []
+    found: dict[str, dict[str, Any]] = {}
+    if linked:
+        resource = conn.scim.get_user(linked)
+        attempts.append({"by": "state link", "value": linked,
+                         "found": [linked] if resource else []})
+        if resource:
+            found[str(resource["id"])] = resource
+    for m in mappings.user_match:
+        value = dict(desired.match_keys).get(m.target)
+        if value is None:
+            attempts.append({"by": m.target, "value": None, "found": [],
+                             "note": "no value: this attribute cannot match"})
+        elif found:
+            attempts.append({"by": m.target, "value": value, "found": [],
+                             "note": "not tried: an earlier attempt found the user"})
+        else:
+            hits = conn.scim.find_users(m.path.qualified_attr, str(value))
+            attempts.append({"by": m.target, "value": value,
+                             "found": [str(h.get("id")) for h in hits]})
+            found.update((str(hit["id"]), hit) for hit in hits)
+    return attempts, list(found.values())
+
+
+def read_one_user(config: Config, mappings: Mappings, conn: Connections, who: str,
+                  links: dict[str, str]) -> Reading:
+    """One user (UPN or object id) from both sides, planned alone as a sync would plan it
+    (``explain``, ``provision``); a manager already provisioned is read so the plan can
+    reference it. ``Reading.subject`` holds what was seen. Nothing is written."""
+    started = time.monotonic()
+    user = _graph_user(conn, mappings, who)
+    scope, member_of, why = _one_user_scope(config, mappings, conn, user)
+    desired = scoped_user(user, mappings, why, user_rule(config.target))
+    attempts, found = _match_one(conn, mappings, desired, links.get(desired.source_id))
+    context = [desired]
+    if desired.manager and desired.manager in links:
+        try:
+            manager = conn.graph.get(f"/users/{desired.manager}",
+                                     {"$select": ",".join(mappings.graph_select())})
+            context.append(desired_user(manager, mappings))
+        except SourceError:
+            pass  # gone: the plan shows the manager as not provisioned
+    targets = [target_user(r, mappings) for r in found]
+    plan = build_plan([desired], targets, mappings, options=plan_options(config, links),
+                      context=context)
+    return Reading(plan, {"plan": time.monotonic() - started}, "",
+                   {t.id: t for t in targets}, Subject(user, scope, member_of, attempts))

@@ -22,7 +22,7 @@ from genesys_prov.mapping.mappings import (
     DesiredUser,
     Mappings,
     desired_group,
-    read_source,
+    source_reader,
 )
 from genesys_prov.plan.build import build_plan
 from genesys_prov.plan.model import (
@@ -33,10 +33,10 @@ from genesys_prov.plan.model import (
 )
 from genesys_prov.source.delta import Delta
 from genesys_prov.source.scope import (
-    DEFAULT_ACCESS_REASON,
     NOT_ASSIGNED,
     USER_TYPE,
     Assignments,
+    member_reason,
     scoped_user,
 )
 from genesys_prov.state.db import State
@@ -70,11 +70,8 @@ class QuickPlan:
         state.set_group_data(self.group_rows)
 
 
-def _reader(obj: dict[str, Any]) -> Callable[[str], Any]:
-    return lambda name: read_source(obj, name)
-
-
 def _member_reason(member_scope: bool, reason: str | None) -> str | None:
+    """A stored row's (in scope by memberships, why not) as :func:`member_reason` said it."""
     return None if member_scope else (reason or NOT_ASSIGNED)
 
 
@@ -133,7 +130,7 @@ class _SnapshotPlanner:
             if any(k not in ("id", "members@delta") and "@" not in k for k in item):
                 merged = merge_user(self.stored_groups[gid], item)
                 if self.mappings.group_scope and not self.mappings.group_scope.matches(
-                        _reader(merged)):
+                        source_reader(merged)):
                     raise Fallback("a group left group_scope")
                 self.stored_groups[gid] = merged
                 self.quick.group_rows.append((gid, stored_user(merged)))
@@ -167,13 +164,8 @@ class _SnapshotPlanner:
         return partials, removed
 
     def member_scope(self, uid: str, groups: set[str]) -> tuple[bool, str | None]:
-        assigned = self.inputs.assigned
-        if assigned is None:
-            return True, None
-        if uid in assigned.users or groups & self.stored_groups.keys():
-            return True, None
-        return False, (DEFAULT_ACCESS_REASON if uid in assigned.default_only_users
-                       else NOT_ASSIGNED)
+        why = member_reason(self.inputs.assigned, uid, bool(groups & self.stored_groups.keys()))
+        return why is None, why
 
     def scoped(self, obj: dict[str, Any], member_scope: bool,
                reason: str | None) -> DesiredUser:
