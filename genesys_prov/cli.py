@@ -1,29 +1,28 @@
-"""The command line: parse options, call one library function, render the result.
+"""The command line: parse options, call one library function, render the result, exit.
 
 Every expected failure is a :class:`~genesys_prov.errors.GenesysProvError`; it becomes a
-one-line ``Error: ...`` on stderr and the documented exit code.
+one-line ``Error: ...`` on stderr and the documented exit code. Rendering lives in
+:mod:`genesys_prov.console`, everything else in the library.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import yaml
-from rich.console import Console
-from rich.text import Text
 
-from genesys_prov import __version__, redact, report
-from genesys_prov.config import Config, load_config, parse_config
+from genesys_prov import __version__, redact
+from genesys_prov.config import Config, load_config
+from genesys_prov.console import console
 from genesys_prov.errors import (
     EXIT_CHANGES_FAILED,
     EXIT_CONNECT,
@@ -33,18 +32,11 @@ from genesys_prov.errors import (
     ConfigError,
     GenesysProvError,
 )
-from genesys_prov.mapping import expressions
-from genesys_prov.mapping.mappings import default_mappings_text, load_mappings
-from genesys_prov.sync.check import run_check
-from genesys_prov.sync.incidents import note_check_passed
-from genesys_prov.sync.result import SyncResult
-from genesys_prov.sync.run import run_sync
+from genesys_prov.sync.result import FullReason, RunEnd, SyncResult
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
-if not console.is_terminal and "COLUMNS" not in os.environ:
-    # Pipes and cron logs: tables wide enough that values are not folded.
-    console = Console(highlight=False, width=140)
+F = Callable[..., Any]
+EXIT_CODES = {RunEnd.ABORTED: EXIT_CONNECT, RunEnd.QUARANTINED: EXIT_CONNECT,
+              RunEnd.HELD: EXIT_SAFETY, RunEnd.FAILED: EXIT_CHANGES_FAILED}
 
 
 def fail(exc: GenesysProvError) -> NoReturn:
@@ -95,6 +87,39 @@ class Context:
         raise AssertionError("unreachable")
 
 
+def output_option(what: str = "the result", json_alias: bool = False) -> Callable[[F], F]:
+    """The one ``--output table|json`` option of every command that prints data; with
+    ``json_alias`` the older ``--json`` flag still works (hidden)."""
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def wrapper(*args: Any, output: str = "table", as_json: bool = False,
+                    **kwargs: Any) -> Any:
+            return command(*args, output="json" if as_json else output, **kwargs)
+
+        wrapped: F = click.option("--output", type=click.Choice(["table", "json"]),
+                                  default="table", show_default=True,
+                                  help=f"How to print {what}.")(wrapper)
+        if json_alias:
+            wrapped = click.option("--json", "as_json", is_flag=True, hidden=True,
+                                   help="The same as --output json.")(wrapped)
+        return wrapped
+
+    return decorate
+
+
+def print_json(data: Any) -> None:
+    """Stable, indented JSON on stdout."""
+    from genesys_prov.report import to_json
+
+    click.echo(to_json(data))
+
+
+def show(renderables: list[Any]) -> None:
+    """Print rich renderables."""
+    for renderable in renderables:
+        console.print(renderable)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", envvar="GENESYS_PROV_CONFIG",
               help="Configuration file (default: $GENESYS_PROV_CONFIG, else ./genesys-prov.yaml).")
@@ -125,10 +150,10 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int,
     ctx.obj = Context(config_path, verbose)
 
 
+
 @cli.command()
-@click.option("--output", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="How to print the result.")
 @click.pass_obj
+@output_option()
 def check(obj: Context, output: str) -> None:
     """Test both connections without writing anything.
 
@@ -141,98 +166,24 @@ def check(obj: Context, output: str) -> None:
 
         genesys-prov --config genesys-prov.yaml check
     """
+    from genesys_prov.console import check_table
+    from genesys_prov.sync.check import run_check
+    from genesys_prov.sync.incidents import note_check_passed
+
     config = obj.config()
     with errors_to_exit():
         result = run_check(config)
         quarantined = result.ok and note_check_passed(config)
     if output == "json":
-        click.echo(report.to_json({**result.data(), "quarantine_probe_next_run": quarantined}))
+        print_json({**result.data(), "quarantine_probe_next_run": quarantined})
     else:
-        console.print(report.check_table(result))
-        if quarantined:
-            console.print("The job is quarantined: its next run probes the connection at once "
-                          "and, when that passes, leaves quarantine with a full sync.")
+        show([check_table(result)] + ([QUARANTINE_PROBE] if quarantined else []))
     if not result.ok:
         sys.exit(EXIT_CONNECT)
 
 
-_LABELS = {"source": "reading the directory", "groups": "reading group members",
-           "target": "reading the target", "apply": "applying changes"}
-
-
-def _progress(rate_per_minute: int) -> tuple[Callable[[str, int], None], Callable[[], None]]:
-    """Progress for a run: rich progress bars (count, rate, time left) on a terminal;
-    periodic INFO log lines otherwise (cron: they go to --log-file, or stderr with -v).
-    Before applying, what the writes cost at the rate limit is said up front."""
-    log = logging.getLogger("genesys_prov.progress")
-    totals: dict[str, int] = {}
-    if not err_console.is_terminal:
-        last: dict[str, int] = {}
-        seen: dict[str, int] = {}
-        current: list[str] = []
-
-        def finish_stage() -> None:
-            if current and seen.get(current[0], -1) != last.get(current[0], -1):
-                log.info("%s: %d done", _LABELS.get(current[0], current[0]), seen[current[0]])
-                last[current[0]] = seen[current[0]]
-
-        def log_update(stage: str, n: int) -> None:
-            if not current or current[0] != stage:
-                finish_stage()
-                current[:] = [stage]
-            if stage == "plan":
-                totals["apply"] = n
-                line = report.estimate_line(n, rate_per_minute)
-                if line:
-                    log.info("%s", line)
-                return
-            seen[stage] = n
-            step = max(1000, totals.get(stage, 0) // 10)
-            if n - last.get(stage, 0) >= step or n == totals.get(stage):
-                last[stage] = n
-                of = f" of {totals[stage]}" if stage in totals else ""
-                log.info("%s: %d%s", _LABELS.get(stage, stage), n, of)
-
-        return log_update, finish_stage
-
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    bars = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                    MofNCompleteColumn(), TimeRemainingColumn(), console=err_console,
-                    transient=True)
-    tasks: dict[str, Any] = {}
-    bars.start()
-
-    def update(stage: str, n: int) -> None:
-        if stage == "plan":
-            totals["apply"] = n
-            line = report.estimate_line(n, rate_per_minute)
-            if line:
-                bars.console.print(line)
-            return
-        if stage not in tasks:
-            tasks[stage] = bars.add_task(_LABELS.get(stage, stage), total=totals.get(stage))
-        bars.update(tasks[stage], completed=n)
-
-    return update, bars.stop
-
-
-def _render_sync(result: SyncResult, output: str, max_rows: int) -> None:
-    if output == "json":
-        click.echo(report.to_json(result.data()))
-        return
-    for renderable in report.plan_renderables(result.plan, max_rows):
-        console.print(renderable)
-    if result.applied is not None and result.applied.failed:
-        console.print(report.failures_table(result.applied.outcomes, max_rows))
-    console.print(report.summary_line(result))
+QUARANTINE_PROBE = ("The job is quarantined: its next run probes the connection at once and, "
+                    "when that passes, leaves quarantine with a full sync.")
 
 
 @cli.command()
@@ -240,8 +191,6 @@ def _render_sync(result: SyncResult, output: str, max_rows: int) -> None:
 @click.option("--allow-deletions", is_flag=True,
               help="Apply deactivations and deletions beyond safety.max_deactivations, and "
                    "accept a drop in users in scope beyond safety.max_source_drop.")
-@click.option("--output", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="How to print the plan and the result.")
 @click.option("--max-rows", type=click.IntRange(min=0), default=200, show_default=True,
               help="Changes shown in the table output (JSON always has all).")
 @click.option("-q", "--quiet", is_flag=True,
@@ -256,6 +205,7 @@ def _render_sync(result: SyncResult, output: str, max_rows: int) -> None:
 @click.option("--retry-now", is_flag=True,
               help="Send the changes waiting in escrow now instead of at their next retry.")
 @click.pass_obj
+@output_option("the plan and the result")
 def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
          max_rows: int, quiet: bool, full: bool, reports: tuple[str, ...],
          plan_out: str | None, retry_now: bool) -> None:
@@ -277,18 +227,13 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
 
         genesys-prov sync --retry-now
     """
+    from genesys_prov.console import quiet_progress
+    from genesys_prov.sync.run import run_sync
+
     config = obj.config()
-    if plan_out and not dry_run:
-        fail(ConfigError("--plan-out needs --dry-run: a plan is made to be reviewed, then "
-                         "applied with `genesys-prov apply`"))
     with errors_to_exit():
-        report.check_report_paths(reports)
-    update: Callable[[str, int], None]
-    stop: Callable[[], None]
-    if quiet and err_console.is_terminal:  # no bars; without a terminal, log lines go on
-        update, stop = (lambda stage, n: None), (lambda: None)
-    else:
-        update, stop = _progress(config.target.rate_limit_per_minute)
+        _check_outputs(reports, plan_out, dry_run)
+    update, stop = quiet_progress(config.target.rate_limit_per_minute, quiet)
     try:
         with errors_to_exit():
             result = run_sync(config, dry_run=dry_run, allow_deletions=allow_deletions,
@@ -299,32 +244,45 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
     _finish(result, output, max_rows, quiet, reports)
 
 
+def _check_outputs(reports: tuple[str, ...], plan_out: str | None = None,
+                   dry_run: bool = True) -> None:
+    """Refuse report paths and a --plan-out that cannot be honoured, before anything."""
+    from genesys_prov.report import check_report_paths
+
+    if plan_out and not dry_run:
+        raise ConfigError("--plan-out needs --dry-run: a plan is made to be reviewed, then "
+                          "applied with `genesys-prov apply`")
+    check_report_paths(reports)
+
+
 def _finish(result: SyncResult, output: str, max_rows: int, quiet: bool,
             reports: tuple[str, ...]) -> None:
     """Print a sync or apply result, write its reports, exit with its code."""
+    from genesys_prov.console import sync_renderables
+    from genesys_prov.report import write_reports
+
     if quiet and output == "table":
-        click.echo(report.summary_line(result))
-    elif output == "table" and result.mode == "full" and result.mode_reason and \
-            result.mode_reason != "no delta links yet (first run, or after state reset)":
-        console.print(f"Full sync: {result.mode_reason}.", markup=False)
-        _render_sync(result, output, max_rows)
+        click.echo(result.summary())
+    elif output == "json":
+        print_json(result.data())
     else:
-        _render_sync(result, output, max_rows)
-    logging.getLogger("genesys_prov.sync.run").info("%s", report.summary_line(result))
+        if result.full_reason not in (None, FullReason.FIRST_RUN):
+            console.print(f"Full sync: {result.mode_reason}.", markup=False)
+        show(sync_renderables(result, max_rows))
+    logging.getLogger("genesys_prov.sync").info("%s", result.summary())
     with errors_to_exit():
-        report.write_reports(reports, result)
-    if result.applied is not None and result.applied.aborted:
-        click.echo(f"Error: the run stopped: {redact.scrub(result.applied.aborted)}", err=True)
-        sys.exit(EXIT_CONNECT)
-    if result.quarantined:
+        write_reports(reports, result)
+    end = result.end
+    if end is RunEnd.ABORTED and result.applied is not None:
+        stopped = redact.scrub(result.applied.aborted or "")
+        click.echo(f"Error: the run stopped: {stopped}", err=True)
+    elif end is RunEnd.QUARANTINED:
         click.echo(f"Error: the job is now quarantined ({result.quarantined}); later runs only "
                    "probe the connection until it works", err=True)
-        sys.exit(EXIT_CONNECT)
-    if result.plan.held:
+    elif end is RunEnd.HELD:
         click.echo(f"Error: {result.plan.held_reason}", err=True)
-        sys.exit(EXIT_SAFETY)
-    if result.failed:
-        sys.exit(EXIT_CHANGES_FAILED)
+    if end in EXIT_CODES:
+        sys.exit(EXIT_CODES[end])
 
 
 @cli.group()
@@ -348,16 +306,16 @@ def mapping() -> None:
               help="Source attributes from a Graph user object in a JSON file.")
 @click.option("--from-graph", "upn", metavar="UPN",
               help="Read the user from Microsoft Graph (needs the configuration).")
-@click.option("--json", "as_json", is_flag=True, help='Print {"value": ...} as JSON.')
 @click.option("--reveal", is_flag=True, help="Show values an expression marks with Redact.")
 @click.pass_obj
+@output_option('the value (json: {"value": ...})', json_alias=True)
 def mapping_test(obj: Context, expression: str, attrs: tuple[str, ...], user_file: str | None,
-                 upn: str | None, as_json: bool, reveal: bool) -> None:
+                 upn: str | None, output: str, reveal: bool) -> None:
     """Evaluate one Entra expression and print its value alone.
 
     Attributes come from --user, then --from-graph, then --attr (later ones win). A null
-    value prints nothing (or {"value": null} with --json); a list prints one value a line.
-    Exits 2 on a syntax error, with a caret under the column.
+    value prints nothing (or {"value": null} with --output json); a list prints one value a
+    line. Exits 2 on a syntax error, with a caret under the column.
 
     Example:
 
@@ -367,29 +325,15 @@ def mapping_test(obj: Context, expression: str, attrs: tuple[str, ...], user_fil
 
         genesys-prov mapping test 'ToUpper([department])' --from-graph ada@contoso.com --json
     """
-    from genesys_prov.mapping import tools as mt
+    from genesys_prov.sync.mappings import evaluate_expression
 
     with errors_to_exit():
-        expressions.parse(expression)  # syntax errors first, before any request
-        user: dict[str, Any] = {}
-        if user_file:
-            user.update(mt.load_user_file(user_file))
-        if upn:
-            from genesys_prov.sync.connections import connect
-
-            conn = connect(obj.config())
-            user.update(conn.graph.get(mt.graph_user_path(upn),
-                                       {"$select": ",".join(mt.graph_select_for(expression))}))
-        user.update(mt.parse_attr_options(attrs))
-        result = mt.try_expression(expression, user)
-    data = result.data(reveal)
-    if as_json:
+        data = evaluate_expression(expression, attrs, user_file, upn, obj.config).data(reveal)
+    if output == "json":
         click.echo(json.dumps(data, ensure_ascii=False))
         return
     value = data["value"]
-    if value is None:
-        return
-    for item in value if isinstance(value, list) else [value]:
+    for item in [] if value is None else value if isinstance(value, list) else [value]:
         click.echo(item if isinstance(item, str) else json.dumps(item)
                    if not isinstance(item, bool) else str(item))
 
@@ -400,9 +344,8 @@ def mapping_test(obj: Context, expression: str, attrs: tuple[str, ...], user_fil
                    "./mappings.yaml).")
 @click.option("--offline", is_flag=True,
               help="Check against the built-in Genesys schema instead of the target's /Schemas.")
-@click.option("--output", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="How to print the findings.")
 @click.pass_obj
+@output_option("the findings")
 def mapping_validate(obj: Context, mappings_path: str | None, offline: bool,
                      output: str) -> None:
     """Check a mappings file: every expression parses, every source attribute is known,
@@ -419,47 +362,16 @@ def mapping_validate(obj: Context, mappings_path: str | None, offline: bool,
 
         genesys-prov mapping validate --mappings mappings.yaml --offline
     """
-    from genesys_prov.config import find_config
-    from genesys_prov.mapping import tools as mt
+    from genesys_prov.console import validation_lines
+    from genesys_prov.sync.mappings import validate_mappings_file
 
     with errors_to_exit():
-        config = None
-        if not offline or mappings_path is None:
-            try:
-                find_config(obj.config_path)
-                config = obj.config()
-            except ConfigError:
-                if not offline and obj.config_path:
-                    raise
-        path = Path(mappings_path) if mappings_path else \
-            (config.mappings_path if config else Path("mappings.yaml"))
-        mappings = load_mappings(path)
-        flavor = config.target.flavor if config else "genesys"
-        schemas: list[dict[str, Any]] | None = None
-        source = "none (generic target, offline)"
-        if config is not None and not offline:
-            from genesys_prov.sync.connections import connect
-
-            body = connect(config).scim.get("/Schemas", auth=True)
-            items = body.get("Resources") if isinstance(body, dict) else body
-            schemas = items if isinstance(items, list) else None
-            source = f"the target's /Schemas ({len(schemas or [])} schemas)"
-        elif flavor == "genesys":
-            schemas = mt.builtin_genesys_schemas()
-            source = "the built-in Genesys schema"
-        findings = mt.validate_mappings(mappings, schemas, flavor)
-    errors = [f for f in findings if f.level == "error"]
+        found = validate_mappings_file(mappings_path, offline, obj.config_path, obj.config)
     if output == "json":
-        click.echo(report.to_json({"mappings": str(path), "schema": source, "ok": not errors,
-                                   "findings": [f.data() for f in findings]}))
+        print_json(found.data())
     else:
-        console.print(f"Mappings {path}: checked against {source}.", markup=False)
-        for f in findings:
-            style = "red" if f.level == "error" else "yellow"
-            console.print(f"[{style}]{f.level}[/{style}]: ", end="")
-            console.print(f"{f.where}: {f.message}", markup=False)
-        console.print(f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
-    if errors:
+        show(validation_lines(str(found.path), found.schema, found.findings))
+    if found.errors:
         sys.exit(EXIT_USAGE)
 
 
@@ -471,29 +383,30 @@ def mapping_validate(obj: Context, mappings_path: str | None, offline: bool,
                                "AddMembers, RemoveMembers, Skip, Other).")
 @click.option("--user", help="Only this user (UPN / display identity or source object id).")
 @click.option("--run", "run_id", metavar="ID", help="Only this run.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
+@output_option("the records (json: one object per line)", json_alias=True)
 def logs(obj: Context, since: str | None, status: str | None, action: str | None,
-         user: str | None, run_id: str | None, as_json: bool) -> None:
+         user: str | None, run_id: str | None, output: str) -> None:
     """Show the provisioning log: one record per attempted change, skip and failure.
 
     Example:
 
         genesys-prov logs --since 2h --status failure
 
-        genesys-prov logs --user ada@contoso.com --json
+        genesys-prov logs --user ada@contoso.com --output json
     """
+    from genesys_prov.console import log_table
     from genesys_prov.state.db import State, parse_since
 
     config = obj.config()
     with errors_to_exit(), State.open(config.state_dir) as state:
         records = state.query_log(parse_since(since) if since else None, status, action,
                                   user, run_id)
-    if as_json:
+    if output == "json":
         for record in records:
             click.echo(json.dumps(record, ensure_ascii=False, default=str))
         return
-    console.print(report.log_table(records))
+    console.print(log_table(records))
 
 
 @cli.group()
@@ -509,24 +422,25 @@ def state() -> None:
 
 
 @state.command("show")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def state_show(obj: Context, as_json: bool) -> None:
+@output_option(json_alias=True)
+def state_show(obj: Context, output: str) -> None:
     """Show the state: links, delta links, the last run, the size of the log.
 
     Example:
 
         genesys-prov state show
     """
+    from genesys_prov.console import state_table
     from genesys_prov.state.db import State
 
     config = obj.config()
     with errors_to_exit(), State.open(config.state_dir) as db:
         summary = db.summary()
-    if as_json:
-        click.echo(report.to_json(summary))
+    if output == "json":
+        print_json(summary)
         return
-    console.print(report.state_table(summary))
+    console.print(state_table(summary))
 
 
 @state.command("reset")
@@ -574,9 +488,8 @@ def state_retry(obj: Context, user: str | None) -> None:
 
 @cli.command()
 @click.argument("user")
-@click.option("--output", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="How to print the explanation.")
 @click.pass_obj
+@output_option("the explanation")
 def explain(obj: Context, user: str, output: str) -> None:
     """Explain one user without writing anything: the source values read, the scope
     decision (assignments and every scoping clause), each mapping's value, the matching
@@ -588,24 +501,23 @@ def explain(obj: Context, user: str, output: str) -> None:
 
         genesys-prov explain 8f1c0d2e-0000-4000-8000-000000000000 --output json
     """
+    from genesys_prov.console import explain_renderables
     from genesys_prov.sync.explain import explain_user
 
     config = obj.config()
     with errors_to_exit():
         data = explain_user(config, user)
     if output == "json":
-        click.echo(report.to_json(data))
+        print_json(data)
         return
-    for renderable in report.explain_renderables(data):
-        console.print(renderable)
+    show(explain_renderables(data))
 
 
 @cli.command()
 @click.argument("user")
 @click.option("--dry-run", is_flag=True, help="Run the steps but write nothing.")
-@click.option("--output", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="How to print the steps.")
 @click.pass_obj
+@output_option("the steps")
 def provision(obj: Context, user: str, dry_run: bool, output: str) -> None:
     """Provision one user now (Entra's "provision on demand"): test connection, import,
     scope, match, action — each step with its outcome — then add the user to their groups.
@@ -617,41 +529,18 @@ def provision(obj: Context, user: str, dry_run: bool, output: str) -> None:
 
         genesys-prov provision ada@contoso.com
     """
+    from genesys_prov.console import provision_lines
     from genesys_prov.sync.provision import provision_user
 
     config = obj.config()
     with errors_to_exit():
         data = provision_user(config, user, dry_run=dry_run)
     if output == "json":
-        click.echo(report.to_json(data))
+        print_json(data)
     else:
-        for step in data["steps"]:
-            mark = Text("✓ " if step["ok"] else "✗ ", style="green" if step["ok"] else "red")
-            console.print(Text.assemble(mark, (step["step"], "bold"), " — ", step["detail"]))
-        if dry_run:
-            console.print("Dry run: nothing was written.")
+        show(provision_lines(data))
     if not all(step["ok"] for step in data["steps"]):
         sys.exit(EXIT_CONNECT if not data["steps"][0]["ok"] else EXIT_CHANGES_FAILED)
-
-
-INIT_TEMPLATE = """\
-# genesys-prov configuration, written by `genesys-prov init`. Secrets come from the
-# environment: export GRAPH_CLIENT_SECRET and {secret_var} before running.
-source:
-  tenant_id: {tenant_id}
-  client_id: {client_id}
-  client_secret: ${{GRAPH_CLIENT_SECRET}}
-  scope: {scope}
-{sp_line}target:
-  url: {target_url}
-{auth_block}  flavor: {flavor}
-  rate_limit_per_minute: 300
-  concurrency: 4
-mappings: mappings.yaml
-safety:
-  max_deactivations: 500
-  max_source_drop: "30%"
-"""
 
 
 @cli.command()
@@ -683,59 +572,48 @@ def init(directory: Path, tenant_id: str | None, client_id: str | None,
         genesys-prov init --tenant-id contoso.onmicrosoft.com --client-id 1111... \\
             --target-url https://api.mypurecloud.ie/api/v2/scim/v2 --scope all
     """
-    def ask(value: str | None, prompt: str) -> str:
-        if value:
-            return value
-        if not sys.stdin.isatty():
-            fail(ConfigError(f"init: --{prompt.lower().replace(' ', '-')} is required when "
-                             "not run on a terminal"))
-        return str(click.prompt(prompt))
+    from genesys_prov.starter import Answers, write_starter
 
-    tenant_id = ask(tenant_id, "Tenant id")
-    client_id = ask(client_id, "Client id")
-    target_url = ask(target_url, "Target url")
-    if scope == "assigned":
-        service_principal_id = ask(service_principal_id, "Service principal id")
-    config_path = directory / "genesys-prov.yaml"
-    mappings_path = directory / "mappings.yaml"
-    for path in (config_path, mappings_path):
-        if path.exists() and not force:
-            fail(ConfigError(f"init: {path} exists (use --force to overwrite)"))
-    if genesys_client_id:
-        secret_var = "GENESYS_CLIENT_SECRET"
-        auth = (f"  oauth: {{client_id: {genesys_client_id}, "
-                f"client_secret: ${{GENESYS_CLIENT_SECRET}}}}\n")
-    else:
-        secret_var = "GENESYS_TOKEN"
-        auth = "  token: ${GENESYS_TOKEN}\n"
-    text = INIT_TEMPLATE.format(
-        tenant_id=tenant_id, client_id=client_id, scope=scope, target_url=target_url,
-        sp_line=f"  service_principal_id: {service_principal_id}\n"
-        if service_principal_id else "", auth_block=auth, flavor=flavor, secret_var=secret_var)
-    directory.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(text, encoding="utf-8")
-    mappings_path.write_text(default_mappings_text(), encoding="utf-8")
-    click.echo(f"Wrote {config_path} and {mappings_path}.")
-    needed = ["GRAPH_CLIENT_SECRET", secret_var]
-    with errors_to_exit():  # validate what was written, whatever the environment holds
-        parse_config(text, base_dir=directory, environ={v: "placeholder" for v in needed})
-    missing = [v for v in needed if v not in os.environ]
-    if no_check or missing:
-        if missing:
-            click.echo(f"Next: export {' and '.join(missing)}, then run "
-                       f"`genesys-prov --config {config_path} check`.")
-        return
+    answers = Answers(_ask(tenant_id, "Tenant id"), _ask(client_id, "Client id"),
+                      _ask(target_url, "Target url"), scope, flavor,
+                      _ask(service_principal_id, "Service principal id")
+                      if scope == "assigned" else service_principal_id, genesys_client_id)
+    with errors_to_exit():
+        files = write_starter(directory, answers, force)
+    click.echo(f"Wrote {files.config_path} and {files.mappings_path}.")
+    missing = [v for v in files.secrets if v not in os.environ]
+    if missing:
+        click.echo(f"Next: export {' and '.join(missing)}, then run "
+                   f"`genesys-prov --config {files.config_path} check`.")
+    elif not no_check:
+        _check_after_init(files.config_path)
+
+
+def _ask(value: str | None, prompt: str) -> str:
+    """An option's value, else asked on a terminal (exit 2 without one)."""
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        fail(ConfigError(f"init: --{prompt.lower().replace(' ', '-')} is required when "
+                         "not run on a terminal"))
+    return str(click.prompt(prompt))
+
+
+def _check_after_init(config_path: Path) -> None:
+    """``check`` on what ``init`` wrote; a failing check exits 4, an error is one line."""
+    from genesys_prov.console import check_table
+    from genesys_prov.sync.check import run_check
+
     with errors_to_exit():
         config = load_config(config_path)
-    result = None
     try:
         result = run_check(config)
     except GenesysProvError as exc:
         click.echo(f"check: {redact.scrub(str(exc))}", err=True)
-    if result is not None:
-        console.print(report.check_table(result))
-        if not result.ok:
-            sys.exit(EXIT_CONNECT)
+        return
+    console.print(check_table(result))
+    if not result.ok:
+        sys.exit(EXIT_CONNECT)
 
 
 @cli.command("apply")
@@ -744,12 +622,11 @@ def init(directory: Path, tenant_id: str | None, client_id: str | None,
               help="Refuse plans older than this (e.g. 90m, 24h, 2d).")
 @click.option("--allow-deletions", is_flag=True,
               help="Apply deactivations and deletions beyond safety.max_deactivations.")
-@click.option("--output", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="How to print the result.")
 @click.option("--report", "reports", multiple=True, metavar="PATH",
               help="Also write the outcome to a file (.json, .csv, .md, .html).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and a summary line.")
 @click.pass_obj
+@output_option()
 def apply_command(obj: Context, plan_path: str, max_age: str, allow_deletions: bool,
                   output: str, reports: tuple[str, ...], quiet: bool) -> None:
     """Apply a reviewed plan exactly, as made by `sync --dry-run --plan-out`.
@@ -770,22 +647,10 @@ def apply_command(obj: Context, plan_path: str, max_age: str, allow_deletions: b
 
     config = obj.config()
     with errors_to_exit():
-        report.check_report_paths(reports)
+        _check_outputs(reports)
         result = apply_plan_file(config, plan_path, max_age=parse_age(max_age),
                                  allow_deletions=allow_deletions)
     _finish(result, output, 200, quiet, reports)
-
-
-def _write_sandbox_config(sandbox: Any, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "mappings.yaml").write_text(default_mappings_text(), encoding="utf-8")
-    path = directory / "genesys-prov.yaml"
-    text = yaml.safe_dump(sandbox.config(mappings="mappings.yaml"), sort_keys=False)
-    partial = path.with_suffix(".yaml.partial")
-    partial.write_text("# Points at a genesys-prov sandbox; valid while it runs.\n" + text,
-                       encoding="utf-8")
-    partial.replace(path)  # atomic: whoever waits for the file never reads half of it
-    return path
 
 
 @cli.command()
@@ -810,26 +675,29 @@ def sandbox(users: int | None, seed: int, directory: Path, quiet: bool) -> None:
         genesys-prov --config sandbox/genesys-prov.yaml sync --dry-run
     """
     from genesys_prov.sandbox import Sandbox
+    from genesys_prov.sandbox.demo import write_sandbox_config
 
-    directory = directory.resolve()
-    with errors_to_exit(), Sandbox(users=users, seed=seed, workdir=directory) as sb:
+    with errors_to_exit(), Sandbox(users=users, seed=seed, workdir=directory.resolve()) as sb:
         # A long-running server keeps counters, not a log of every request.
-        sb.graph.record_requests = False
-        sb.genesys.record_requests = False
-        path = _write_sandbox_config(sb, directory)
+        sb.graph.record_requests = sb.genesys.record_requests = False
+        path = write_sandbox_config(sb, directory.resolve())
         if not quiet:
-            console.print(f"Graph emulator:   {sb.graph_url}  (authority {sb.authority_host})")
-            console.print(f"Genesys emulator: {sb.genesys_url}")
-            console.print(f"Configuration:    {path}\n")
-            console.print(path.read_text(encoding="utf-8"), markup=False)
-            console.print(f"Try: genesys-prov --config {path} sync --dry-run")
-            console.print("Serving until Ctrl-C…")
-        try:
+            _sandbox_banner(sb, path)
+        with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            if not quiet:
-                console.print("stopped")
+        if not quiet:
+            console.print("stopped")
+
+
+def _sandbox_banner(sb: Any, path: Path) -> None:
+    """Where the emulators listen and the configuration that points at them."""
+    console.print(f"Graph emulator:   {sb.graph_url}  (authority {sb.authority_host})")
+    console.print(f"Genesys emulator: {sb.genesys_url}")
+    console.print(f"Configuration:    {path}\n")
+    console.print(path.read_text(encoding="utf-8"), markup=False)
+    console.print(f"Try: genesys-prov --config {path} sync --dry-run")
+    console.print("Serving until Ctrl-C…")
 
 
 @cli.command()
@@ -847,39 +715,19 @@ def demo(max_rows: int) -> None:
 
         genesys-prov demo
     """
-    from genesys_prov.sandbox import Sandbox
+    from genesys_prov.console import changes_table, sync_renderables
+    from genesys_prov.sandbox.demo import demo_story
 
-    with errors_to_exit(), tempfile.TemporaryDirectory(prefix="genesys-prov-demo-") as tmp, \
-            Sandbox(workdir=Path(tmp)) as sb:
-        config = load_config(_write_sandbox_config(sb, Path(tmp)))
-        console.rule("genesys-prov demo")
-        console.print(f"Directory: {len(sb.graph.users)} users in the Graph emulator; "
-                      f"Genesys emulator holds {len(sb.genesys.users)} users.\n")
-        console.rule("1. sync --dry-run")
-        result = run_sync(config, dry_run=True)
-        _render_sync(result, "table", max_rows)
-        console.print(f"Genesys emulator received {len(sb.genesys.writes())} write(s).\n")
-        console.rule("2. sync")
-        result = run_sync(config)
-        _render_sync(result, "table", max_rows)
-        console.rule("3. sync again")
-        sb.genesys.reset_log()
-        result = run_sync(config)
-        console.print(report.summary_line(result))
-        console.print(f"Genesys emulator received {len(sb.genesys.writes())} write(s).\n")
-        provisioned = {u["userName"].lower() for u in sb.genesys.users.values() if u["active"]}
-        user = next(u for u in sb.graph.users
-                    if u["userPrincipalName"].lower() in provisioned and u.get("jobTitle"))
-        console.rule(f"4. {user['userPrincipalName']} gets a new job title in the directory")
-        sb.graph.set_user(user["id"], jobTitle="Head of Customer Happiness")
-        sb.genesys.reset_log()
-        result = run_sync(config)
-        console.print(report.changes_table(result.plan, max_rows))
-        console.print(report.summary_line(result))
-        for write in sb.genesys.writes():
-            console.print(f"Genesys emulator received: {write.method} {write.path} "
-                          f"{json.dumps(write.body.get('Operations'))}", markup=False,
-                          soft_wrap=True)
+    with errors_to_exit():
+        for scene in demo_story():
+            console.rule(scene.title)
+            if scene.result is not None and scene.show == "plan":
+                show(sync_renderables(scene.result, max_rows))
+            elif scene.result is not None:
+                show(([changes_table(scene.result.plan, max_rows)]
+                      if scene.show == "changes" else []) + [scene.result.summary()])
+            for note in scene.notes:
+                console.print(note, markup=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from genesys_prov import __version__, redact
+from genesys_prov.errors import EXIT_CONNECT, GenesysProvError
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +117,13 @@ def retry_after_seconds(value: str | None, default: float) -> float:
     return max(0.0, when.timestamp() - time.time())
 
 
-class TransportError(Exception):
+class TransportError(GenesysProvError):
     """A request got no usable answer (connection failure, timeout, retries exhausted).
 
     ``ambiguous`` is True when a non-idempotent request may have been applied;
     ``transient`` is False for failures that trying again will not cure (TLS)."""
+
+    exit_code = EXIT_CONNECT
 
     def __init__(self, message: str, ambiguous: bool = False,
                  response: requests.Response | None = None, transient: bool = True) -> None:
@@ -269,26 +272,8 @@ class HttpClient:
                     timeout=self.timeout, auth=auth,
                 )
             except requests.RequestException as exc:
-                what = f"{method} {_short(url)}: " \
-                    f"{describe_transport_error(exc, url, self.timeout)}"
-                if (isinstance(exc, requests.exceptions.SSLError) and tls_permanent(exc)) or \
-                        isinstance(exc, requests.exceptions.InvalidURL |
-                                   requests.exceptions.MissingSchema |
-                                   requests.exceptions.InvalidSchema):
-                    raise TransportError(what, transient=False) from exc
-                unsent = never_sent(exc)
-                if not safe and not unsent:
-                    raise TransportError(what, ambiguous=True) from exc
                 errors += 1
-                limit = self.policy.max_error_retries if (host in self._reached or not unsent) \
-                    else min(1, self.policy.max_error_retries)
-                if errors > limit:
-                    raise TransportError(what) from exc
-                delay = self._backoff(errors)
-                log.info("retrying in %.1fs after %s", delay, what)
-                with self._count_lock:
-                    self.retried += 1
-                self.sleep(delay)
+                self._wait_after_transport_error(exc, method, url, host, safe, errors)
                 continue
             except (OSError, ValueError) as exc:  # e.g. a CA bundle that vanished, a bad URL
                 raise TransportError(f"{method} {_short(url)}: {type(exc).__name__}: {exc}",
@@ -301,28 +286,61 @@ class HttpClient:
                 if throttles > self.policy.max_throttle_retries or \
                         (give_up is not None and give_up(response)):
                     return response
-                delay = min(
-                    retry_after_seconds(response.headers.get("Retry-After"),
-                                        self.policy.default_retry_after),
-                    self.policy.max_retry_after,
-                )
-                log.debug("429 from %s %s; waiting %.1fs", method, _short(url), delay)
-                self.limiter.pause(delay)
+                self._wait_out_throttle(response, method, url)
                 continue
             if response.status_code in RETRY_STATUSES and safe:
                 errors += 1
                 if errors > self.policy.max_error_retries:
                     return response
-                delay = retry_after_seconds(response.headers.get("Retry-After"),
-                                            self._backoff(errors))
-                delay = min(delay, self.policy.max_retry_after)
-                log.info("HTTP %s from %s %s; retrying in %.1fs", response.status_code, method,
-                         _short(url), delay)
-                with self._count_lock:
-                    self.retried += 1
-                self.sleep(delay)
+                self._wait_after_server_error(response, method, url, errors)
                 continue
             return response
+
+    def _wait_after_transport_error(self, exc: requests.RequestException, method: str,
+                                    url: str, host: str, safe: bool, errors: int) -> None:
+        """Raise :class:`TransportError` unless ``exc`` may be retried, else back off."""
+        what = f"{method} {_short(url)}: {describe_transport_error(exc, url, self.timeout)}"
+        if (isinstance(exc, requests.exceptions.SSLError) and tls_permanent(exc)) or \
+                isinstance(exc, requests.exceptions.InvalidURL |
+                           requests.exceptions.MissingSchema |
+                           requests.exceptions.InvalidSchema):
+            raise TransportError(what, transient=False) from exc
+        unsent = never_sent(exc)
+        if not safe and not unsent:
+            raise TransportError(what, ambiguous=True) from exc
+        limit = self.policy.max_error_retries if (host in self._reached or not unsent) \
+            else min(1, self.policy.max_error_retries)
+        if errors > limit:
+            raise TransportError(what) from exc
+        delay = self._backoff(errors)
+        log.info("retrying in %.1fs after %s", delay, what)
+        self._count_retry_and_sleep(delay)
+
+    def _wait_out_throttle(self, response: requests.Response, method: str, url: str) -> None:
+        """Pause every worker for the ``Retry-After`` of a 429 (capped by the policy)."""
+        delay = min(
+            retry_after_seconds(response.headers.get("Retry-After"),
+                                self.policy.default_retry_after),
+            self.policy.max_retry_after,
+        )
+        log.debug("429 from %s %s; waiting %.1fs", method, _short(url), delay)
+        self.limiter.pause(delay)
+
+    def _wait_after_server_error(self, response: requests.Response, method: str, url: str,
+                                 errors: int) -> None:
+        """Sleep before sending again after a retryable 5xx (``Retry-After`` or backoff)."""
+        delay = retry_after_seconds(response.headers.get("Retry-After"),
+                                    self._backoff(errors))
+        delay = min(delay, self.policy.max_retry_after)
+        log.info("HTTP %s from %s %s; retrying in %.1fs", response.status_code, method,
+                 _short(url), delay)
+        self._count_retry_and_sleep(delay)
+
+    def _count_retry_and_sleep(self, delay: float) -> None:
+        """Count one more retried request, then sleep ``delay`` seconds."""
+        with self._count_lock:
+            self.retried += 1
+        self.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.policy.backoff_cap, self.policy.backoff_base * 2 ** (attempt - 1))

@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from genesys_prov.cli import cli
-from genesys_prov.mapping.mappings import default_mappings_text
+from genesys_prov.mapping.mappings_file import default_mappings_text
 from genesys_prov.sandbox import Sandbox
 
 

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from genesys_prov import redact
 from genesys_prov.config import Config, parse_config
 from genesys_prov.errors import ConfigError, MappingError
-from genesys_prov.mapping.mappings import Mappings, default_mappings_text, parse_mappings
+from genesys_prov.mapping.mappings import Mappings
+from genesys_prov.mapping.mappings_file import default_mappings_text, parse_mappings
 from tests.test_config import GOOD
 
 COMMON: dict[str, Any] = {

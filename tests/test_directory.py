@@ -3,7 +3,7 @@
 from typing import Any
 
 from genesys_prov.config import SourceConfig
-from genesys_prov.mapping.mappings import default_mappings_text, parse_mappings
+from genesys_prov.mapping.mappings_file import default_mappings_text, parse_mappings
 from genesys_prov.source.scope import DEFAULT_ACCESS, DEFAULT_ACCESS_REASON, read_directory
 
 ROLE = "2a9c5e4b-7d1f-4c3e-8b6a-5f0d9e2c1a47"

@@ -40,7 +40,7 @@ def test_explain_an_update_without_writing(sandbox: Sandbox, tmp_path: Path) -> 
 
 
 def test_explain_out_of_scope_and_unknown_users(sandbox: Sandbox, tmp_path: Path) -> None:
-    from genesys_prov.mapping.mappings import default_mappings_text
+    from genesys_prov.mapping.mappings_file import default_mappings_text
 
     mappings = default_mappings_text() + (
         "user_scope:\n  - - {attribute: department, operator: EQUALS, value: Nowhere}\n")
@@ -90,7 +90,7 @@ def test_provision_on_demand_creates_one_user_with_groups_and_logs_it(sandbox: S
 def test_init_writes_a_valid_starter_config(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from genesys_prov.config import load_config
-    from genesys_prov.mapping.mappings import default_mappings_text
+    from genesys_prov.mapping.mappings_file import default_mappings_text
 
     target = tmp_path / "cfg"
     monkeypatch.delenv("GRAPH_CLIENT_SECRET", raising=False)

@@ -270,7 +270,7 @@ def test_member_batches_respect_the_batch_size(sandbox: Sandbox, tmp_path: Path)
 
 
 def test_user_scope_filter(sandbox: Sandbox, tmp_path: Path) -> None:
-    from genesys_prov.mapping.mappings import default_mappings_text
+    from genesys_prov.mapping.mappings_file import default_mappings_text
 
     mappings = default_mappings_text() + (
         "user_scope:\n  - - {attribute: department, operator: EQUALS, value: Sales}\n")
@@ -282,7 +282,7 @@ def test_user_scope_filter(sandbox: Sandbox, tmp_path: Path) -> None:
 
 
 def test_bad_scope_operator_exits_2(sandbox: Sandbox, tmp_path: Path) -> None:
-    from genesys_prov.mapping.mappings import default_mappings_text
+    from genesys_prov.mapping.mappings_file import default_mappings_text
 
     mappings = default_mappings_text() + (
         "user_scope:\n  - - {attribute: department, operator: EQUAL, value: Sales}\n")

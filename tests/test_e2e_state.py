@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from genesys_prov.mapping.mappings import default_mappings_text
+from genesys_prov.mapping.mappings_file import default_mappings_text
 from genesys_prov.sandbox import Sandbox
 from genesys_prov.state.db import RunLock, State
 from tests.conftest import run_cli, write_config
@@ -853,7 +853,7 @@ def test_html_report_loads_filters_and_counts_in_a_real_browser(sandbox: Sandbox
 
 def test_progress_lines_and_the_up_front_estimate_for_cron(sandbox: Sandbox,
                                                             tmp_path: Path) -> None:
-    from genesys_prov.report import estimate_line
+    from genesys_prov.console import estimate_line
 
     assert estimate_line(0, 300) is None
     assert estimate_line(100, 300) is None  # quick: not worth a line

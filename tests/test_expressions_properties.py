@@ -566,7 +566,7 @@ def test_coalesce_falls_back_exactly_for_null_or_empty(x: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Regressions: bugs these properties found in genesys_prov/mapping/expressions.py (now fixed). Each
+# Regressions: bugs these properties found in genesys_prov/mapping/expressions/ (now fixed). Each
 # test states the contract (parse: Expression or ExpressionError; evaluate: a value or
 # EvaluationError) on the input that used to escape it.
 # --------------------------------------------------------------------------------------------

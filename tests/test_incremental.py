@@ -19,15 +19,9 @@ from typing import Any
 
 import pytest
 
-from genesys_prov.mapping.mappings import (
-    DesiredGroup,
-    DesiredUser,
-    Mappings,
-    default_mappings_text,
-    desired_group,
-    load_mappings,
-    parse_mappings,
-)
+from genesys_prov.mapping.desired import DesiredGroup, DesiredUser, desired_group
+from genesys_prov.mapping.mappings import Mappings
+from genesys_prov.mapping.mappings_file import default_mappings_text, load_mappings, parse_mappings
 from genesys_prov.mapping.scimpath import ENTERPRISE_USER
 from genesys_prov.plan.build import build_plan, target_user
 from genesys_prov.plan.model import (

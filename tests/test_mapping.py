@@ -5,13 +5,9 @@ from pathlib import Path
 import pytest
 
 from genesys_prov.errors import MappingError
-from genesys_prov.mapping.mappings import (
-    default_mappings_text,
-    desired_user,
-    load_mappings,
-    parse_mappings,
-    read_source,
-)
+from genesys_prov.mapping.desired import desired_user
+from genesys_prov.mapping.mappings import read_source
+from genesys_prov.mapping.mappings_file import default_mappings_text, load_mappings, parse_mappings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,7 @@
 """Planning managers, scope and groups — pure, no HTTP."""
 
-from genesys_prov.mapping.mappings import DesiredGroup, desired_user, parse_mappings
+from genesys_prov.mapping.desired import DesiredGroup, desired_user
+from genesys_prov.mapping.mappings_file import parse_mappings
 from genesys_prov.plan.build import build_plan
 from genesys_prov.plan.model import LATE_WAVE, Action, GroupAction, MemberRef, PlanOptions
 from genesys_prov.target.scim import build_create, build_group_create, build_group_patches

@@ -2,12 +2,12 @@
 
 import pytest
 
+from genesys_prov.mapping.desired import DesiredUser
 from genesys_prov.mapping.genesys_rules import (
     apply_genesys_rules,
     normalize_phone,
     normalize_phone_checked,
 )
-from genesys_prov.mapping.mappings import DesiredUser
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ time from the listing the run already read (no extra request), never twice in on
 import pytest
 
 from genesys_prov.errors import MappingError
-from genesys_prov.mapping.mappings import desired_user, parse_mappings
+from genesys_prov.mapping.desired import desired_user
+from genesys_prov.mapping.mappings_file import parse_mappings
 from genesys_prov.plan.build import build_plan
 from genesys_prov.plan.model import Action
 

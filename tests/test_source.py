@@ -84,7 +84,7 @@ def test_graph_failing_part_way_is_a_safety_stop_not_a_short_directory(tmp_path)
 
     from genesys_prov.config import Config, TargetConfig
     from genesys_prov.errors import SafetyError
-    from genesys_prov.mapping.mappings import default_mappings_text, parse_mappings
+    from genesys_prov.mapping.mappings_file import default_mappings_text, parse_mappings
     from genesys_prov.sync.inputs import read_and_plan
 
     nxt = f"{GRAPH}/v1.0/users?$skiptoken=p2"

@@ -190,7 +190,7 @@ def _configured_int(value: Any, operator: str) -> int:
     return number
 
 
-# --- per-operator checks; the value is never null nor multi-valued here ---------------------
+# The per-operator checks: the value they see is never null nor multi-valued.
 
 def _check_equals(clause: Clause, value: Any) -> bool:
     return bool(_text(value) == clause.value)

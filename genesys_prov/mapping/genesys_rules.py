@@ -23,7 +23,7 @@ import phonenumbers
 
 from genesys_prov.config import TargetConfig
 from genesys_prov.mapping import scimpath
-from genesys_prov.mapping.mappings import DesiredUser
+from genesys_prov.mapping.desired import DesiredUser
 
 #: E.164 after the ``+``: a country code that does not start with 0, at most 15 digits.
 _E164_DIGITS = re.compile(r"[1-9][0-9]{1,14}")

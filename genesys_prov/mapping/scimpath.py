@@ -208,3 +208,15 @@ def escape_filter_value(value: str) -> str:
     """Quote a value for a SCIM filter: backslash and double quote are escaped (RFC 7644
     §3.4.2.2 uses JSON string rules), so attacker-controlled data cannot break out."""
     return json.dumps(value, ensure_ascii=False)
+
+
+SHORT_SCHEMAS = {ENTERPRISE_USER + ":": "enterprise:", GENESYS_USER + ":": "genesys:"}
+
+
+def short_attribute(name: str) -> str:
+    """An attribute path as shown in tables: the long extension URNs shortened
+    (``enterprise:department``); JSON output keeps the full path."""
+    for prefix, short in SHORT_SCHEMAS.items():
+        if name.startswith(prefix):
+            return short + name[len(prefix):]
+    return name

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from genesys_prov.mapping import scimpath
-from genesys_prov.mapping.mappings import DesiredGroup, DesiredUser, Mappings
+from genesys_prov.mapping.desired import DesiredGroup, DesiredUser
+from genesys_prov.mapping.mappings import Mappings
+from genesys_prov.plan.groups import GroupPlanner
 from genesys_prov.plan.model import (
     LATE_WAVE,
     REMOVALS,
@@ -17,7 +19,6 @@ from genesys_prov.plan.model import (
     AttributeChange,
     Change,
     Failure,
-    GroupAction,
     GroupChange,
     MemberRef,
     Plan,
@@ -117,8 +118,6 @@ class _Planner:
         self.taken: dict[str, set[Any]] = {}
         self.context: dict[str, DesiredUser] = {}  # incremental: every directory user
         self.matched_groups: list[tuple[str, str]] = []
-
-    # users -------------------------------------------------------------------------------
 
     def plan_users(self, desired: Iterable[DesiredUser], target: list[TargetUser]) -> None:
         self.target = target
@@ -280,8 +279,6 @@ class _Planner:
                     _gone_user(source_id, snap.user_name), Action.DEACTIVATE, snap,
                     [AttributeChange("active", True, False)], reason)
 
-    # managers ----------------------------------------------------------------------------
-
     def _provisioned(self, source_id: str | None) -> MemberRef | None:
         """A reference to the target user of an in-scope, active directory user that exists
         in the target or is created by this plan; None otherwise."""
@@ -394,77 +391,20 @@ class _Planner:
                 version=p.target.version if p.target else None, wave=waves.get(sid, 0)))
         return changes + late
 
-    # groups ------------------------------------------------------------------------------
-
     def plan_groups(self, desired: Iterable[DesiredGroup],
                     target: list[TargetGroup]) -> list[GroupChange]:
-        match = self.mappings.group_match
-        index: dict[str, dict[Any, list[TargetGroup]]] = {m.target: {} for m in match}
-        for existing in target:
-            for m in match:
-                value = existing.values.get(m.target)
-                if value is not None:
-                    index[m.target].setdefault(value, []).append(existing)
+        """Plan the groups (see :mod:`genesys_prov.plan.groups`) with what the users'
+        pass matched and created."""
         managed = {snap.id for snap in self.links.values()} | set(self.options.links.values())
         names = {snap.id: snap.user_name for snap in self.links.values()}
-        changes = []
-        for group in sorted(desired, key=lambda g: g.source_id):
-            if group.error:
-                self.failures.append(Failure(group.identity, group.source_id, "MappingFailed",
-                                             group.error))
-                continue
-            found: list[TargetGroup] = []
-            for name, value in group.match_keys:
-                found = index.get(name, {}).get(value, [])
-                if found:
-                    break
-            if len(found) > 1:
-                ids = tuple(sorted(g.id for g in found))
-                self.failures.append(Failure(group.identity, group.source_id,
-                                             "DuplicateTargetEntries",
-                                             f"{len(found)} target groups match", ids))
-                continue
-            refs = [r for r in (self._provisioned(sid) for sid in group.members) if r]
-            if not found:
-                if self.options.create_groups:
-                    attrs = tuple(AttributeChange(k, None, v)
-                                  for k, v in sorted(group.values.items()))
-                    changes.append(GroupChange(GroupAction.CREATE, group.identity,
-                                               group.source_id, None, attrs,
-                                               tuple(sorted(refs, key=_ref_key))))
-                elif self.options.flavor == "genesys":
-                    self.skipped.append(Skipped(
-                        group.identity, group.source_id,
-                        f"no Genesys group named {group.identity!r}: create it in Genesys "
-                        "(groups cannot be created over SCIM), and the next run fills it",
-                        kind="group"))
-                else:
-                    self.skipped.append(Skipped(
-                        group.identity, group.source_id,
-                        "no target group matches and target.create_groups is false",
-                        kind="group"))
-                continue
-            tgroup = found[0]
-            self.matched_groups.append((group.source_id, tgroup.id))
-            attrs_changed = tuple(
-                AttributeChange(k, tgroup.values.get(k), v) for k, v in sorted(group.values.items())
-                if k not in dict(group.match_keys) and tgroup.values.get(k) != v)
-            wanted_ids = {r.target_id for r in refs if r.target_id}
-            add = [r for r in refs if r.target_id is None or r.target_id not in tgroup.members]
-            removable = tgroup.members - wanted_ids
-            if not self.options.remove_unmanaged_members:
-                removable &= managed
-            remove = [MemberRef(tid, None, names.get(tid, tid)) for tid in removable]
-            if attrs_changed or add or remove:
-                changes.append(GroupChange(
-                    GroupAction.UPDATE, group.identity, group.source_id, tgroup.id,
-                    attrs_changed, tuple(sorted(add, key=_ref_key)),
-                    tuple(sorted(remove, key=_ref_key)), tgroup.version))
+        groups = GroupPlanner(self.mappings, self.options, self._provisioned, managed, names)
+        changes = groups.plan(desired, target)
+        self.failures += groups.failures
+        self.skipped += groups.skipped
+        self.matched_groups += groups.matched
         return changes
 
 
-def _ref_key(ref: MemberRef) -> tuple[str, str]:
-    return (ref.display.lower(), ref.target_id or ref.source_id or "")
 
 
 def build_plan(desired: Iterable[DesiredUser],

@@ -110,8 +110,6 @@ class Sandbox:
         self._servers: list[EmulatorServer] = []
         self._started = False
 
-    # ------------------------------------------------------------------ lifecycle
-
     def start(self) -> Sandbox:
         """Create the CA, bind the three servers, seed Genesys; returns self."""
         if self._started:
@@ -174,8 +172,6 @@ class Sandbox:
     ) -> None:
         """Stop the sandbox."""
         self.stop()
-
-    # ------------------------------------------------------------------ helpers
 
     def config(self, mappings: str = "mappings.yaml", oauth: bool = True,
                scope: str = "assigned") -> dict[str, Any]:

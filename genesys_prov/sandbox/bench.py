@@ -33,8 +33,8 @@ def _serve(users: int, directory: Path, commands: Connection) -> None:
     the seconds the synthetic directory took to generate); ``retitle`` changes the job
     title of one provisioned user in the directory, ``join`` adds a new hire to the
     directory and to an assigned group; each answers with the user's id."""
-    from genesys_prov.cli import _write_sandbox_config
     from genesys_prov.sandbox import Sandbox, generate_directory
+    from genesys_prov.sandbox.demo import write_sandbox_config
 
     started = time.monotonic()
     generated = generate_directory(users)
@@ -43,7 +43,7 @@ def _serve(users: int, directory: Path, commands: Connection) -> None:
         del generated
         sb.graph.record_requests = False
         sb.genesys.record_requests = False
-        _write_sandbox_config(sb, directory)
+        write_sandbox_config(sb, directory)
         commands.send(("ready", generation_seconds))
         while (message := commands.recv()) != "stop":
             if message == "retitle":

@@ -19,15 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from genesys_prov.config import SourceConfig
+from genesys_prov.mapping.desired import DesiredGroup, DesiredUser, desired_group, desired_user
 from genesys_prov.mapping.genesys_rules import UserRule
-from genesys_prov.mapping.mappings import (
-    DesiredGroup,
-    DesiredUser,
-    Mappings,
-    desired_group,
-    desired_user,
-    source_reader,
-)
+from genesys_prov.mapping.mappings import Mappings, source_reader
 from genesys_prov.plan.model import Skipped
 from genesys_prov.source.graph import GraphReader
 
@@ -100,6 +94,11 @@ def member_reason(assigned: Assignments | None, uid: str, in_assigned_group: boo
     if assigned is None or uid in assigned.users or in_assigned_group:
         return None
     return DEFAULT_ACCESS_REASON if uid in assigned.default_only_users else NOT_ASSIGNED
+
+
+def stored_member_reason(member_scope: bool, reason: str | None) -> str | None:
+    """:func:`member_reason` as the snapshot stores it: (in scope by memberships, why not)."""
+    return None if member_scope else (reason or NOT_ASSIGNED)
 
 
 def _user_members(graph: GraphReader, group_id: str, transitive: bool) -> Iterator[str]:

@@ -14,7 +14,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from genesys_prov.mapping.mappings import Mappings, manager_id
+from genesys_prov.mapping.desired import manager_id
+from genesys_prov.mapping.mappings import Mappings
 from genesys_prov.plan.model import Action, Change, MemberRef, TargetUser
 from genesys_prov.state.db import State
 

@@ -14,7 +14,7 @@ from genesys_prov.errors import (
     GenesysProvError,
     TargetError,
 )
-from genesys_prov.mapping.mappings import load_mappings
+from genesys_prov.mapping.mappings_file import load_mappings
 from genesys_prov.sync.connections import connect
 
 log = logging.getLogger(__name__)

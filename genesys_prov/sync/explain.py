@@ -14,12 +14,9 @@ from typing import Any
 
 from genesys_prov.config import Config
 from genesys_prov.mapping import expressions
-from genesys_prov.mapping.mappings import (
-    ENTRA_ALIASES,
-    Mappings,
-    evaluate,
-    load_mappings,
-)
+from genesys_prov.mapping.desired import evaluate
+from genesys_prov.mapping.mappings import ENTRA_ALIASES, Mappings
+from genesys_prov.mapping.mappings_file import load_mappings
 from genesys_prov.plan.model import REDACT_MARK, Plan
 from genesys_prov.state.db import State
 from genesys_prov.sync.connections import Connections, connect

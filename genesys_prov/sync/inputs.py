@@ -14,8 +14,9 @@ from urllib.parse import quote
 
 from genesys_prov.config import Config
 from genesys_prov.errors import ConfigError, DeltaExpired, SafetyError, SourceError
+from genesys_prov.mapping.desired import DesiredUser, desired_user
 from genesys_prov.mapping.genesys_rules import user_rule
-from genesys_prov.mapping.mappings import DesiredUser, Mappings, desired_user, source_reader
+from genesys_prov.mapping.mappings import Mappings, source_reader
 from genesys_prov.plan.build import build_plan, target_group, target_user
 from genesys_prov.plan.model import (
     Plan,

@@ -4,8 +4,6 @@ attribute against the target's schema."""
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from genesys_prov.config import Config
@@ -14,7 +12,7 @@ from genesys_prov.errors import (
     TargetError,
 )
 from genesys_prov.mapping.mappings import Mappings
-from genesys_prov.mapping.tools import builtin_genesys_schemas, schema_errors
+from genesys_prov.mapping.validation import builtin_genesys_schemas, schema_errors
 from genesys_prov.state.db import State
 from genesys_prov.sync.connections import Connections
 
@@ -22,20 +20,6 @@ log = logging.getLogger(__name__)
 
 
 SCHEMA_META = "schema_checked"
-
-
-def check_output_path(option: str, path: str) -> None:
-    """Refuse an output file that cannot be written, before anything else happens: its
-    directory must exist and be writable, and the path must not be a directory."""
-    target = Path(path)
-    parent = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise ConfigError(f"{option} {path}: is a directory")
-    if not parent.is_dir():
-        raise ConfigError(f"{option} {path}: the directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK) or \
-            (target.exists() and not os.access(target, os.W_OK)):
-        raise ConfigError(f"{option} {path}: not writable")
 
 
 def check_target_schema(config: Config, mappings: Mappings, conn: Connections, state: State,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from genesys_prov.config import Config
-from genesys_prov.mapping.mappings import load_mappings
+from genesys_prov.mapping.mappings_file import load_mappings
 from genesys_prov.plan.model import GroupAction, GroupChange, MemberRef
 from genesys_prov.sync.bookkeeping import Bookkeeper
 from genesys_prov.sync.check import run_check

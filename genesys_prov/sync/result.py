@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
-from genesys_prov.plan.model import Plan
+from genesys_prov.plan.model import Action, Plan
 from genesys_prov.target import apply as applying
 
 
@@ -52,6 +52,7 @@ class SyncResult:
     mode_reason: str = ""       # why a full sync ran (or "no directory changes")
     quarantined: str | None = None  # why this run put the job in quarantine
     full_reason: FullReason | None = None  # why a full sync ran (None: it did not)
+    unchanged: bool = False  # the directory did not change: the target was not read
     escrow: dict[str, Any] | None = None  # what waits in escrow after the run
 
     @property
@@ -70,6 +71,32 @@ class SyncResult:
             return RunEnd.HELD
         return RunEnd.FAILED if self.failed else RunEnd.OK
 
+    def summary(self) -> str:
+        """One line: what was done (or would be), and the requests it took."""
+        counts = self.plan.counts()
+        keys = [a.value for a in Action] + ["group create", "group update"]
+        parts = [f"{counts[k]} {k}" for k in keys if counts[k]]
+        planned = ", ".join(parts) if parts else "no changes"
+        target = self.requests.get("target", {})
+        graph = self.requests.get("graph", {})
+        reqs = (f"requests: Graph {sum(graph.values())}, target {sum(target.values())} "
+                f"({', '.join(f'{k} {v}' for k, v in sorted(target.items())) or 'none'})")
+        escrow = escrow_sentence(self.escrow)
+        if self.unchanged:
+            return (f"Incremental: no directory changes since the last run; the target was not "
+                    f"read or written.{escrow} {reqs}")
+        mode = f"Incremental ({self.mode_reason}): " if self.mode == "incremental" else ""
+        if self.dry_run:
+            return f"{mode}Dry run: would apply {planned}; nothing was written.{escrow} {reqs}"
+        if self.applied is None:
+            return (f"{mode}Nothing to do: the target already matches the directory.{escrow} "
+                    f"{reqs}")
+        applied = self.applied.counts()
+        skipped = f", {applied['skipped']} skipped" if applied.get("skipped") else ""
+        retried = f" ({self.applied.retried} tried twice)" if self.applied.retried else ""
+        return (f"{mode}Applied {planned}: {applied['success']} succeeded, {applied['failure']} "
+                f"failed{skipped}{retried} in {self.applied.elapsed:.1f}s.{escrow} {reqs}")
+
     def data(self) -> dict[str, Any]:
         """JSON-ready form (the ``--output json`` document)."""
         return {
@@ -84,3 +111,11 @@ class SyncResult:
             "requests": self.requests,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
+
+
+def escrow_sentence(escrow: dict[str, Any] | None) -> str:
+    """`` N change(s) wait in escrow …`` for the summary line, or "" when none do."""
+    if not escrow:
+        return ""
+    return (f" {escrow['count']} change(s) wait in escrow (oldest failed {escrow['oldest']}, "
+            f"next retry {escrow['next_retry']}; `sync --retry-now` sends them now).")

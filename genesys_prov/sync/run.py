@@ -14,10 +14,12 @@ from collections.abc import Callable
 
 from genesys_prov.config import Config
 from genesys_prov.errors import SafetyError
-from genesys_prov.mapping.mappings import Mappings, load_mappings
+from genesys_prov.mapping.mappings import Mappings
+from genesys_prov.mapping.mappings_file import load_mappings
 from genesys_prov.plan.file import read_plan, write_plan
 from genesys_prov.plan.model import Plan
 from genesys_prov.plan.safety import guard_plan, hold_escrowed
+from genesys_prov.report import check_output_path
 from genesys_prov.source.scope import Progress
 from genesys_prov.state.snapshot import SNAPSHOT_META
 from genesys_prov.sync.bookkeeping import Bookkeeper, applied_rows, keep_plan, plan_records
@@ -33,7 +35,7 @@ from genesys_prov.sync.incidents import (
     quarantine_gate,
 )
 from genesys_prov.sync.inputs import NO_CHANGES, Ask, Choice, choose_reading
-from genesys_prov.sync.preflight import check_output_path, check_target_schema
+from genesys_prov.sync.preflight import check_target_schema
 from genesys_prov.sync.result import SyncResult
 from genesys_prov.target import apply as applying
 
@@ -92,7 +94,7 @@ def _nothing_changed(run: RunContext, conn: Connections, choice: Choice) -> Sync
         run.notify([])
     return SyncResult(plan=Plan(in_scope=run.in_scope or 0), dry_run=run.dry_run,
                       requests=conn.request_counts(), run_id=run.run_id,
-                      mode="incremental", mode_reason=choice.reason,
+                      mode="incremental", mode_reason=choice.reason, unchanged=True,
                       escrow=escrow_info(run.state))
 
 

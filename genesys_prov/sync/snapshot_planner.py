@@ -6,7 +6,7 @@ changed users and groups with :func:`~genesys_prov.plan.build.build_plan` — fu
 semantics, without reading the directory; of the target only a lookup per new user and the
 groups listing when members change. What the snapshot cannot answer alone (nested
 memberships, deleted groups, groups entering or leaving ``group_scope``, SelectUniqueValue
-creates, …) raises :class:`Fallback`: the caller reads the directory instead.
+creates, …) raises :class:`_Fallback`: the caller reads the directory instead.
 """
 
 from __future__ import annotations
@@ -16,14 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from genesys_prov.mapping.desired import DesiredGroup, DesiredUser, desired_group
 from genesys_prov.mapping.genesys_rules import UserRule
-from genesys_prov.mapping.mappings import (
-    DesiredGroup,
-    DesiredUser,
-    Mappings,
-    desired_group,
-    source_reader,
-)
+from genesys_prov.mapping.mappings import Mappings, source_reader
 from genesys_prov.plan.build import build_plan
 from genesys_prov.plan.model import (
     Plan,
@@ -33,11 +28,11 @@ from genesys_prov.plan.model import (
 )
 from genesys_prov.source.delta import Delta
 from genesys_prov.source.scope import (
-    NOT_ASSIGNED,
     USER_TYPE,
     Assignments,
     member_reason,
     scoped_user,
+    stored_member_reason,
 )
 from genesys_prov.state.db import State
 from genesys_prov.state.snapshot import (
@@ -70,12 +65,7 @@ class QuickPlan:
         state.set_group_data(self.group_rows)
 
 
-def _member_reason(member_scope: bool, reason: str | None) -> str | None:
-    """A stored row's (in scope by memberships, why not) as :func:`member_reason` said it."""
-    return None if member_scope else (reason or NOT_ASSIGNED)
-
-
-class Fallback(Exception):
+class _Fallback(Exception):
     """The snapshot cannot answer alone; the message says why."""
 
 
@@ -111,7 +101,6 @@ class _SnapshotPlanner:
         self.lookups: list[DesiredUser] = []
         self.original: dict[str, str] = {}          # lower-case id → directory id
 
-    # source side -----------------------------------------------------------------------
 
     def read_groups(self) -> None:
         for item in self.delta.changes.get("groups", []):
@@ -119,19 +108,19 @@ class _SnapshotPlanner:
             if self.inputs.nested and item.get("members@delta"):
                 # the snapshot holds the assigned groups' transitive members; a change in
                 # any group may move them
-                raise Fallback("memberships changed and nested groups count")
+                raise _Fallback("memberships changed and nested groups count")
             if gid not in self.stored_groups:
                 if "@removed" not in item and (self.mappings.group_scope or (
                         self.inputs.assigned is None and self.mappings.group)):
-                    raise Fallback("a group the snapshot does not hold changed")
+                    raise _Fallback("a group the snapshot does not hold changed")
                 continue  # a group whose members do not count
             if "@removed" in item:
-                raise Fallback("a group was deleted")
+                raise _Fallback("a group was deleted")
             if any(k not in ("id", "members@delta") and "@" not in k for k in item):
                 merged = merge_user(self.stored_groups[gid], item)
                 if self.mappings.group_scope and not self.mappings.group_scope.matches(
                         source_reader(merged)):
-                    raise Fallback("a group left group_scope")
+                    raise _Fallback("a group left group_scope")
                 self.stored_groups[gid] = merged
                 self.quick.group_rows.append((gid, stored_user(merged)))
                 self.touched_groups.add(gid)
@@ -151,7 +140,7 @@ class _SnapshotPlanner:
         for item in self.delta.changes.get("users", []):
             uid = str(item.get("id", "")).lower()
             if not uid:
-                raise Fallback("a user change without an id")
+                raise _Fallback("a user change without an id")
             self.original[uid] = str(item["id"])
             if "@removed" in item:
                 reason = item["@removed"].get("reason") if isinstance(
@@ -169,9 +158,9 @@ class _SnapshotPlanner:
 
     def scoped(self, obj: dict[str, Any], member_scope: bool,
                reason: str | None) -> DesiredUser:
-        return scoped_user(obj, self.mappings, _member_reason(member_scope, reason), self.rule)
+        why = stored_member_reason(member_scope, reason)
+        return scoped_user(obj, self.mappings, why, self.rule)
 
-    # planning --------------------------------------------------------------------------
 
     def plan(self) -> QuickPlan:
         self.read_groups()
@@ -205,14 +194,14 @@ class _SnapshotPlanner:
                 self.touched_groups |= before_groups.get(uid, set())
                 if sid in self.options.links:
                     if sid not in held or held[sid].id != self.options.links[sid]:
-                        raise Fallback("a deleted user has no stored target state")
+                        raise _Fallback("a deleted user has no stored target state")
                     gone.add(sid)
                     self.targets[held[sid].id] = held[sid]
                     if removed[uid] == "deleted":
                         hard.add(sid)
                 continue
             if old_obj is None and uid not in partials:
-                raise Fallback("a user the snapshot does not know")
+                raise _Fallback("a user the snapshot does not know")
             obj = merge_user(old_obj or {}, partials.get(uid, {}))
             obj["id"] = sid
             in_members, reason = self.member_scope(uid, memberships.get(uid, set()))
@@ -249,24 +238,24 @@ class _SnapshotPlanner:
         if sid in self.options.links:
             target = held.get(sid)
             if target is None or target.id != self.options.links[sid]:
-                raise Fallback("a changed user has no stored target state")
+                raise _Fallback("a changed user has no stored target state")
             self.subset[sid.lower()] = user
             self.targets[target.id] = target
         elif user.active:
             if user.unique:
-                raise Fallback("a new user has a SelectUniqueValue mapping")
+                raise _Fallback("a new user has a SelectUniqueValue mapping")
             self.lookups.append(user)
         # inactive and never matched: nothing in the target to change
 
     def look_up(self) -> None:
         """Find the new users in the target by their matching attribute (one GET each)."""
         if len(self.lookups) > self.inputs.max_lookups:
-            raise Fallback(f"{len(self.lookups)} new users to look up")
+            raise _Fallback(f"{len(self.lookups)} new users to look up")
         linked = set(self.options.links.values())
         for user in self.lookups:
             for found in self.inputs.lookup(user):
                 if found.id in linked:
-                    raise Fallback("a new user matches a target user linked to another")
+                    raise _Fallback("a new user matches a target user linked to another")
                 self.targets[found.id] = found
             self.subset[user.source_id.lower()] = user
 
@@ -341,5 +330,5 @@ def plan_from_snapshot(state: State, delta: Delta, mappings: Mappings, digest: s
         return "no complete snapshot from the last run"
     try:
         return _SnapshotPlanner(state, delta, mappings, options, rule, inputs).plan()
-    except Fallback as exc:
+    except _Fallback as exc:
         return str(exc)

@@ -1,6 +1,7 @@
 """The SCIM 2.0 client for Genesys Cloud (and any RFC 7643/7644 server).
 
-Payload builders are pure functions; I/O goes through :meth:`ScimClient._request`.
+Payload builders are pure functions; I/O goes through :meth:`ScimClient._request`, with
+the bearer token from :class:`~genesys_prov.target.auth.TokenSource`.
 Reads are paged lists (never one GET per user); writes are POST (create) and PATCH with
 only the changed attributes.
 """
@@ -8,21 +9,23 @@ only the changed attributes.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import requests
 
-from genesys_prov import redact
 from genesys_prov.config import TargetConfig
-from genesys_prov.errors import AuthError, ScimError, TargetError
+from genesys_prov.errors import AuthError, TargetError
 from genesys_prov.http import HttpClient, TransportError
 from genesys_prov.mapping import scimpath
 from genesys_prov.plan.model import Change, GroupChange, MemberRef
+from genesys_prov.target.auth import TOKEN_ATTEMPTS as TOKEN_ATTEMPTS
+from genesys_prov.target.auth import TokenSource
+from genesys_prov.target.auth import _Token as _Token
+from genesys_prov.target.auth import secret_hint as _secret_hint
+from genesys_prov.target.auth import token_refused as token_refused
+from genesys_prov.target.responses import scim_error as scim_error
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -38,7 +41,6 @@ GENESYS_PERMISSIONS = {"POST": "directory:user:add", "PATCH": "directory:user:ed
                        "PUT": "directory:user:edit", "DELETE": "directory:user:delete"}
 GENESYS_GROUP_PERMISSION = "directory:group:edit"
 GENESYS_PAGE_LIMIT_UNTRIMMED = 25
-TOKEN_ATTEMPTS = 3
 BODY_ATTEMPTS = 3  # a read answered with a body that is not JSON is asked again this often
 
 
@@ -133,52 +135,6 @@ def _resource_limited(response: requests.Response) -> bool:
     return response.status_code == 429 and "resource limit" in response.text.lower()
 
 
-def scim_error(response: requests.Response, method: str, path: str) -> ScimError:
-    """Turn an error response into a readable :class:`ScimError` (status, scimType,
-    detail), whatever the body looks like."""
-    detail = ""
-    scim_type = None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        detail = str(body.get("detail") or body.get("message") or body.get("error_description")
-                     or body.get("error") or "")
-        scim_type = body.get("scimType")
-    if not detail:
-        detail = (response.reason or "error") if not response.text else response.text[:200]
-    return ScimError(response.status_code, redact.scrub(detail), scim_type, method, path)
-
-
-def token_refused(response: requests.Response, config: TargetConfig) -> str:
-    """The message for a token request the endpoint refused: what it said (its error code
-    only: descriptions may echo credentials) and which settings to check."""
-    code = ""
-    try:
-        body = response.json()
-        if isinstance(body, dict):
-            code = str(body.get("error") or "")
-    except ValueError:
-        pass
-    code = code if code.replace("_", "").isalnum() else ""
-    return (f"Genesys OAuth refused the client credentials (HTTP {response.status_code}"
-            f"{', ' + code if code else ''}): check target.oauth.client_id and the secret in "
-            f"target.oauth.client_secret{_secret_hint(config)}, and that the OAuth client uses "
-            "the client-credentials grant")
-
-
-def _secret_hint(config: TargetConfig) -> str:
-    variable = config.secret_variable
-    return f" (read from ${{{variable}}})" if variable else ""
-
-
-@dataclass
-class _Token:
-    value: str
-    expires_at: float
-
-
 class ScimClient:
     """Talks to one SCIM tenant.
 
@@ -193,57 +149,12 @@ class ScimClient:
         self.config = config
         self.http = http
         self.base = config.url.rstrip("/")
-        self._token: _Token | None = None
-        self._token_lock = threading.Lock()
+        self.tokens = TokenSource(config, http)
         self._page_cap = config.page_size  # lowered when the target refuses a page size
-        if config.token:
-            redact.register(config.token)
-
-    # --- auth ------------------------------------------------------------------------------
 
     def _bearer(self, force: bool = False) -> str:
-        if self.config.token:
-            return self.config.token
-        with self._token_lock:
-            now = time.monotonic()
-            if force or self._token is None or now >= self._token.expires_at:
-                self._token = self._fetch_token()
-            return self._token.value
-
-    def _fetch_token(self) -> _Token:
-        oauth = self.config.oauth
-        assert oauth is not None
-        for attempt in range(1, TOKEN_ATTEMPTS + 1):
-            try:
-                response = self.http.request(
-                    "POST", oauth.token_url, data={"grant_type": "client_credentials"},
-                    auth=(oauth.client_id, oauth.client_secret), idempotent=True,
-                    count_as="token",
-                )
-            except TransportError as exc:
-                raise TargetError(f"Genesys OAuth: {exc}") from exc
-            if response.status_code in (400, 401, 403):
-                raise AuthError(token_refused(response, self.config))
-            if response.status_code != 200:
-                err = scim_error(response, "POST", urlsplit(oauth.token_url).path)
-                raise TargetError(f"Genesys OAuth: the token endpoint answered HTTP "
-                                  f"{err.status}: {err.detail}", status=err.status)
-            try:
-                body = response.json()
-                token = str(body["access_token"])
-                lifetime = float(body.get("expires_in", 3600))
-                break
-            except (ValueError, KeyError, TypeError) as exc:
-                if attempt == TOKEN_ATTEMPTS:  # garbled every time: not a hiccup
-                    raise TargetError("Genesys OAuth: the token endpoint's answer has no "
-                                      "access_token (a proxy or the wrong URL in "
-                                      "target.oauth.token_url?)") from exc
-        redact.register(token)
-        # Refresh a minute early (or at 90 % of a short lifetime).
-        margin = min(60.0, lifetime * 0.1)
-        return _Token(token, time.monotonic() + lifetime - margin)
-
-    # --- plumbing --------------------------------------------------------------------------
+        """The bearer token to send (see :meth:`TokenSource.bearer`)."""
+        return self.tokens.bearer(force)
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                  json: Any = None, headers: dict[str, str] | None = None,
@@ -287,8 +198,6 @@ class ScimClient:
         except ValueError as exc:
             raise TargetError(f"{method} {path}: the target answered HTTP "
                               f"{response.status_code} with a body that is not JSON") from exc
-
-    # --- reads -----------------------------------------------------------------------------
 
     def get(self, path: str, params: dict[str, Any] | None = None, auth: bool = True,
             give_up: Callable[[requests.Response], bool] | None = None) -> Any:
@@ -451,8 +360,6 @@ class ScimClient:
         if not isinstance(resources, list):
             raise TargetError(f"GET {path}: the answer is not a SCIM ListResponse")
         return [r for r in resources if isinstance(r, dict)]
-
-    # --- writes ----------------------------------------------------------------------------
 
     def create_user(self, payload: dict[str, Any]) -> dict[str, Any]:
         """POST /Users; returns the created resource. Never retried blindly: a

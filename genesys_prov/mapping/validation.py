@@ -1,8 +1,6 @@
-"""Tools for mappings: evaluate one expression (``mapping test``) and check a mappings file
-against the target's schema (``mapping validate``).
-
-Nothing here prints: the CLI renders the results.
-"""
+"""``mapping validate``: check a mappings file against a target schema (the built-in
+Genesys schema, or a target's ``/Schemas``) — unknown attributes, filters the target cannot
+run, mappings that can never produce a value. Nothing here prints."""
 
 from __future__ import annotations
 
@@ -11,16 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from genesys_prov.errors import ConfigError, GenesysProvError
+from genesys_prov.errors import GenesysProvError
 from genesys_prov.mapping import expressions
 from genesys_prov.mapping.mappings import (
     AttributeMapping,
     Mappings,
-    graph_property,
     known_source,
-    read_source,
 )
 from genesys_prov.mapping.scimpath import CORE_USER, TargetPath
 
@@ -31,8 +26,6 @@ GENESYS_FILTERABLE = frozenset({
     "id", "username", "email", "emails", "externalid", "employeenumber", "division",
     "manager", "active",
 })
-BOOLEAN_SOURCES = frozenset({"accountEnabled", "IsSoftDeleted", "showInAddressList",
-                             "onPremisesSyncEnabled"})
 GRAPH_GROUP_PROPERTIES = frozenset({
     "id", "objectId", "displayName", "description", "mail", "mailNickname", "mailEnabled",
     "securityEnabled", "groupTypes", "visibility", "classification", "createdDateTime",
@@ -40,99 +33,6 @@ GRAPH_GROUP_PROPERTIES = frozenset({
     "securityIdentifier", "members",
 })
 
-
-# --- mapping test ---------------------------------------------------------------------------
-
-def parse_attr_options(pairs: Sequence[str]) -> dict[str, Any]:
-    """``NAME=VALUE`` options into source attributes; a repeated name becomes a list
-    (a multi-valued attribute). ``true``/``false`` for boolean properties become booleans."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"--attr {pair!r}: expected NAME=VALUE")
-        typed: Any = value
-        if name in BOOLEAN_SOURCES and value.lower() in ("true", "false"):
-            typed = value.lower() == "true"
-        if name in out:
-            previous = out[name]
-            out[name] = [*previous, typed] if isinstance(previous, list) else [previous, typed]
-        else:
-            out[name] = typed
-    return out
-
-
-def load_user_file(path: str | Path) -> dict[str, Any]:
-    """A Graph user object from a JSON file (as ``GET /users/{id}`` returns it)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"--user {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise ConfigError(f"--user {path}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"--user {path}: expected a JSON object (one user)")
-    return data
-
-
-@dataclass(frozen=True)
-class ExpressionResult:
-    """The value of an expression for one set of source attributes."""
-
-    value: Any
-    ignored: bool
-    redacted: bool
-
-    def data(self, reveal: bool = False) -> dict[str, Any]:
-        """``{"value": ...}`` (masked when redacted unless ``reveal``)."""
-        value = self.value
-        if self.redacted and not reveal and value is not None:
-            value = "[Redact]"
-        out: dict[str, Any] = {"value": value}
-        if self.ignored:
-            out["ignored"] = True
-        return out
-
-
-def try_expression(text: str, user: dict[str, Any]) -> ExpressionResult:
-    """Evaluate ``text`` (an Entra expression, or a bare ``[attribute]``) against a user's
-    source attributes. Entra and Graph names both resolve; an attribute given explicitly
-    wins over a computed one (so ``IsSoftDeleted=True`` can be tested directly).
-
-    Example::
-
-        try_expression('Append([givenName], "!")', {"givenName": "Zoë"}).value  # 'Zoë!'
-    """
-    expression = expressions.parse(text)
-
-    def lookup(name: str) -> Any:
-        if name in user:
-            value = user[name]
-            return None if value == "" else value
-        return read_source(user, name)
-
-    value = expression.evaluate(lookup)
-    ignored = value is expressions.IGNORE
-    return ExpressionResult(None if ignored else value, ignored, expression.redacted)
-
-
-def graph_select_for(text: str) -> list[str]:
-    """The Graph ``$select`` an expression needs."""
-    names = expressions.parse(text).attributes()
-    props = {"id", "userPrincipalName", "accountEnabled"}
-    for name in names:
-        prop = graph_property(name)
-        if prop is not None:
-            props.add(prop.split(".", 1)[0])
-    return sorted(props)
-
-
-def graph_user_path(upn: str) -> str:
-    """``/users/{upn}`` with the UPN escaped for a URL path."""
-    return f"/users/{quote(upn, safe='@')}"
-
-
-# --- mapping validate -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Finding:
@@ -227,32 +127,47 @@ def validate_mappings(mappings: Mappings, schemas: Sequence[dict[str, Any]] | No
     for section, core, items in (("user", CORE_USER, mappings.user),
                                  ("group", CORE_GROUP, mappings.group)):
         for m in items:
-            where = f"{section} mapping {m.target!r}"
-            if section == "group":
-                for name in m.source_names():
-                    if name not in GRAPH_GROUP_PROPERTIES and not name.startswith("extension_"):
-                        findings.append(Finding("warning", where,
-                                                f"unknown group source attribute {name!r}"))
-            elif any(not known_source(n) for n in m.source_names()):  # pragma: no cover
-                findings.append(Finding("error", where, "unknown source attribute"))
-            if m.path.attr.lower() == "id":
-                findings.append(Finding("error", where, "'id' is assigned by the target"))
-            if index is not None:
-                findings += _check_target(m, m.path, core, index, where)
-            reason = _never_produces(m)
-            if reason:
-                findings.append(Finding("warning", where, reason))
-            if section == "user" and m.match is not None and flavor == "genesys" and \
-                    m.path.attr.lower() not in GENESYS_FILTERABLE:
-                findings.append(Finding(
-                    "warning", where,
-                    f"matching on {m.target!r}, which Genesys cannot filter on: matching "
-                    "would fail for every user (filterable: userName, emails, externalId, "
-                    "employeeNumber, division, manager, active, id)"))
+            findings += _check_mapping(m, section, core, index, flavor)
     if flavor == "genesys":
         findings += _shared_phone_field(mappings)
     order = {"error": 0, "warning": 1}
     return sorted(findings, key=lambda f: (order[f.level], f.where, f.message))
+
+
+def _check_mapping(m: AttributeMapping, section: str, core: str,
+                   index: dict[str, dict[str, dict[str, Any]]] | None,
+                   flavor: str) -> list[Finding]:
+    """The findings for one mapping of the ``user`` or ``group`` section."""
+    where = f"{section} mapping {m.target!r}"
+    findings = _source_findings(m, section, where)
+    if m.path.attr.lower() == "id":
+        findings.append(Finding("error", where, "'id' is assigned by the target"))
+    if index is not None:
+        findings += _check_target(m, m.path, core, index, where)
+    reason = _never_produces(m)
+    if reason:
+        findings.append(Finding("warning", where, reason))
+    if section == "user" and m.match is not None and flavor == "genesys" and \
+            m.path.attr.lower() not in GENESYS_FILTERABLE:
+        findings.append(Finding(
+            "warning", where,
+            f"matching on {m.target!r}, which Genesys cannot filter on: matching "
+            "would fail for every user (filterable: userName, emails, externalId, "
+            "employeeNumber, division, manager, active, id)"))
+    return findings
+
+
+def _source_findings(m: AttributeMapping, section: str, where: str) -> list[Finding]:
+    """The findings about the source attributes one mapping reads."""
+    findings: list[Finding] = []
+    if section == "group":
+        for name in m.source_names():
+            if name not in GRAPH_GROUP_PROPERTIES and not name.startswith("extension_"):
+                findings.append(Finding("warning", where,
+                                        f"unknown group source attribute {name!r}"))
+    elif any(not known_source(n) for n in m.source_names()):  # pragma: no cover
+        findings.append(Finding("error", where, "unknown source attribute"))
+    return findings
 
 
 def _shared_phone_field(mappings: Mappings) -> list[Finding]:

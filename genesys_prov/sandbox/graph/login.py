@@ -1,0 +1,223 @@
+"""The Entra authority: OpenID discovery documents and the v2.0 token endpoint (client
+credentials with a secret or a client-assertion JWT), enough for MSAL."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import time
+import uuid
+from typing import Any
+
+from genesys_prov.sandbox._http import Request, Response, same_secret
+from genesys_prov.sandbox.graph.answers import AadError
+from genesys_prov.sandbox.graph.encoding import b64url, b64url_decode, now_iso
+from genesys_prov.sandbox.graph.state import GraphState
+
+GRAPH_RESOURCE_IDS = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
+
+
+class EntraLogin(GraphState):
+    """The login app of the Graph emulator (:meth:`login_app`)."""
+
+    def login_app(self, request: Request) -> Response:
+        """The Entra authority: discovery documents and the v2.0 token endpoint."""
+        route = "?"
+        try:
+            parts = [p for p in request.path.split("/") if p]
+            lowered = [p.lower() for p in parts]
+            if len(parts) >= 2 and lowered[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+                route = "/{tenant}/v2.0/.well-known/openid-configuration"
+                response = self._discovery(parts[0], v2=True)
+            elif len(parts) >= 2 and lowered[1:] == [".well-known", "openid-configuration"]:
+                route = "/{tenant}/.well-known/openid-configuration"
+                response = self._discovery(parts[0], v2=False)
+            elif len(parts) == 4 and lowered[1:] == ["oauth2", "v2.0", "token"]:
+                route = "/{tenant}/oauth2/v2.0/token"
+                response = self._token(request, parts[0])
+            else:
+                raise AadError(404, "invalid_request", "90019", f"No endpoint at {request.path}")
+        except AadError as err:
+            response = self._aad_error(err)
+        self.record(request, response.status, route)
+        return response
+
+    def _aad_error(self, err: AadError) -> Response:
+        """An Entra-style token-endpoint error answer."""
+        trace = str(uuid.uuid4())
+        correlation = str(uuid.uuid4())
+        return Response.json(
+            err.status,
+            {
+                "error": err.error,
+                "error_description": (
+                    f"AADSTS{err.aadsts}: {err.description} Trace ID: {trace} "
+                    f"Correlation ID: {correlation} Timestamp: {now_iso()}"
+                ),
+                "error_codes": [int(err.aadsts)],
+                "timestamp": now_iso(),
+                "trace_id": trace,
+                "correlation_id": correlation,
+            },
+        )
+
+    def _check_tenant(self, tenant: str) -> None:
+        """Raise AADSTS90002 for an unknown tenant."""
+        if tenant.lower() not in (self.tenant_id.lower(), "organizations"):
+            raise AadError(
+                400, "invalid_tenant", "90002",
+                f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID.",
+            )
+
+    def _discovery(self, tenant: str, v2: bool) -> Response:
+        """An OpenID Connect discovery document (v2.0 or v1)."""
+        self._check_tenant(tenant)
+        base = f"{self.authority_host}/{self.tenant_id}"
+        suffix = "/v2.0" if v2 else ""
+        return Response.json(200, {
+            "token_endpoint": f"{base}/oauth2{suffix}/token",
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post", "private_key_jwt", "client_secret_basic",
+            ],
+            "jwks_uri": f"{base}/discovery{suffix}/keys",
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "issuer": f"{base}/v2.0" if v2 else f"{self.authority_host}/{self.tenant_id}/",
+            "request_uri_parameter_supported": False,
+            "userinfo_endpoint": f"{self.graph_url}/oidc/userinfo",
+            "authorization_endpoint": f"{base}/oauth2{suffix}/authorize",
+            "device_authorization_endpoint": f"{base}/oauth2{suffix}/devicecode",
+            "http_logout_supported": True,
+            "frontchannel_logout_supported": True,
+            "end_session_endpoint": f"{base}/oauth2{suffix}/logout",
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid"],
+            "tenant_region_scope": "NA",
+            "cloud_instance_name": "microsoftonline.com",
+            "cloud_graph_host_name": "graph.windows.net",
+            "msgraph_host": self.graph_url.removeprefix("https://"),
+        })
+
+    def _token(self, request: Request, tenant: str) -> Response:
+        """The v2.0 token endpoint (client credentials: secret or client assertion)."""
+        if request.method != "POST":
+            raise AadError(405, "invalid_request", "900561",
+                           "The endpoint only accepts POST requests.")
+        self._check_tenant(tenant)
+        try:
+            form = request.form()
+        except UnicodeDecodeError:
+            form = {}
+        client_id = form.get("client_id", "")
+        secret = form.get("client_secret")
+        header = request.header("Authorization") or ""
+        if header.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(header[6:].strip()).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ":"
+            client_id, _, secret = decoded.partition(":")
+        if form.get("grant_type") != "client_credentials":
+            raise AadError(400, "unsupported_grant_type", "70003",
+                           "The app requested an unsupported grant type "
+                           f"'{form.get('grant_type')}'.")
+        if not client_id:
+            raise AadError(400, "invalid_request", "900144",
+                           "The request body must contain the following parameter: 'client_id'.")
+        if not same_secret(client_id.lower(), self.client_id.lower()):
+            raise AadError(400, "unauthorized_client", "700016",
+                           f"Application with identifier '{client_id}' was not found in the "
+                           f"directory '{self.tenant_id}'.")
+        scopes = form.get("scope", "").split()
+        accepted = {f"{r}/.default" for r in (self.graph_url, *GRAPH_RESOURCE_IDS)}
+        if len(scopes) != 1 or scopes[0] not in accepted:
+            raise AadError(400, "invalid_scope", "1002012",
+                           f"The provided value for scope {' '.join(scopes)} is not valid. "
+                           "Client credential flows must have a scope value with /.default "
+                           "suffixed to the resource identifier (application ID URI).")
+        assertion = form.get("client_assertion")
+        if assertion is not None:
+            self._check_assertion(assertion, form.get("client_assertion_type", ""))
+        elif secret is None:
+            raise AadError(401, "invalid_client", "7000218",
+                           "The request body must contain the following parameter: "
+                           "'client_assertion' or 'client_secret'.")
+        elif not same_secret(secret, self.client_secret):
+            raise AadError(401, "invalid_client", "7000215",
+                           "Invalid client secret provided. Ensure the secret being sent in the "
+                           f"request is the client secret value, not the client secret ID, for "
+                           f"a secret added to app '{self.client_id}'.")
+        return Response.json(200, self._issue_token(), headers={"Cache-Control": "no-store"})
+
+    def _check_assertion(self, assertion: str, assertion_type: str) -> None:
+        """Check a client-assertion JWT's shape and claims (not its signature)."""
+        if assertion_type != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            raise AadError(400, "invalid_request", "50027",
+                           f"Invalid client_assertion_type '{assertion_type}'.")
+        try:
+            header_b64, payload_b64, signature_b64 = assertion.split(".")
+            header = json.loads(b64url_decode(header_b64))
+            payload = json.loads(b64url_decode(payload_b64))
+            b64url_decode(signature_b64)
+        except (ValueError, binascii.Error) as exc:
+            raise AadError(401, "invalid_client", "50027",
+                           f"JWT token is invalid or malformed: {exc}.") from exc
+        if not isinstance(header, dict) or not isinstance(payload, dict):
+            raise AadError(401, "invalid_client", "50027", "JWT token is invalid or malformed.")
+        thumbprint = header.get("x5t") or header.get("x5t#S256")
+        if not thumbprint:
+            raise AadError(401, "invalid_client", "700027",
+                           "Client assertion contains an invalid signature: no x5t header.")
+        if self.certificate_thumbprints and "x5t" in header:
+            raw = b64url_decode(str(header["x5t"])).hex().upper()
+            if raw not in self.certificate_thumbprints:
+                raise AadError(401, "invalid_client", "700027",
+                               f"Client assertion contains an invalid signature. [Reason - The "
+                               f"key was not found., Thumbprint of key used by client: '{raw}']")
+        if payload.get("iss") != self.client_id or payload.get("sub") != self.client_id:
+            raise AadError(401, "invalid_client", "700023",
+                           "Client assertion audience/issuer claim does not match the client.")
+        if not str(payload.get("aud", "")).startswith(self.authority_host):
+            raise AadError(401, "invalid_client", "700021",
+                           f"Client assertion audience claim does not match Realm issuer. "
+                           f"Review the documentation at https://aka.ms/certCreds. "
+                           f"Actual: {payload.get('aud')}")
+        if not isinstance(payload.get("exp"), int | float) or payload["exp"] < time.time():
+            raise AadError(401, "invalid_client", "700024",
+                           "Client assertion is not within its valid time range.")
+
+    def _issue_token(self) -> dict[str, Any]:
+        """Issue and remember an access token."""
+        issued = int(time.time())
+        claims = {
+            "aud": self.graph_url,
+            "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + self.token_lifetime,
+            "appid": self.client_id,
+            "idtyp": "app",
+            "roles": sorted(self.granted_permissions),
+            "tid": self.tenant_id,
+            "uti": secrets.token_urlsafe(16),
+        }
+        header = {"typ": "JWT", "alg": "RS256", "kid": "sandbox"}
+        token = ".".join((
+            b64url(json.dumps(header).encode()),
+            b64url(json.dumps(claims).encode()),
+            b64url(secrets.token_bytes(32)),
+        ))
+        with self._lock:
+            self._tokens[token] = (
+                self.clock() + self.token_lifetime, frozenset(self.granted_permissions)
+            )
+        return {
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime,
+            "ext_expires_in": self.token_lifetime,
+            "access_token": token,
+        }
