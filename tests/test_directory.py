@@ -44,7 +44,8 @@ class FakeGraph:
                 out += [{"id": m, "@odata.type": k} for m, k in self.members[mid]]
         return iter(out)
 
-    def iter_users(self, select: Any, expand_manager: bool = False) -> Any:
+    def iter_users(self, select: Any, expand_manager: bool = False,
+                   delta_link: Any = None) -> Any:
         self.calls.append(f"users expand={expand_manager}")
         return iter(self.users)
 

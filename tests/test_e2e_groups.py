@@ -137,10 +137,12 @@ def test_request_economy(sandbox: Sandbox, tmp_path: Path) -> None:
                   if r.method == "GET" and r.path.startswith("/v1.0/")]
     assigned_groups = {a["principalId"] for a in sandbox.graph.app_role_assignments
                        if a["principalType"] == "Group"}
-    # assignments + groups + one member listing per assigned group + users (manager expanded)
+    # assignments + groups + one member listing per assigned group + users (with the
+    # manager: one delta round, 200 users a page, not $expand's 100)
     assert len(graph_gets) == 3 + len(assigned_groups)
-    users_call = next(r for r in graph_gets if r.path.endswith("/users"))
-    assert users_call.query["$expand"] == ["manager($select=id)"]
+    users_call = next(r for r in graph_gets if r.path.endswith("/users/delta"))
+    assert "manager" in users_call.query["$select"][0].split(",")
+    assert "$expand" not in users_call.query
     genesys_gets = [r for r in sandbox.genesys.requests if r.method == "GET"]
     assert sorted(r.path.rsplit("/", 1)[1] for r in genesys_gets) == ["Groups", "Users", "Users"]
     # a real run reads the assignments once (their digest for the next run comes with it)

@@ -87,8 +87,9 @@ def test_graph_failing_part_way_is_a_safety_stop_not_a_short_directory(tmp_path)
     from genesys_prov.mapping.mappings_file import default_mappings_text, parse_mappings
     from genesys_prov.sync.inputs import read_and_plan
 
-    nxt = f"{GRAPH}/v1.0/users?$skiptoken=p2"
-    responses.get(f"{GRAPH}/v1.0/users", json={"value": [{"id": "1"}], "@odata.nextLink": nxt})
+    nxt = f"{GRAPH}/v1.0/users/delta?$skiptoken=p2"  # the manager is read by a delta round
+    responses.get(f"{GRAPH}/v1.0/users/delta",
+                  json={"value": [{"id": "1"}], "@odata.nextLink": nxt})
     for _ in range(6):
         responses.get(nxt, status=500, json={"error": {"code": "InternalServerError"}})
     graph = reader()
@@ -198,3 +199,38 @@ def test_a_page_that_is_not_json_is_asked_again():
     responses.get(f"{GRAPH}/v1.0/users", body="<html>proxy error</html>")
     responses.get(f"{GRAPH}/v1.0/users", json={"value": [{"id": "1"}]})
     assert [u["id"] for u in reader().iter_users(["id"])] == ["1"]
+
+
+@responses.activate
+def test_users_with_their_manager_come_from_one_delta_round_at_200_a_page():
+    """``$expand=manager`` caps Graph's pages at 100 users; a delta round selecting the
+    manager gives 200 a page, the manager in the listing's shape, and the link the next
+    incremental run follows. Removed objects are not users; a user whose manager is
+    removed has none."""
+    nxt = f"{GRAPH}/v1.0/users/delta?$skiptoken=p2"
+    link = f"{GRAPH}/v1.0/users/delta?$deltatoken=d1"
+    responses.get(f"{GRAPH}/v1.0/users/delta", json={"value": [
+        {"id": "1", "manager@delta": [{"@odata.type": "#microsoft.graph.user", "id": "2"}]},
+        {"id": "gone", "@removed": {"reason": "changed"}},
+    ], "@odata.nextLink": nxt})
+    responses.get(nxt, json={"value": [
+        {"id": "2", "manager@delta": [{"id": "9", "@removed": {"reason": "deleted"}}]},
+        {"id": "3"}], "@odata.deltaLink": link})
+    links: list[str] = []
+    users = list(reader().iter_users(["id", "displayName"], expand_manager=True,
+                                     delta_link=links.append))
+    assert users == [{"id": "1", "manager": {"@odata.type": "#microsoft.graph.user", "id": "2"}},
+                     {"id": "2"}, {"id": "3"}]
+    assert links == [link]
+    first = responses.calls[0].request
+    assert "%24select=id%2CdisplayName%2Cmanager" in first.url and "expand" not in first.url
+    assert all(c.request.headers["Prefer"] == "odata.maxpagesize=200" for c in responses.calls)
+
+
+@responses.activate
+def test_without_the_manager_users_are_listed_999_a_page():
+    """No manager mapping: ``/users`` at ``$top=999`` is cheaper than a delta round."""
+    responses.get(f"{GRAPH}/v1.0/users", json={"value": [{"id": "1"}]})
+    assert [u["id"] for u in reader().iter_users(["id"])] == ["1"]
+    assert "%24top=999" in responses.calls[0].request.url
+    assert "Prefer" not in responses.calls[0].request.headers

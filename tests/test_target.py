@@ -16,11 +16,11 @@ BASE = "https://api.example.test/api/v2/scim/v2"
 TOKEN_URL = "https://login.example.test/oauth/token"
 
 
-def make(flavor="genesys", page_size=100, oauth=False) -> ScimClient:
+def make(flavor="genesys", page_size=100, oauth=False, concurrency=4) -> ScimClient:
     cfg = TargetConfig(
         url=BASE, token=None if oauth else "static-token-123",
         oauth=OAuthConfig("cid", "csecret", TOKEN_URL) if oauth else None,
-        flavor=flavor, page_size=page_size,
+        flavor=flavor, page_size=page_size, concurrency=concurrency,
     )
     http = HttpClient(make_session(), RateLimiter(0), timeout=5, sleep=lambda s: None)
     return ScimClient(cfg, http)
@@ -48,7 +48,7 @@ def test_genesys_listing_pages_and_reads_inactive_users():
     responses.get(f"{BASE}/Users", json=page(act[2:4], 5, 3))
     responses.get(f"{BASE}/Users", json=page(act[4:], 5, 5))
     responses.get(f"{BASE}/Users", json=page(users("i", 1, active=False), 1))
-    got = list(make(page_size=2).list_users(["userName", "title"]))
+    got = list(make(page_size=2, concurrency=1).list_users(["userName", "title"]))
     assert [u["id"] for u in got] == ["a0", "a1", "a2", "a3", "a4", "i0"]
     qs = [query(c) for c in responses.calls]
     assert [q["startIndex"] for q in qs] == ["1", "3", "5", "1"]
@@ -189,3 +189,59 @@ def test_a_listing_page_that_is_not_json_is_asked_again():
     responses.get(f"{BASE}/Users", json=page(users("u", 2), 2))
     responses.get(f"{BASE}/Users", json=page([], 0))
     assert len(list(client.list_users(["userName"]))) == 2
+
+
+def serve_listing(resources, cut=None, refuse_above=None):
+    """A ``responses`` callback that serves a listing by ``startIndex`` and ``count`` (so
+    pages fetched at the same time each get their own), recording what was asked.
+    ``cut`` shortens the page starting there by one resource (a server that moved);
+    ``refuse_above`` answers 429 "resource limits" to pages larger than that."""
+    asked = []
+
+    def callback(request):
+        q = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
+        start, count = int(q["startIndex"]), int(q["count"])
+        asked.append((start, count))
+        if refuse_above is not None and count > refuse_above:
+            return 429, {}, json.dumps({"status": "429", "detail": "internal resource limits"})
+        chunk = resources[start - 1:start - 1 + count]
+        if cut == start:
+            chunk = chunk[:-1]
+        return 200, {}, json.dumps(page(chunk, len(resources), start))
+
+    responses.add_callback(responses.GET, f"{BASE}/Users", callback=callback)
+    return asked
+
+
+@responses.activate
+def test_pages_after_the_first_are_fetched_at_the_same_time_and_yielded_in_order():
+    """Once the first page shows the page size is honoured, the rest follow from
+    ``totalResults``: every page asked exactly once, results in the listing's order."""
+    every = users("u", 95)
+    asked = serve_listing(every)
+    client = make(flavor="generic", page_size=10, concurrency=4)
+    assert [u["id"] for u in client.list_users(["userName"])] == [u["id"] for u in every]
+    assert asked[0] == (1, 10)
+    assert sorted(asked) == [(s, 10) for s in range(1, 96, 10)]
+
+
+@responses.activate
+def test_a_short_page_while_fetching_ahead_goes_back_to_one_page_at_a_time():
+    """A page shorter than asked before the end (the listing moved): nothing is skipped,
+    the listing goes on one page at a time from the resource after it."""
+    every = users("u", 50)
+    asked = serve_listing(every, cut=21)
+    client = make(flavor="generic", page_size=10, concurrency=3)
+    got = [u["id"] for u in client.list_users(["userName"])]
+    assert got == [u["id"] for u in every]
+    assert (30, 10) in asked  # asked again from the first resource not yet seen
+    assert len(got) == len(set(got))
+
+
+@responses.activate
+def test_one_worker_lists_one_page_at_a_time():
+    every = users("u", 30)
+    asked = serve_listing(every)
+    client = make(flavor="generic", page_size=10, concurrency=1)
+    assert len(list(client.list_users(["userName"]))) == 30
+    assert asked == [(1, 10), (11, 10), (21, 10)]

@@ -6,8 +6,9 @@ plus the direct members of the groups assigned to it (all nested members with
 reported. ``scope: all``: every user and every group. Either way the scoping filters of
 the mappings narrow the result.
 
-Every directory user is read (one paged listing, the manager expanded in the same
-request), so a user who left scope can be matched and deactivated in the target.
+Every directory user is read (one paged listing; when the mappings need the manager, a
+delta round that carries it at 200 users a page), so a user who left scope can be matched
+and deactivated in the target.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ from genesys_prov.mapping.desired import DesiredGroup, DesiredUser, desired_grou
 from genesys_prov.mapping.genesys_rules import UserRule
 from genesys_prov.mapping.mappings import Mappings, source_reader
 from genesys_prov.plan.model import Skipped
-from genesys_prov.source.graph import GraphReader
+from genesys_prov.source.graph import USER_TYPE, GraphReader
 
 DEFAULT_ACCESS = "00000000-0000-0000-0000-000000000000"
 DEFAULT_ACCESS_REASON = "invalid permission: Default Access role"
 NOT_ASSIGNED = "not assigned to the application"
 FILTERED_OUT = "filtered out by user_scope"
-USER_TYPE = "#microsoft.graph.user"
 
 Progress = Callable[[str, int], None]
 
@@ -122,12 +122,46 @@ def scoped_user(user: dict[str, Any], mappings: Mappings, member_reason: str | N
     return rule(desired) if rule else desired
 
 
+def _read_users(graph: GraphReader, mappings: Mappings, assigned: Assignments | None,
+                in_scope_ids: set[str] | None, rule: UserRule | None,
+                progress: Progress | None, keeper: Keeper | None,
+                delta_links: dict[str, str] | None) -> list[DesiredUser]:
+    """Every directory user as a desired user. A delta round may report a user twice (a
+    change while it was read): the last copy wins, in the first one's place."""
+    users: list[DesiredUser] = []
+    position: dict[str, int] = {}
+
+    def keep_link(link: str) -> None:
+        if delta_links is not None:
+            delta_links["users"] = link
+
+    expand = mappings.manager_mapping is not None
+    for user in graph.iter_users(mappings.graph_select(), expand, keep_link):
+        uid = str(user["id"]).lower()
+        why = member_reason(assigned, uid, in_scope_ids is None or uid in in_scope_ids)
+        if keeper is not None:
+            keeper.user(user, why)
+        desired = scoped_user(user, mappings, why, rule)
+        if uid in position:
+            users[position[uid]] = desired
+            continue
+        position[uid] = len(users)
+        users.append(desired)
+        if progress and len(users) % 1000 == 0:
+            progress("source", len(users))
+    if progress:
+        progress("source", len(users))
+    return users
+
+
 def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
                    rule: UserRule | None = None,
                    progress: Progress | None = None,
-                   keeper: Keeper | None = None) -> Directory:
+                   keeper: Keeper | None = None,
+                   delta_links: dict[str, str] | None = None) -> Directory:
     """Read users, groups and assignments and return desired users and groups, each user
-    marked in or out of scope with the reason; ``keeper`` sees what was read."""
+    marked in or out of scope with the reason; ``keeper`` sees what was read. When the
+    users come from a delta round, its link is put in ``delta_links["users"]``."""
     skipped: list[Skipped] = []
     assigned = read_assignments(graph, config) if config.scope == "assigned" else None
     want_groups = bool(mappings.group) or assigned is not None
@@ -159,19 +193,8 @@ def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
         in_scope_ids = set()
         for ids in members.values():
             in_scope_ids.update(ids)
-    users: list[DesiredUser] = []
-    select = mappings.graph_select()
-    expand = mappings.manager_mapping is not None
-    for user in graph.iter_users(select, expand_manager=expand):
-        uid = str(user["id"]).lower()
-        why = member_reason(assigned, uid, in_scope_ids is None or uid in in_scope_ids)
-        if keeper is not None:
-            keeper.user(user, why)
-        users.append(scoped_user(user, mappings, why, rule))
-        if progress and len(users) % 1000 == 0:
-            progress("source", len(users))
-    if progress:
-        progress("source", len(users))
+    users = _read_users(graph, mappings, assigned, in_scope_ids, rule, progress, keeper,
+                        delta_links)
     scoped = {u.source_id.lower(): u.source_id for u in users if u.in_scope}
     desired_groups = [
         desired_group(g, mappings, tuple(scoped[m] for m in members[str(g["id"]).lower()]

@@ -6,8 +6,10 @@ user (explain, provision). :func:`choose_reading` decides which one a run takes.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -25,9 +27,9 @@ from genesys_prov.plan.model import (
     TargetUser,
 )
 from genesys_prov.source.delta import Delta
+from genesys_prov.source.graph import USER_TYPE
 from genesys_prov.source.scope import (
     FILTERED_OUT,
-    USER_TYPE,
     Directory,
     Keeper,
     Progress,
@@ -52,13 +54,17 @@ Known = Callable[[list[str]], dict[str, TargetUser]]
 T = TypeVar("T")
 
 
-def _collect(items: Iterable[T], stage: str, progress: Progress | None) -> list[T]:
-    """Drain an iterator into a list, reporting progress every 1,000 items."""
+def _collect(items: Iterable[T], stage: str, progress: Progress | None,
+             stop: threading.Event | None = None) -> list[T]:
+    """Drain an iterator into a list, reporting progress every 1,000 items; ``stop``
+    ends it early (the other side of a concurrent read failed)."""
     out: list[T] = []
     for item in items:
         out.append(item)
         if progress and len(out) % 1000 == 0:
             progress(stage, len(out))
+        if stop is not None and stop.is_set():
+            break
     if progress:
         progress(stage, len(out))
     return out
@@ -77,12 +83,13 @@ def plan_options(config: Config, links: dict[str, str] | None = None) -> PlanOpt
 
 
 def _read_directory(config: Config, mappings: Mappings, conn: Connections,
-                    progress: Progress | None, keeper: Keeper | None = None) -> Directory:
+                    progress: Progress | None, keeper: Keeper | None = None,
+                    delta_links: dict[str, str] | None = None) -> Directory:
     """Read the directory (with the Genesys data rules applied). A read that fails after
     some pages is a safety stop: it must never look like a smaller directory."""
     try:
         return read_directory(conn.graph, config.source, mappings, user_rule(config.target),
-                              progress, keeper)
+                              progress, keeper, delta_links)
     except SourceError as exc:
         if conn.graph.pages_read:
             raise SafetyError(f"source-health guard: the Graph read failed part-way after "
@@ -125,22 +132,54 @@ class Reading:
     subject: Subject | None = None  # one user's reading: what was seen (explain)
 
 
+TargetRead = tuple[list[TargetUser], list[TargetGroup], float]
+
+
+def _read_target(conn: Connections, mappings: Mappings,
+                 stop: threading.Event) -> TargetRead:
+    """The whole target: its users and groups, and the seconds the listing took."""
+    started = time.monotonic()
+    listing = (target_user(r, mappings) for r in conn.scim.list_users(mappings.target_attributes()))
+    users = _collect(listing, "target", None, stop)
+    groups = [] if stop.is_set() else _target_groups(conn, mappings)
+    return users, groups, time.monotonic() - started
+
+
+def _read_both(config: Config, mappings: Mappings, conn: Connections,
+               progress: Progress | None, keeper: Keeper | None,
+               delta_links: dict[str, str] | None) -> tuple[Directory, TargetRead, float]:
+    """Read the directory and list the target at the same time (the listing on a second
+    thread, under the target's limiter). A failure on either side raises before a
+    single write; a failed directory read stops the listing early."""
+    stop = threading.Event()
+    with ThreadPoolExecutor(1, thread_name_prefix="target-read") as pool:
+        listing = pool.submit(_read_target, conn, mappings, stop)
+        started = time.monotonic()
+        try:
+            directory = _read_directory(config, mappings, conn, progress, keeper,
+                                        delta_links)
+        except BaseException:
+            stop.set()
+            raise
+        seconds = time.monotonic() - started
+        target = listing.result()
+    if progress:
+        progress("target", len(target[0]))
+    return directory, target, seconds
+
+
 def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
                   progress: Progress | None = None,
                   links: dict[str, str] | None = None,
-                  keeper: Keeper | None = None) -> Reading:
-    """Read both sides completely and build the plan; also returns the digest of the
-    app's assignments the read saw (stored for the next incremental run, so it never
-    needs a second read). Any read failure raises before a single write is sent."""
-    timings: dict[str, float] = {}
-    started = time.monotonic()
-    directory = _read_directory(config, mappings, conn, progress, keeper)
-    timings["read_source"] = time.monotonic() - started
-    started = time.monotonic()
-    listing = (target_user(r, mappings) for r in conn.scim.list_users(mappings.target_attributes()))
-    target = _collect(listing, "target", progress)
-    target_groups = _target_groups(conn, mappings)
-    timings["read_target"] = time.monotonic() - started
+                  keeper: Keeper | None = None,
+                  delta_links: dict[str, str] | None = None) -> Reading:
+    """Read both sides completely (at the same time) and build the plan; also returns the
+    digest of the app's assignments the read saw (stored for the next incremental run,
+    so it never needs a second read). Any read failure raises before a single write is
+    sent. A users' delta round read on the way leaves its link in ``delta_links``."""
+    directory, (target, target_groups, target_seconds), source_seconds = _read_both(
+        config, mappings, conn, progress, keeper, delta_links)
+    timings = {"read_source": source_seconds, "read_target": target_seconds}
     started = time.monotonic()
     options = plan_options(config, links)
     if links:
@@ -412,9 +451,17 @@ def choose_reading(run: RunContext, conn: Connections, ask: Ask) -> Choice:
                         f"{delta.describe()}; the directory was read ({why_not})", None,
                         delta.links)
     else:
+        # taken before the read (a change made meanwhile is seen by the next run); the
+        # users' link comes from the read itself when it is a delta round (the manager)
+        by_delta = "users" if mappings.manager_mapping is not None else ""
         starts = {} if run.dry_run else {
-            kind: conn.graph.delta_start(kind, select) for kind, select in kinds.items()}
-        reading = read_and_plan(config, mappings, conn, run.progress, links, writer)
+            kind: conn.graph.delta_start(kind, select) for kind, select in kinds.items()
+            if kind != by_delta}
+        read_links: dict[str, str] = {}
+        reading = read_and_plan(config, mappings, conn, run.progress, links, writer,
+                                read_links)
+        if not run.dry_run:
+            starts.update(read_links)
         reason, text = why if why else (FullReason.REQUESTED, "")
         choice = Choice(reading, "full", text, reason, starts)
     if writer is not None:

@@ -27,8 +27,8 @@ from genesys_prov.plan.model import (
     TargetUser,
 )
 from genesys_prov.source.delta import Delta
+from genesys_prov.source.graph import USER_TYPE
 from genesys_prov.source.scope import (
-    USER_TYPE,
     Assignments,
     member_reason,
     scoped_user,

@@ -8,8 +8,12 @@ only the changed attributes.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import itertools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -37,6 +41,8 @@ PATCHED = frozenset({200, 204})  # §3.5.2: 200 with the resource, or 204 No Con
 LISTED = frozenset({200})        # §3.4.2
 # Permissions Genesys needs per operation (for 403 messages).
 log = logging.getLogger(__name__)
+
+_PageFuture = Future[tuple[list[dict[str, Any]], int]]
 GENESYS_PERMISSIONS = {"POST": "directory:user:add", "PATCH": "directory:user:edit",
                        "PUT": "directory:user:edit", "DELETE": "directory:user:delete"}
 GENESYS_GROUP_PERMISSION = "directory:group:edit"
@@ -223,39 +229,101 @@ class ScimClient:
                                       f"{BODY_ATTEMPTS} times") from exc
         raise AssertionError("unreachable")
 
+    def _page(self, path: str, params: dict[str, Any], start: int,
+              count: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of a listing: its resources (each checked to carry an id) and the
+        ListResponse's ``totalResults``."""
+        query = {**params, "startIndex": start, "count": count}
+        body = self.get(path, query, give_up=_resource_limited)
+        if not isinstance(body, dict) or not isinstance(body.get("Resources", []), list):
+            raise TargetError(f"GET {path}: the answer is not a SCIM ListResponse")
+        resources = body.get("Resources") or []
+        total = body.get("totalResults")
+        if not isinstance(total, int):
+            raise TargetError(f"GET {path}: the ListResponse has no totalResults")
+        for resource in resources:
+            if not isinstance(resource, dict) or "id" not in resource:
+                raise TargetError(f"GET {path}: a listed resource has no id")
+        return resources, total
+
     def _pages(self, path: str, params: dict[str, Any], page_size: int) -> Iterator[dict[str, Any]]:
-        start = 1
-        seen = 0
-        while True:
-            query = {**params, "startIndex": start, "count": min(page_size, self._page_cap)}
+        """Every resource of a listing, in order. Once the first page shows that the
+        server honours the page size, the pages after it (their ``startIndex`` follows
+        from ``totalResults``) are fetched several at a time, under the shared limiter;
+        anything unexpected (a short page, a page refused as too expensive) goes back to
+        one page at a time from there."""
+        start, seen, total, ahead = 1, 0, 1, self.config.concurrency > 1
+        while seen < total:
+            count = min(page_size, self._page_cap)
             try:
-                body = self.get(path, query, give_up=_resource_limited)
+                resources, total = self._page(path, params, start, count)
             except TargetError as exc:
-                if exc.status != 429 or min(page_size, self._page_cap) <= 1:
+                if exc.status != 429 or count <= 1:
                     raise
                 # Genesys refuses pages it finds too expensive with 429: halve and go on
-                self._page_cap = max(1, min(page_size, self._page_cap) // 2)
+                self._page_cap = max(1, count // 2)
                 log.info("GET %s: the target refused a page with 429; asking for %d per "
                          "page", path, self._page_cap)
                 continue
-            if not isinstance(body, dict) or not isinstance(body.get("Resources", []), list):
-                raise TargetError(f"GET {path}: the answer is not a SCIM ListResponse")
-            resources = body.get("Resources") or []
-            total = body.get("totalResults")
-            if not isinstance(total, int):
-                raise TargetError(f"GET {path}: the ListResponse has no totalResults")
-            for resource in resources:
-                if not isinstance(resource, dict) or "id" not in resource:
-                    raise TargetError(f"GET {path}: a listed resource has no id")
-                yield resource
+            yield from resources
             seen += len(resources)
-            if seen >= total:
-                return
-            if not resources:
+            if seen < total and not resources:
                 raise TargetError(f"GET {path}: the listing ended early: {seen} of {total} "
                                   "resources were returned; refusing to plan on a partial "
                                   "view of the target")
             start += len(resources)
+            if ahead and len(resources) == count and seen < total:
+                ahead = False  # once per listing: after a fallback, one page at a time
+                got = yield from self._pages_ahead(path, params, start, count, total)
+                start, seen = start + got, seen + got
+
+    def _pages_ahead(self, path: str, params: dict[str, Any], start: int, count: int,
+                     total: int) -> Generator[dict[str, Any], None, int]:
+        """Fetch the pages from ``start`` to ``total`` ``concurrency`` at a time and yield
+        their resources in order; returns how many were yielded. Stops at the first page
+        that is short (the listing moved, or the server cut it) or refused as too
+        expensive: the caller goes on from there one page at a time."""
+        got = 0
+        with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="list") as pool, \
+                contextlib.closing(self._submitted(pool, path, params,
+                                                   range(start, total + 1, count),
+                                                   count)) as pages:
+            for first, future in pages:
+                try:
+                    resources, _ = future.result()
+                except TargetError as exc:
+                    if exc.status == 429:
+                        return got  # too expensive: the caller halves the page
+                    raise
+                yield from resources
+                got += len(resources)
+                if len(resources) < count and first + count <= total:
+                    return got  # a short page before the end
+        return got
+
+    def _submitted(self, pool: ThreadPoolExecutor, path: str, params: dict[str, Any],
+                   starts: Iterable[int], count: int
+                   ) -> Generator[tuple[int, _PageFuture], None, None]:
+        """Pages submitted to ``pool`` ``concurrency`` ahead of the one yielded, in order
+        of ``startIndex``; closing the iterator cancels the pages not yet started."""
+        pending = iter(starts)
+        window: collections.deque[tuple[int, _PageFuture]] = collections.deque()
+
+        def submit(first: int) -> None:
+            window.append((first, pool.submit(self._page, path, params, first, count)))
+
+        try:
+            for first in itertools.islice(pending, self.config.concurrency):
+                submit(first)
+            while window:
+                item = window.popleft()
+                following = next(pending, None)
+                if following is not None:
+                    submit(following)
+                yield item
+        finally:
+            for _, future in window:
+                future.cancel()
 
     def _list_params(self, attributes: Sequence[str]) -> tuple[dict[str, Any], int]:
         """Listing parameters and page size: above 25 only when ``attributes=`` trims the

@@ -21,9 +21,10 @@ from genesys_prov.sandbox.graph.properties import (
     USER_LOOKUP,
     USER_TYPE,
 )
-from genesys_prov.sandbox.graph.query import DEFAULT_TOP, MAX_TOP
+from genesys_prov.sandbox.graph.query import DEFAULT_TOP
 from genesys_prov.sandbox.graph.shaping import Shaping
 
+DELTA_MAX_PAGE = 200  # Graph caps a delta page at 200 objects, whatever Prefer asks
 _DELTA_OPTIONS = frozenset({"$select", "$deltatoken", "$skiptoken"})
 _DELTA_UNSUPPORTED = frozenset(
     {"$expand", "$top", "$orderby", "$filter", "$search", "$count", "$skip", "$format",
@@ -158,8 +159,9 @@ class DeltaQuery(Shaping):
 
     @staticmethod
     def _max_page_size(request: Request) -> tuple[int, dict[str, str]]:
-        """The page size a ``Prefer: odata.maxpagesize=N`` header asks for (1..999), else
-        the default, and the ``Preference-Applied`` header to answer with."""
+        """The page size a ``Prefer: odata.maxpagesize=N`` header asks for, capped at 200
+        as Graph caps delta pages, else the default, and the ``Preference-Applied`` header
+        to answer with."""
         for preference in (request.header("Prefer") or "").split(","):
             name, _, value = preference.strip().partition("=")
             if name.strip().lower() != "odata.maxpagesize":
@@ -169,7 +171,7 @@ class DeltaQuery(Shaping):
             except ValueError:
                 continue
             if size >= 1:
-                size = min(size, MAX_TOP)
+                size = min(size, DELTA_MAX_PAGE)
                 return size, {"Preference-Applied": f"odata.maxpagesize={size}"}
         return DEFAULT_TOP, {}
 
