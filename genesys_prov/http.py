@@ -2,8 +2,12 @@
 
 - :func:`make_session`: the one session factory (TLS verification, connection pool sized
   for the workers, a User-Agent).
-- :class:`RateLimiter`: one limiter shared by every worker thread; a 429 from the server
+- :class:`RateLimiter`: one exact limiter shared by every worker thread of a side: never
+  more than ``per_minute`` starts in any 60-s window as the server sees them (a request's
+  :class:`Slot` is held until 60 s after its answer), evenly spaced; a 429 from the server
   pauses all of them for ``Retry-After``.
+- :class:`_Session` (through :func:`make_session`): the environment (proxies, CA bundle
+  variables) is looked up once per host, not on every request.
 - :class:`HttpClient`: every request has a timeout; 429 is honoured for every method;
   5xx and connection errors are retried only for idempotent requests; a request that
   certainly never reached the server (connection refused, DNS, connect timeout) is retried
@@ -14,9 +18,11 @@
 
 from __future__ import annotations
 
+import bisect
 import collections
 import email.utils
 import logging
+import math
 import random
 import re
 import threading
@@ -42,25 +48,74 @@ USER_AGENT = f"genesys-prov/{__version__}"
 
 
 class _Session(requests.Session):
-    """A session whose own ``verify`` wins over ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``.
+    """A session whose own ``verify`` wins over ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``,
+    and which looks at the environment once per host, not once per request.
 
     Plain requests lets those variables override ``Session.verify``, so a configured
     ``ca_bundle`` would be ignored on machines that set them. Proxies from the environment
-    are still honoured."""
+    are still honoured. The merged settings (proxies, CA bundle variables) are computed once
+    per (scheme, host, the request's own proxies / stream / verify / cert, the session's
+    own settings) and kept for the session's life: an environment changed mid-run is not
+    seen until the next session."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._env_lock = threading.Lock()
+        self._env_settings: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
                                    cert: Any) -> Any:
-        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        """The request's settings merged with the environment's (cached per host)."""
+        key = self._settings_key(url, proxies, stream, verify, cert)
+        if key is None:
+            return self._merge(url, proxies, stream, verify, cert)
+        with self._env_lock:
+            settings = self._env_settings.get(key)
+            if settings is None:
+                settings = self._merge(url, proxies, stream, verify, cert)
+                self._env_settings[key] = settings
+        copied = dict(settings)
+        if isinstance(copied.get("proxies"), dict):
+            copied["proxies"] = dict(copied["proxies"])
+        return copied
+
+    def _settings_key(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                      cert: Any) -> tuple[Any, ...] | None:
+        """What the merged settings depend on, or None when it cannot be a dict key."""
+        try:
+            parts = urlsplit(str(url))
+            key = (parts.scheme.lower(), parts.netloc.lower(), _frozen(proxies), stream,
+                   verify, _frozen(cert), self.trust_env, _frozen(self.proxies), self.stream,
+                   self.verify, _frozen(self.cert))
+            hash(key)
+        except (TypeError, ValueError):
+            return None
+        return key
+
+    def _merge(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        """requests' own merge, then the session's ``verify`` put back over the variables."""
+        settings = super().merge_environment_settings(
+            url, dict(proxies) if isinstance(proxies, dict) else proxies, stream, verify, cert)
         if verify is None and self.verify is not True:
             settings["verify"] = self.verify
         return settings
 
 
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a settings value (dicts become sorted item tuples)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
 def make_session(verify: str | bool = True, pool_size: int = 4) -> requests.Session:
     """Return a :class:`requests.Session` set up the way every part of the tool uses it.
 
-    ``verify`` is a CA bundle path or True; ``pool_size`` should be at least the number of
-    concurrent workers."""
+    ``verify`` is a CA bundle path or True; ``pool_size`` is the number of connections kept
+    per host (at least 2): make it at least the number of requests that may run at once
+    against one host, or urllib3 opens and throws away extra connections."""
     session = _Session()
     session.verify = verify
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 2), max_retries=0)
@@ -70,37 +125,135 @@ def make_session(verify: str | bool = True, pool_size: int = 4) -> requests.Sess
     return session
 
 
+WINDOW = 60.0  # seconds: the server's rate-limit window
+
+
+class Slot:
+    """One request's place in a :class:`RateLimiter`: taken when the request starts, given
+    back (:meth:`release`, or leaving the ``with`` block) when its answer has arrived (or it
+    failed). The place stays counted until ``60 s`` after the release. ``started`` is when
+    it was taken (on the limiter's clock)."""
+
+    __slots__ = ("_limiter", "_released", "started")
+
+    def __init__(self, limiter: RateLimiter | None, started: float) -> None:
+        self._limiter = limiter
+        self._released = False
+        self.started = started
+
+    def release(self) -> None:
+        """The request is over (answered or failed); a second call does nothing."""
+        if self._released:
+            return
+        self._released = True
+        if self._limiter is not None:
+            self._limiter._release()
+
+    def __enter__(self) -> Slot:
+        """The slot itself."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Release the slot."""
+        self.release()
+
+
 class RateLimiter:
-    """A thread-safe limiter: at most ``per_minute`` request starts in any minute, evenly
-    spaced; 0 disables it. :meth:`pause` makes every caller wait (a server's
-    ``Retry-After``)."""
+    """An exact limiter shared by every worker thread of one side (readers and writers):
+    never more than ``per_minute`` request starts in any 60-s window, as the server sees
+    them. ``per_minute=0`` disables the limit (a :meth:`pause` is still honoured).
+
+    How it counts — conservatively, because the server may see a request any time between
+    our sending it and its answer arriving: a request's slot is held from its start until
+    60 s after its answer (:meth:`Slot.release`). A request may start only while fewer than
+    ``per_minute`` slots are held. Then for any 60-s window of server-side arrival times,
+    the last request of the window to start found every other one still holding its slot,
+    so no window holds more than ``per_minute`` — whatever the latencies.
+
+    Spread, not bursts: starts also sit on an even grid, ``60/per_minute`` s apart (the
+    first one at once). The Genesys emulator enforces a sliding 60-s window (429 with
+    ``Retry-After`` when ``per_minute`` arrivals already fell in the last 60 s) and Genesys
+    itself documents only "N per minute" (the algorithm is unconfirmed): a burst of a whole
+    minute's allowance would satisfy a sliding window but not a token bucket of the same
+    rate, while even spacing satisfies both and still runs at the floor (N requests in
+    about N/``per_minute`` minutes). A start that wakes a little late (by less than one
+    interval) keeps the grid, so wake-up lateness does not add up over a long run; the
+    window rule above still caps every 60 s.
+
+    :meth:`pause` (a server's ``Retry-After``) holds every worker: a worker re-checks the
+    pause, the grid and the window under the lock each time it wakes, so one already
+    sleeping towards its slot does not start inside a pause that began meanwhile.
+
+    ``clock`` and ``sleep`` are injectable (tests use a fake clock). A worker waiting only
+    for running requests to finish waits on a condition that :meth:`Slot.release`
+    notifies."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.per_minute = per_minute
-        self._interval = 60.0 / per_minute if per_minute > 0 else 0.0
-        self._lock = threading.Lock()
-        self._next = 0.0
-        self._paused_until = 0.0
+        self._interval = WINDOW / per_minute if per_minute > 0 else 0.0
+        self._cond = threading.Condition(threading.Lock())
         self._clock = clock
         self._sleep = sleep
-        self.waited = 0.0
+        self._paused_until = -math.inf
+        self._grid = -math.inf  # the earliest start of the next request
+        self._running = 0  # slots of requests not yet answered
+        self._expiries: collections.deque[float] = collections.deque()  # answered: held until
 
-    def acquire(self) -> None:
-        """Block until the caller may start one request."""
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next, self._paused_until)
-            self._next = start + self._interval
-            wait = start - now
-            self.waited += wait
-        if wait > 0:
-            self._sleep(wait)
+    def acquire(self) -> Slot:
+        """Block until the caller may start one request; returns its :class:`Slot`
+        (release it when the answer has arrived: ``with limiter.acquire(): ...``)."""
+        while True:
+            with self._cond:
+                got = self._try_start()
+                if isinstance(got, Slot):
+                    return got
+                if got == math.inf:  # only running requests hold the slots
+                    self._cond.wait()
+                    continue
+            self._sleep(got)
+
+    def try_acquire(self) -> Slot | float:
+        """Start one request now if allowed (its :class:`Slot`), else the seconds to wait
+        before asking again (``math.inf``: until a running request is released)."""
+        with self._cond:
+            return self._try_start()
 
     def pause(self, seconds: float) -> None:
-        """Hold every caller for ``seconds`` from now."""
-        with self._lock:
+        """Hold every caller for ``seconds`` from now (including one already waiting)."""
+        with self._cond:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def _try_start(self) -> Slot | float:
+        """Under the lock: take a slot now, or say how long to wait."""
+        now = self._clock()
+        if now < self._paused_until:
+            return self._paused_until - now
+        if self.per_minute <= 0:
+            return Slot(None, now)
+        expiries = self._expiries
+        while expiries and expiries[0] <= now:
+            expiries.popleft()
+        excess = self._running + len(expiries) - self.per_minute
+        if excess >= 0:  # the (excess+1)-th slot to come free; running ones have no end yet
+            return expiries[excess] - now if excess < len(expiries) else math.inf
+        if now < self._grid:
+            return self._grid - now
+        late = now - self._grid
+        self._grid = (self._grid if late < self._interval else now) + self._interval
+        self._running += 1
+        return Slot(self, now)
+
+    def _release(self) -> None:
+        """A request's answer arrived: its slot is held 60 s more."""
+        with self._cond:
+            self._running -= 1
+            expiry = self._clock() + WINDOW
+            if self._expiries and expiry < self._expiries[-1]:  # a clock that stepped back
+                bisect.insort(self._expiries, expiry)
+            else:
+                self._expiries.append(expiry)
+            self._cond.notify_all()
 
 
 def retry_after_seconds(value: str | None, default: float) -> float:
@@ -263,21 +416,12 @@ class HttpClient:
         host = _host(url)
         throttles = errors = 0
         while True:
-            self.limiter.acquire()
-            with self._count_lock:
-                self.counts[count_as or method] += 1
-            try:
-                response = self.session.request(
-                    method, url, params=params, json=json, data=data, headers=headers,
-                    timeout=self.timeout, auth=auth,
-                )
-            except requests.RequestException as exc:
+            response = self._send(method, url, count_as, params=params, json=json, data=data,
+                                  headers=headers, timeout=self.timeout, auth=auth)
+            if isinstance(response, requests.RequestException):
                 errors += 1
-                self._wait_after_transport_error(exc, method, url, host, safe, errors)
+                self._wait_after_transport_error(response, method, url, host, safe, errors)
                 continue
-            except (OSError, ValueError) as exc:  # e.g. a CA bundle that vanished, a bad URL
-                raise TransportError(f"{method} {_short(url)}: {type(exc).__name__}: {exc}",
-                                     transient=False) from exc
             self._reached.add(host)
             if response.status_code == 429:
                 throttles += 1
@@ -295,6 +439,21 @@ class HttpClient:
                 self._wait_after_server_error(response, method, url, errors)
                 continue
             return response
+
+    def _send(self, method: str, url: str, count_as: str | None,
+              **kwargs: Any) -> requests.Response | requests.RequestException:
+        """Send once inside a limiter slot (held until the answer has arrived); a network
+        failure is returned, not raised."""
+        with self.limiter.acquire():
+            with self._count_lock:
+                self.counts[count_as or method] += 1
+            try:
+                return self.session.request(method, url, **kwargs)
+            except requests.RequestException as exc:
+                return exc
+            except (OSError, ValueError) as exc:  # e.g. a CA bundle that vanished, a bad URL
+                raise TransportError(f"{method} {_short(url)}: {type(exc).__name__}: {exc}",
+                                     transient=False) from exc
 
     def _wait_after_transport_error(self, exc: requests.RequestException, method: str,
                                     url: str, host: str, safe: bool, errors: int) -> None:

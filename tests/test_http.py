@@ -1,4 +1,8 @@
-"""HTTP plumbing: limiter spacing and pauses, 429/Retry-After, safe retries only."""
+"""HTTP plumbing: limiter spacing and pauses, a request's limiter slot held until its answer,
+429/Retry-After, safe retries only, the environment merged once per host (the limiter
+itself: tests/test_limiter.py)."""
+
+import math
 
 import pytest
 import requests
@@ -46,6 +50,14 @@ def test_limiter_off():
     for _ in range(100):
         limiter.acquire()
     assert clock.slept == []
+
+
+def test_limiter_slots_are_released_by_leaving_the_block():
+    clock = FakeClock()
+    limiter = RateLimiter(2, clock=clock.time, sleep=clock.sleep)
+    with limiter.acquire(), limiter.acquire():
+        assert limiter.try_acquire() == math.inf  # both slots run
+    assert limiter.try_acquire() == pytest.approx(60.0)  # held 60 s after the answers
 
 
 def client(clock: FakeClock) -> HttpClient:
@@ -187,3 +199,71 @@ def test_a_tls_connection_cut_mid_handshake_is_transient():
         http.request("POST", URL, json={})
     assert info.value.ambiguous and info.value.transient
     assert "the TLS connection to api.example.test was cut" in str(info.value)
+
+
+@responses.activate
+def test_a_request_holds_its_slot_until_its_answer_and_60_s_more():
+    """HttpClient releases the limiter slot when the answer has arrived (here 5 s after
+    the start): at one request a minute the next may start 60 s after that answer."""
+    clock = FakeClock()
+    limiter = RateLimiter(1, clock=clock.time, sleep=clock.sleep)
+    http = HttpClient(make_session(), limiter, timeout=5, sleep=clock.sleep)
+
+    def slow(request):
+        clock.now += 5
+        return (200, {}, "{}")
+
+    responses.add_callback(responses.GET, URL, callback=slow)
+    http.request("GET", URL)
+    assert limiter.try_acquire() == pytest.approx(60.0)  # until 65 s; the clock is at 5 s
+
+
+@responses.activate
+def test_a_failed_request_gives_its_slot_back_too():
+    clock = FakeClock()
+    limiter = RateLimiter(1, clock=clock.time, sleep=clock.sleep)
+    http = HttpClient(make_session(), limiter, timeout=5, sleep=clock.sleep)
+    responses.post(URL, body=requests.ConnectionError("reset"))
+    with pytest.raises(TransportError):
+        http.request("POST", URL, json={})
+    assert limiter.try_acquire() == pytest.approx(60.0)  # not math.inf: released
+
+
+@responses.activate
+def test_the_environment_is_merged_once_per_host(monkeypatch):
+    """requests' environment look-up (proxies, CA bundle variables) runs once per host
+    and session, not on every request."""
+    calls: list[str] = []
+    merge = requests.Session.merge_environment_settings
+
+    def counting(self, url, *args):
+        calls.append(url)
+        return merge(self, url, *args)
+
+    monkeypatch.setattr(requests.Session, "merge_environment_settings", counting)
+    other = "https://login.example.test/oauth/token"
+    responses.get(URL, json={})
+    responses.post(other, json={})
+    http = client(FakeClock())
+    for _ in range(5):
+        http.request("GET", URL, params={"count": 1})
+    for _ in range(3):
+        http.request("POST", other, data={"grant_type": "client_credentials"})
+    assert len(responses.calls) == 8
+    assert [url.split("/")[2] for url in calls] == ["api.example.test", "login.example.test"]
+
+
+def test_a_configured_ca_bundle_beats_the_environment_every_time(monkeypatch, tmp_path):
+    """REQUESTS_CA_BUNDLE loses to the session's own ``verify`` on the first look-up and
+    on the cached ones; with nothing configured, the variable is used (requests' rule)."""
+    mine, env = tmp_path / "mine.pem", tmp_path / "env.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(env))
+    session = make_session(str(mine))
+    for _ in range(3):
+        settings = session.merge_environment_settings(URL, {}, None, None, None)
+        assert settings["verify"] == str(mine)
+    settings["proxies"]["https"] = "http://changed.example"  # a caller's change stays its own
+    assert session.merge_environment_settings(URL, {}, None, None, None)["proxies"].get(
+        "https") != "http://changed.example"
+    assert make_session().merge_environment_settings(URL, {}, None, None, None)["verify"] \
+        == str(env)

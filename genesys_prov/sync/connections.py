@@ -13,6 +13,9 @@ from genesys_prov.target.scim import ScimClient
 
 log = logging.getLogger(__name__)
 
+#: Connections kept per Graph host: the Graph read may have two requests in flight.
+GRAPH_POOL = 2
+
 
 @dataclass
 class Connections:
@@ -31,9 +34,11 @@ class Connections:
 def connect(config: Config) -> Connections:
     """Build the Graph reader and SCIM client for a configuration (no request is sent)."""
     workers = config.target.concurrency
-    graph_http = HttpClient(make_session(config.verify, pool_size=2), RateLimiter(0),
+    # The target's pool: its workers (writes, or listing pages `concurrency` at a time)
+    # and a token renewal beside them (the token URL may be on the same host).
+    graph_http = HttpClient(make_session(config.verify, pool_size=GRAPH_POOL), RateLimiter(0),
                             timeout=config.target.timeout)
-    scim_http = HttpClient(make_session(config.verify, pool_size=workers),
+    scim_http = HttpClient(make_session(config.verify, pool_size=workers + 1),
                            RateLimiter(config.target.rate_limit_per_minute),
                            timeout=config.target.timeout)
     return Connections(GraphReader(config.source, graph_http),
