@@ -4,12 +4,20 @@ value (expressions evaluated, defaults, IgnoreFlowIfNullOrEmpty), as a
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from genesys_prov.errors import EvaluationError
 from genesys_prov.mapping import expressions, scimpath
-from genesys_prov.mapping.mappings import AttributeMapping, Mappings, read_source
+from genesys_prov.mapping.mappings import (
+    COMPUTED,
+    AttributeMapping,
+    Mappings,
+    read_source,
+    source_getter,
+)
 
 
 @dataclass(slots=True)
@@ -84,56 +92,131 @@ def manager_id(user: dict[str, Any]) -> str | None:
     return manager if isinstance(manager, str) and manager else None
 
 
+_Value = Callable[[dict[str, Any], expressions.Lookup], Any]
+
+
+def _value_function(mapping: AttributeMapping) -> _Value:
+    """The mapping compiled into ``value(user, lookup)``: what :func:`_mapped` returns
+    (coerced to the target type, IGNORE passed through, errors raised), with the kind of
+    mapping and the target type decided once: an expression is its compiled evaluator, a
+    source attribute a direct read, a constant its value."""
+    coerce = scimpath.coercer(mapping.path)
+    if mapping.expression is not None:
+        evaluate_expression = mapping.expression.evaluate
+        ignore = expressions.IGNORE
+
+        def expression(user: dict[str, Any], lookup: expressions.Lookup) -> Any:
+            value = evaluate_expression(lookup)
+            return value if value is ignore else coerce(value)
+
+        return expression
+    if mapping.source is not None and mapping.source not in COMPUTED:
+        read = source_getter(mapping.source)
+        return lambda user, lookup: coerce(read(user))
+    if mapping.source is not None:  # computed (IsSoftDeleted): the lookup knows the scope
+        name = mapping.source
+        return lambda user, lookup: coerce(lookup(name))
+    constant = mapping.constant
+    return lambda user, lookup: coerce(constant)
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One value mapping of a :class:`UserProgram`, decided once."""
+
+    mapping: AttributeMapping
+    target: str
+    value: _Value
+    unique: bool      # a SelectUniqueValue expression: candidates, not one value
+    redacted: bool
+    active: bool      # the target's boolean ``active``: sets DesiredUser.active
+    on_create: bool
+
+
+class UserProgram:
+    """The user mappings of one :class:`Mappings` compiled once into plain functions
+    (:func:`user_program`): :func:`desired_user` runs its steps for every user instead of
+    interpreting the mapping table."""
+
+    def __init__(self, mappings: Mappings) -> None:
+        """Compile ``mappings.user`` (references are wired elsewhere and skipped)."""
+        self.steps = tuple(
+            _Step(m, m.target, _value_function(m),
+                  m.expression is not None and m.expression.selects_unique, m.redacted,
+                  m.path.is_boolean and m.path.attr.lower() == "active",
+                  m.apply == "on_create")
+            for m in mappings.user if not m.is_reference)
+        self.match_targets = tuple(m.target for m in mappings.user_match)
+        self.has_manager = mappings.manager_mapping is not None
+
+
+_PROGRAMS: dict[int, tuple[Mappings, UserProgram]] = {}
+_PROGRAMS_KEPT = 8
+
+
+def user_program(mappings: Mappings) -> UserProgram:
+    """The :class:`UserProgram` of ``mappings``, compiled on first use and kept for a few
+    Mappings objects (a run uses one; each entry holds its Mappings, so an id is never
+    reused while its entry lives)."""
+    entry = _PROGRAMS.get(id(mappings))
+    if entry is not None and entry[0] is mappings:
+        return entry[1]
+    program = UserProgram(mappings)
+    if len(_PROGRAMS) >= _PROGRAMS_KEPT:
+        _PROGRAMS.clear()
+    _PROGRAMS[id(mappings)] = (mappings, program)
+    return program
+
+
+def _lookup(user: dict[str, Any], in_scope: bool) -> expressions.Lookup:
+    """The source lookup expressions read: ``IsSoftDeleted`` is also true out of scope."""
+    if in_scope:
+        return functools.partial(read_source, user)
+    return lambda name: True if name == "IsSoftDeleted" else read_source(user, name)
+
+
 def desired_user(user: dict[str, Any], mappings: Mappings, in_scope: bool = True,
                  scope_reason: str | None = None) -> DesiredUser:
-    """Apply the user mappings to one Graph user.
+    """Apply the user mappings to one Graph user (their compiled :func:`user_program`).
 
     A mapping that fails for this user (an expression error, a value of the wrong type)
     marks the whole user as failed with the reason; nulls are never sent. A user out of
     scope is soft-deleted in Entra's sense (``IsSoftDeleted`` is true)."""
+    program = user_program(mappings)
     source_id = str(user.get("id", ""))
     identity = str(user.get("userPrincipalName") or user.get("displayName") or source_id)
     soft = bool(read_source(user, "IsSoftDeleted")) or not in_scope
     desired = DesiredUser(source_id=source_id, identity=identity, soft_deleted=soft,
                           active=not soft, in_scope=in_scope, scope_reason=scope_reason)
-    if mappings.manager_mapping is not None:
+    if program.has_manager:
         desired.manager = manager_id(user)
+    lookup = _lookup(user, in_scope)
+    values, create_only = desired.values, desired.create_only
     redacted = set()
-    for m in mappings.user:
-        if m.is_reference:
-            continue
-        if m.expression is not None and m.expression.selects_unique:
-            try:
-                desired.unique[m.target] = _candidates(m, user, in_scope)
-            except (EvaluationError, ValueError) as exc:
-                desired.error = f"mapping {m.target!r}: {exc}"
-                return desired
-            continue
+    for step in program.steps:
         try:
-            value = _mapped(m, user, in_scope)
+            if step.unique:
+                desired.unique[step.target] = _candidates(step.mapping, user, in_scope)
+                continue
+            value = step.value(user, lookup)
         except (EvaluationError, ValueError) as exc:
-            desired.error = f"mapping {m.target!r}: {exc}"
+            desired.error = f"mapping {step.target!r}: {exc}"
             return desired
         if value is expressions.IGNORE:
             continue
-        if m.redacted:
-            redacted.add(m.target)
-        if m.path.is_boolean and m.path.attr.lower() == "active":
+        if step.redacted:
+            redacted.add(step.target)
+        if step.active:
             if value is not None:
                 desired.active = bool(value)
-            continue
-        if value is None:
-            if m.default is not None:
-                desired.create_only[m.target] = scimpath.coerce(m.path, m.default)
-            continue
-        if m.apply == "on_create":
-            desired.create_only[m.target] = value
-        else:
-            desired.values[m.target] = value
-    for m in mappings.user_match:
-        value = desired.values.get(m.target, desired.create_only.get(m.target))
+        elif value is not None:
+            (create_only if step.on_create else values)[step.target] = value
+        elif step.mapping.default is not None:
+            create_only[step.target] = scimpath.coerce(step.mapping.path, step.mapping.default)
+    for target in program.match_targets:
+        value = values.get(target, create_only.get(target))
         if value is not None:
-            desired.match_keys.append((m.target, value))
+            desired.match_keys.append((target, value))
     desired.redacted = frozenset(redacted)
     return desired
 

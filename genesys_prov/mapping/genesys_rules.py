@@ -20,6 +20,7 @@ from datetime import date
 from functools import lru_cache
 
 import phonenumbers
+from phonenumbers import PhoneMetadata
 
 from genesys_prov.config import TargetConfig
 from genesys_prov.mapping import scimpath
@@ -124,9 +125,63 @@ def _national(value: str, region: str | None) -> str:
     return e164
 
 
+_CallingCode = tuple[int, "re.Pattern[str] | None", frozenset[int]]
+
+
+@lru_cache(maxsize=1024)  # keyed by the (at most three) digits after "+": at most 1,110
+def _calling_code_rules(head: str) -> _CallingCode | None:
+    """What libphonenumber checks of a ``+<code><national number>`` number whose digits
+    start with ``head`` (the first three, or fewer), for :func:`_already_e164`: the length
+    of the country calling code ``parse`` reads (the shortest known prefix of 1-3 digits),
+    the national-prefix (carrier code) pattern ``parse`` may strip (None: it strips nothing)
+    and the national-number lengths ``is_possible_number`` accepts. None when no known
+    calling code starts ``head`` or libphonenumber has no metadata for it."""
+    for size in (1, 2, 3):
+        code = int(head[:size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return None
+    region = phonenumbers.region_code_for_country_code(code)
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+    if metadata is None:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    # is_possible_number reads only the national number's length (and the metadata)
+    lengths = frozenset(length for length in range(2, 16) if phonenumbers.is_possible_number(
+        phonenumbers.PhoneNumber(country_code=code, national_number=int("1" * length))))
+    return size, (re.compile(prefix) if prefix else None), lengths
+
+
+def _already_e164(value: str) -> bool:
+    """Whether the full path (:func:`_normalize_phone_full`) would return ``value``
+    unchanged and without a warning, decided without ``phonenumbers.parse``: ``value`` is
+    ``+`` and E.164 digits, nothing else; after the country calling code ``parse`` reads,
+    the national number does not start with 0 (libphonenumber keeps leading zeros apart)
+    nor with anything ``parse`` would strip as a national prefix or carrier code
+    (``+55 90 …``: those go the full way and keep their digits there), and its length is
+    one ``is_possible_number`` accepts. Any other value takes the full path, so both paths
+    give the same result for every input."""
+    if not value.startswith("+") or _E164_DIGITS.fullmatch(value, 1) is None:
+        return False
+    rules = _calling_code_rules(value[1:4])
+    if rules is None:
+        return False
+    size, prefix, lengths = rules
+    national = value[1 + size:]
+    return len(national) in lengths and national[0] != "0" and \
+        (prefix is None or prefix.match(national) is None)
+
+
 @lru_cache(maxsize=_PHONE_CACHE_SIZE)
 def _normalize_phone_cached(value: str, region: str | None) -> tuple[str, str | None]:
-    """:func:`normalize_phone_checked` without the cache (exceptions are not cached)."""
+    """:func:`_normalize_phone_full`, cached per (value, region) (exceptions are not
+    cached)."""
+    return _normalize_phone_full(value, region)
+
+
+def _normalize_phone_full(value: str, region: str | None) -> tuple[str, str | None]:
+    """:func:`normalize_phone_checked` the full way (libphonenumber reads every number)."""
     text = _ascii_digits(value).strip()
     if text[:4].lower() == "tel:" and text[4:].lstrip().startswith("+"):
         text = text[4:].lstrip()
@@ -153,11 +208,15 @@ def normalize_phone_checked(value: str, region: str | None) -> tuple[str, str | 
     (``target.phone_default_region``).
 
     Raises ValueError with a readable reason when the number cannot be made E.164 (or, without
-    a country code, is not a possible number). Results are cached per (value, region).
+    a country code, is not a possible number). A value already in E.164 that libphonenumber
+    reads as written is returned as it is without parsing it (:func:`_already_e164`); other
+    results are cached per (value, region).
 
     >>> normalize_phone_checked("+55 90 95214-5623", None)[0]
     '+5590952145623'
     """
+    if _already_e164(value):
+        return value, None
     return _normalize_phone_cached(value, region)
 
 
@@ -170,13 +229,17 @@ def normalize_phone(value: str, region: str | None) -> str:
     >>> normalize_phone("+1 (425) 555-0100", None)
     '+14255550100'
     """
-    return _normalize_phone_cached(value, region)[0]
+    return normalize_phone_checked(value, region)[0]
 
 
 # Known Genesys limits (shared/spec/genesys-scim.md). Attribute length limits are
 # UNCONFIRMED, so none is enforced here.
 MAX_BODY_BYTES = 512_000
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
+
+
+#: The attributes :func:`_normalize` changes (the others pass as they are).
+_RULED = frozenset({"phonenumbers", "datehire"})
 
 
 @lru_cache(maxsize=256)
@@ -218,17 +281,21 @@ def apply_genesys_rules(user: DesiredUser, phone_region: str | None) -> DesiredU
     size = 0
     for values in (user.values, user.create_only):
         for target, value in list(values.items()):
-            if isinstance(value, str):
-                try:
+            if not isinstance(value, str):
+                continue
+            try:
+                ruled = _attr(target) in _RULED
+                if ruled:
                     value, warning = _normalize(target, value, phone_region)
-                except ValueError as exc:
-                    user.error = f"mapping {target!r}: {exc}"
-                    return user
+            except ValueError as exc:
+                user.error = f"mapping {target!r}: {exc}"
+                return user
+            if ruled:
                 values[target] = value
                 note = f"mapping {target!r}: {warning}" if warning else None
                 if note is not None and note not in user.warnings:
                     user.warnings.append(note)
-                size += len(value.encode()) + len(target) + 8
+            size += (len(value) if value.isascii() else len(value.encode())) + len(target) + 8
     if size > MAX_BODY_BYTES:
         user.error = (f"the mapped attributes need about {size:,} bytes; Genesys accepts "
                       f"at most {MAX_BODY_BYTES:,} per request")

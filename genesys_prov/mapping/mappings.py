@@ -207,6 +207,34 @@ def source_reader(obj: dict[str, Any]) -> Callable[[str], Any]:
     return lambda name: read_source(obj, name)
 
 
+def source_getter(name: str) -> Callable[[dict[str, Any]], Any]:
+    """``read_source(user, name)`` as a function of the user, with ``name`` resolved once
+    (compiled mappings read every user through it)."""
+    if name == "IsSoftDeleted":
+        return lambda user: bool(user.get("@removed")) or user.get("accountEnabled") is False
+    prop = ENTRA_ALIASES.get(name, name)
+    if "." in prop:
+        head, _, tail = prop.partition(".")
+
+        def nested(user: dict[str, Any]) -> Any:
+            inner = user.get(head)
+            return inner.get(tail) if isinstance(inner, dict) else None
+
+        return nested
+    if name == "telephoneNumber":
+        def first(user: dict[str, Any]) -> Any:
+            value = user.get(prop)
+            return value[0] if isinstance(value, list) and value else None
+
+        return first
+
+    def plain(user: dict[str, Any]) -> Any:
+        value = user.get(prop)
+        return None if value == "" else value
+
+    return plain
+
+
 def read_source(user: dict[str, Any], name: str) -> Any:
     """Read a source attribute (Entra or Graph name) from a Graph user object.
 

@@ -8,8 +8,10 @@ PATCH operation that changes it.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,6 +195,22 @@ def coerce(path: TargetPath, value: Any) -> Any:
     if isinstance(value, int | float):
         return str(value)
     return value
+
+
+def _coerce_text(value: Any) -> Any:
+    """:func:`coerce` for a path that is not a boolean."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def coercer(path: TargetPath) -> Callable[[Any], Any]:
+    """``coerce(path, value)`` as a function of the value, the path's type decided once."""
+    return functools.partial(coerce, path) if path.is_boolean else _coerce_text
 
 
 def same_value(path: TargetPath, old: Any, new: Any) -> bool:

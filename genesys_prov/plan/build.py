@@ -4,6 +4,7 @@ changes (:func:`build_plan`), and the reduction of SCIM resources to what it rea
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,9 @@ def target_group(resource: dict[str, Any], mappings: Mappings) -> TargetGroup:
     )
 
 
+_BY_ATTRIBUTE = operator.attrgetter("attribute")
+
+
 def _norm(path: scimpath.TargetPath, value: Any) -> Any:
     return value.lower() if isinstance(value, str) and path.case_insensitive else value
 
@@ -104,6 +108,7 @@ class _Planner:
     def __init__(self, mappings: Mappings, options: PlanOptions) -> None:
         self.mappings = mappings
         self.options = options
+        self.sets_active = mappings.active_mapping is not None
         self.paths = dict(mappings.user_paths())
         self.position = {name: i for i, (name, _) in enumerate(mappings.user_paths())}
         self.match_paths = {m.target: m.path for m in mappings.user_match}
@@ -118,6 +123,7 @@ class _Planner:
         self.taken: dict[str, set[Any]] = {}
         self.context: dict[str, DesiredUser] = {}  # incremental: every directory user
         self.matched_groups: list[tuple[str, str]] = []
+        self.resolved: dict[str, MemberRef | None] = {}  # see _provisioned
 
     def plan_users(self, desired: Iterable[DesiredUser], target: list[TargetUser]) -> None:
         self.target = target
@@ -204,9 +210,10 @@ class _Planner:
             if picks is None:
                 return
             attrs = {**user.create_only, **picks, **user.values}
-            items = [AttributeChange(k, None, v, redacted=k in user.redacted)
+            redacted = user.redacted
+            items = [AttributeChange(k, None, v, "replace", k in redacted)
                      for k, v in attrs.items()]
-            if self.mappings.active_mapping is not None:
+            if self.sets_active:
                 items.append(AttributeChange("active", None, True))
             self.pending[user.source_id] = _Pending(user, Action.CREATE, None, items,
                                                     "no matching user in the target")
@@ -281,9 +288,18 @@ class _Planner:
 
     def _provisioned(self, source_id: str | None) -> MemberRef | None:
         """A reference to the target user of an in-scope, active directory user that exists
-        in the target or is created by this plan; None otherwise."""
+        in the target or is created by this plan; None otherwise. Asked only once the users
+        are planned (managers, waves, groups ask up to three times per user), when the
+        answer no longer changes: each source id is resolved once."""
         if source_id is None:
             return None
+        if source_id in self.resolved:
+            return self.resolved[source_id]
+        ref = self.resolved[source_id] = self._resolve(source_id)
+        return ref
+
+    def _resolve(self, source_id: str) -> MemberRef | None:
+        """:meth:`_provisioned` for one source id, worked out."""
         user = self.users.get(source_id) or self.context.get(source_id)
         if user is None or not user.active:
             return None
@@ -373,7 +389,9 @@ class _Planner:
         for sid, p in self.pending.items():
             items = p.items
             if p.action is Action.CREATE and manager is not None:
-                ref = next((i.new for i in items if i.attribute == manager.target), None)
+                names = list(map(_BY_ATTRIBUTE, items))  # the first manager item, if any
+                ref = items[names.index(manager.target)].new if manager.target in names \
+                    else None
                 if isinstance(ref, MemberRef) and ref.target_id is None and \
                         waves.get(ref.source_id or "", -1) >= waves.get(sid, 0):
                     # a manager cycle: create without the manager, set it right after
@@ -387,7 +405,7 @@ class _Planner:
                 continue
             changes.append(Change(
                 p.action, p.user.identity, sid, p.target.id if p.target else None,
-                tuple(sorted(items, key=lambda a: a.attribute)), reason=p.reason,
+                tuple(sorted(items, key=_BY_ATTRIBUTE)), reason=p.reason,
                 version=p.target.version if p.target else None, wave=waves.get(sid, 0)))
         return changes + late
 
