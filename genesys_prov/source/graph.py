@@ -75,9 +75,11 @@ def _delta_reset(response: requests.Response) -> bool:
     any case)?"""
     if response.status_code == 410:
         return True
+    if response.status_code < 400:  # a page: its body is read once, by the caller
+        return False
     code = str(_error_body(response).get("code") or "").lower()
-    return response.status_code >= 400 and (
-        code in DELTA_RESET_CODES or any(c in response.text.lower() for c in DELTA_RESET_CODES))
+    return code in DELTA_RESET_CODES or any(c in response.text.lower()
+                                            for c in DELTA_RESET_CODES)
 
 
 class GraphReader:
