@@ -1,4 +1,4 @@
-"""A run tunes Python's cyclic garbage collector while it is open (issue 12: full
+"""A run tunes Python's cyclic garbage collector while it reads and plans (issue 12: full
 collections kept walking the growing heap of desired users and changes, a quarter of the
 planning CPU at 100,000 users) and puts it back afterwards, whatever happens."""
 
@@ -10,11 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from genesys_prov.config import load_config
-from genesys_prov.mapping.mappings_file import default_mappings_text, parse_mappings
 from genesys_prov.sync.context import (
     RUN_FULL_COLLECTION_THRESHOLD,
     fewer_full_collections,
-    run_context,
 )
 
 from .conftest import write_config
@@ -56,8 +54,26 @@ def test_a_higher_threshold_set_by_the_host_is_kept(default_thresholds):
     assert gc.get_threshold()[2] == 50_000
 
 
-def test_every_run_is_opened_with_fewer_full_collections(sandbox, tmp_path, default_thresholds):
+def test_planning_has_fewer_full_collections_and_applying_the_default(
+        sandbox, tmp_path, default_thresholds, monkeypatch):
+    """Reading and planning hold full collections back; applying does not (its requests'
+    short-lived cycles must keep being cleared)."""
+    from genesys_prov.sync import run as running
+
+    seen: dict[str, int] = {}
+    planned, apply = running._planned, running._apply_and_watch
+
+    def watch_plan(*args, **kwargs):
+        seen["plan"] = gc.get_threshold()[2]
+        return planned(*args, **kwargs)
+
+    def watch_apply(*args, **kwargs):
+        seen["apply"] = gc.get_threshold()[2]
+        return apply(*args, **kwargs)
+
+    monkeypatch.setattr(running, "_planned", watch_plan)
+    monkeypatch.setattr(running, "_apply_and_watch", watch_apply)
     config = load_config(write_config(tmp_path, sandbox.config()))
-    with run_context(config, parse_mappings(default_mappings_text()), dry_run=True):
-        assert gc.get_threshold()[2] == RUN_FULL_COLLECTION_THRESHOLD
+    running.run_sync(config)
+    assert seen == {"plan": RUN_FULL_COLLECTION_THRESHOLD, "apply": default_thresholds[2]}
     assert gc.get_threshold() == default_thresholds

@@ -60,7 +60,11 @@ def fewer_full_collections(threshold: int = RUN_FULL_COLLECTION_THRESHOLD) -> It
     old generation grew by a quarter — kept walking the same growing heap (a quarter of the
     planning CPU at 100,000 users). Young collections still run as usual; only full ones
     wait for ``threshold`` gen-1 collections. A nested or concurrent run that finds the
-    threshold already raised leaves it alone."""
+    threshold already raised leaves it alone.
+
+    Used for reading and planning only: applying builds no large heap, and its requests
+    leave short-lived reference cycles (responses, exceptions) that full collections
+    should keep clearing."""
     before = gc.get_threshold()
     if before[2] >= threshold:
         yield
@@ -88,7 +92,7 @@ def run_context(config: Config, mappings: Mappings, *, dry_run: bool = False,
     """
     lock: contextlib.AbstractContextManager[Any] = \
         contextlib.nullcontext() if dry_run else RunLock(config.state_dir)
-    with fewer_full_collections(), lock, State.open(config.state_dir) as state:
+    with lock, State.open(config.state_dir) as state:
         run = RunContext(config, mappings, state, state.start_run(dry_run), dry_run, clock,
                          progress)
         try:

@@ -24,7 +24,7 @@ from genesys_prov.source.scope import Progress
 from genesys_prov.state.snapshot import SNAPSHOT_META
 from genesys_prov.sync.bookkeeping import Bookkeeper, applied_rows, keep_plan, plan_records
 from genesys_prov.sync.connections import Connections, connect
-from genesys_prov.sync.context import RunContext, run_context
+from genesys_prov.sync.context import RunContext, fewer_full_collections, run_context
 from genesys_prov.sync.digests import settings_digest
 from genesys_prov.sync.incidents import (
     enter_quarantine,
@@ -73,10 +73,11 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
         check_target_schema(config, mappings, conn, run.state, ask.digest)
         ask.waiting = escrow_waiting(run.state, run.run_id, ask.digest, dry_run, retry_now,
                                      clock())
-        choice = choose_reading(run, conn, ask)
-        if choice.reading is None:
-            return _nothing_changed(run, conn, choice)
-        result = _planned(run, choice, ask, allow_deletions, plan_out)
+        with fewer_full_collections():  # not while applying: see its docstring
+            choice = choose_reading(run, conn, ask)
+            if choice.reading is None:
+                return _nothing_changed(run, conn, choice)
+            result = _planned(run, choice, ask, allow_deletions, plan_out)
         if not dry_run:
             _apply_and_watch(run, conn, result)
         _finish(run, conn, result, choice, ask.digest)
