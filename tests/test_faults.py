@@ -327,8 +327,9 @@ def test_target_down_for_long_then_the_next_run_converges(rig: Rig) -> None:
     code, out, err = sync(rig.cfg, "--dry-run")
     planned = out["plan"]["counts"]["create"]
 
-    # down for good half-way through the creates
-    with when(lambda: len(rig.proxy.forwarded("POST")) >= planned // 2, rig.proxy.down):
+    # down for good after 70 % of the creates: the rest fail (half failing would be over
+    # the 40 % failure rate that quarantines the job, exit 4 — `make soak`, 1,000 users)
+    with when(lambda: len(rig.proxy.forwarded("POST")) >= planned * 7 // 10, rig.proxy.down):
         result = run_cli("--config", rig.cfg, "sync", "--quiet")
     assert result.exit_code == 1, result.stderr
     assert "wait in escrow" in result.stdout and "sync --retry-now" in result.stdout
