@@ -183,3 +183,18 @@ def test_a_reviewed_change_whose_own_first_attempt_landed_is_not_called_stale():
     change = replace(update("t1"), version='W/"1"')
     outcome = Applier(client(), ["userName"], strict=True).apply_one(change)
     assert outcome.status == "success"
+
+
+@responses.activate
+def test_the_retry_pass_looks_for_a_create_that_may_have_landed_before_sending_it_again():
+    """Three POSTs lost their answers and three lookups found nothing (a lagging search):
+    the end-of-phase retry pass looks once more before it sends anything, and finds it (a
+    group's name need not be unique, so a blind POST there could make a duplicate)."""
+    for _ in range(3):
+        responses.post(f"{BASE}/Users", body=requests.ConnectionError("reset by peer"))
+        responses.get(f"{BASE}/Users", json=NONE_FOUND)
+    responses.post(f"{BASE}/Users", status=201, json={"id": "t-duplicate"})
+    responses.get(f"{BASE}/Users", json=FOUND)
+    result = apply_plan(Plan(changes=(create("a@x"),)), client(), ["userName"], 1, **NO_WAIT)
+    assert [(o.status, o.target_id) for o in result.outcomes] == [("adopted", "t-new")]
+    assert posts() == 3 and result.retried == 1

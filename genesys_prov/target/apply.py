@@ -149,6 +149,8 @@ class Applier:
         self.sleep = sleep
         self.created: dict[str, str] = {}  # source id → target id of users created now
         self._lock = threading.Lock()
+        # creates sent with an unknown fate: a later attempt (the retry pass) looks first
+        self._maybe_landed: set[int] = set()
 
     def resolve(self, ref: MemberRef) -> str | None:
         """The target id behind a reference (None when its user was not created)."""
@@ -329,9 +331,15 @@ class Applier:
         """POST with ``send``; a 409 goes to ``collided``. A POST whose fate is unknown (no
         answer, a 5xx, an answer without an id) is never re-sent blindly: ``lookup`` looks
         for what it may have created — found: that outcome (adopted); not found: sent
-        again, at most ``CREATE_ATTEMPTS`` POSTs."""
+        again, at most ``CREATE_ATTEMPTS`` POSTs. When even the lookup failed, the retry
+        pass looks again before it sends anything (a group's name need not be unique, so
+        a blind second POST could make a duplicate)."""
         why = ""
         error: Exception | None = None
+        if id(change) in self._maybe_landed:  # tried before in this run, fate unknown
+            found = lookup("an earlier create of this run may have landed")
+            if found is not None:
+                return found
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 return Outcome(change, SUCCESS, str(send()["id"]))
@@ -345,6 +353,7 @@ class Applier:
                 if not exc.ambiguous:
                     raise
                 why, error = f"create got no answer ({exc})", exc
+            self._maybe_landed.add(id(change))  # kept if the lookup itself fails
             found = lookup(why)
             if found is not None:
                 return found
