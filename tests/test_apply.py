@@ -183,3 +183,32 @@ def test_a_reviewed_change_whose_own_first_attempt_landed_is_not_called_stale():
     change = replace(update("t1"), version='W/"1"')
     outcome = Applier(client(), ["userName"], strict=True).apply_one(change)
     assert outcome.status == "success"
+
+
+def test_results_come_as_they_finish_with_few_changes_in_flight():
+    """A slow change holds back neither the others nor their recording; at most
+    ``IN_FLIGHT_PER_WORKER × workers`` changes are submitted at a time."""
+    import threading
+
+    from genesys_prov.target.apply import IN_FLIGHT_PER_WORKER, _bounded_map
+
+    release = threading.Event()
+    pulled: list[int] = []
+    seen: list[int] = []
+
+    def items():
+        for i in range(40):
+            pulled.append(i)
+            yield i
+
+    def slow_first(i):
+        if i == 0:
+            assert release.wait(30)
+        return i
+
+    for result in _bounded_map(slow_first, items(), 2):
+        assert len(pulled) - len(seen) <= 2 * IN_FLIGHT_PER_WORKER + 1
+        seen.append(result)
+        if len(seen) == 5:
+            release.set()
+    assert seen[0] != 0 and sorted(seen) == list(range(40))

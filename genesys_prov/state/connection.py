@@ -1,12 +1,14 @@
 """The connection the parts of the state database share: its directory and file, the
 SQLite connection and the lock that serialises its use across threads, with the small
-helpers every table's code uses (one-statement reads and writes, timestamps, id chunks)."""
+helpers every table's code uses (one-statement reads and writes, transactions, timestamps,
+id chunks)."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,13 +26,16 @@ def chunks(items: Sequence[str], size: int = 500) -> list[list[str]]:
 
 class Connection:
     """The base of :class:`~genesys_prov.state.db.State` and of each of its parts: the
-    attributes ``State`` sets when it opens the database, and one-statement reads and
-    writes under the lock (every write is committed at once)."""
+    attributes ``State`` sets when it opens the database, one-statement reads and writes
+    under the lock (a write outside a transaction is committed at once), and
+    :meth:`transaction`, which makes every write inside it one commit."""
 
     directory: Path
     path: Path
     _db: sqlite3.Connection
-    _lock: threading.Lock
+    _lock: threading.RLock
+    _depth: int  # transactions open (nested ones join the outermost)
+    _after_commit: list[Callable[[], None]]
 
     def _write(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self._lock:
@@ -39,3 +44,36 @@ class Connection:
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return list(self._db.execute(sql, params).fetchall())
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every write inside is committed together when the outermost transaction ends
+        (rolled back if it raises); other threads wait for it. A transaction opened inside
+        another joins it. What :meth:`_on_commit` was given runs after the commit."""
+        with self._lock:
+            if self._depth == 0:
+                self._db.execute("BEGIN")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._db.execute("ROLLBACK")
+                    self._after_commit.clear()
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("COMMIT")
+                done, self._after_commit = self._after_commit, []
+                for action in done:
+                    action()
+
+    def _on_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once what was written so far is committed: now, outside a
+        transaction; after the commit, inside one (never, if it is rolled back)."""
+        with self._lock:
+            if self._depth:
+                self._after_commit.append(action)
+                return
+        action()
