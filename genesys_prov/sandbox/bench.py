@@ -55,7 +55,8 @@ def _serve(users: int, directory: Path, commands: Connection) -> None:
     the seconds the synthetic directory took to generate); ``retitle`` changes the job
     title of one provisioned user in the directory, ``join`` adds a new hire to the
     directory and to an assigned group (each answers with the user's id); ``reset`` empties
-    the Genesys org (seeded as at the start) at the same address."""
+    the Genesys org (seeded as at the start) at the same address; ``cpu`` answers the CPU
+    seconds the sandbox process used so far."""
     from genesys_prov.sandbox import Sandbox, generate_directory
     from genesys_prov.sandbox.demo import write_sandbox_config
 
@@ -72,6 +73,8 @@ def _serve(users: int, directory: Path, commands: Connection) -> None:
             if message == "reset":
                 sb.reset_genesys()
                 commands.send("reset")
+            elif message == "cpu":  # the emulators' CPU seconds so far
+                commands.send(time.process_time())
             elif message == "retitle":
                 held = {u["userName"].lower() for u in sb.genesys.users.values()
                         if u.get("active")}
@@ -123,12 +126,22 @@ def _row(label: str, result: SyncResult, seconds: float, concurrency: int) -> di
 
 
 def run_one(config_path: str, label: str, full: bool = False, dry_run: bool = False) -> None:
-    """One sync in this process; prints its figures as one JSON line."""
+    """One sync in this process; prints its figures as one JSON line, with the CPU seconds
+    of this process from the end of planning to the end of the run (the apply phase and
+    what the run keeps after it)."""
     config = load_config(config_path)
+    planned: list[float] = []
+
+    def progress(stage: str, done: int) -> None:
+        if stage == "plan" and not planned:
+            planned.append(time.process_time())
+
     started = time.monotonic()
-    result = run_sync(config, full=full, dry_run=dry_run)
-    print(json.dumps(_row(label, result, time.monotonic() - started,
-                          config.target.concurrency)))
+    result = run_sync(config, full=full, dry_run=dry_run, progress=progress)
+    row = _row(label, result, time.monotonic() - started, config.target.concurrency)
+    if planned and result.applied is not None:
+        row["apply_cpu_seconds"] = round(time.process_time() - planned[0], 2)
+    print(json.dumps(row))
 
 
 def run_child(module_args: Sequence[str]) -> dict[str, Any]:
@@ -188,6 +201,7 @@ class Bench:
         """The bare client, then the tool's first full sync, each into an emptied org at
         ``concurrency``; the tool's row carries the bare client's seconds."""
         self.tell("reset")
+        server = self.tell("cpu")
         raw = run_child(["genesys_prov.sandbox.raw", "--config",
                          self.config(f"raw-{concurrency}", concurrency),
                          "--concurrency", str(concurrency)])
@@ -195,10 +209,14 @@ class Bench:
                    "seconds": round(raw["seconds"], 2), "process_cpu_seconds": raw["cpu_seconds"],
                    "graph_requests": {}, "target_requests": {"POST": raw["posts"], "token": 1},
                    "changes": {"create": raw["posts"] - raw["failed"]},
-                   "failed": raw["failed"], "timings": {}, "process_peak_rss_mib": None}
+                   "failed": raw["failed"], "timings": {}, "process_peak_rss_mib": None,
+                   "server_cpu_seconds": round(self.tell("cpu") - server, 2)}
         self.tell("reset")
+        server = self.tell("cpu")
         tool = self.sync(self.config(f"sync-{concurrency}", concurrency), FIRST_SYNC)
-        tool["raw_seconds"] = raw["seconds"]
+        tool["server_cpu_seconds"] = round(self.tell("cpu") - server, 2)
+        tool["raw_seconds"], tool["raw_cpu_seconds"] = raw["seconds"], raw["cpu_seconds"]
+        tool["raw_server_cpu_seconds"] = raw_row["server_cpu_seconds"]
         return [raw_row, tool]
 
 
@@ -235,16 +253,27 @@ def table(rows: Sequence[dict[str, Any]]) -> list[str]:
             f"{_fmt(r['graph_requests'])} | {_fmt(r['target_requests'])} | "
             f"{_floor_minutes(r):.1f} | {changes} | {r['failed']} | {_versus_raw(r)} |")
     lines.append("")
-    for r in rows:
-        if r.get("raw_seconds") and r["timings"].get("apply"):
-            raw, apply = r["raw_seconds"], r["timings"]["apply"]
-            lines.append(f"concurrency {r['concurrency']}: bare client {raw:.2f}s, the tool's "
-                         f"apply phase {apply:.2f}s = {apply / raw:.2f}× (throughput "
-                         f"{raw / apply:.2f} of the bare client's); the whole first sync "
-                         f"{r['seconds']:.2f}s = {r['seconds'] / raw:.2f}×")
+    lines += [_comparison(r) for r in rows if r.get("raw_seconds") and r["timings"].get("apply")]
     lines += [f"{r['run']} (concurrency {r['concurrency']}): phases (s) {r['timings']}"
               for r in rows if r["timings"]]
     return lines
+
+
+def _comparison(row: dict[str, Any]) -> str:
+    """The first full sync against the bare client: wall time, and CPU time (the client's
+    and the sandbox's), which the load of a shared machine disturbs less."""
+    raw, apply = row["raw_seconds"], row["timings"]["apply"]
+    text = (f"concurrency {row['concurrency']}: bare client {raw:.2f}s, the tool's apply phase "
+            f"{apply:.2f}s = {apply / raw:.2f}× (throughput {raw / apply:.2f} of the bare "
+            f"client's); the whole first sync {row['seconds']:.2f}s = {row['seconds'] / raw:.2f}×")
+    if row.get("apply_cpu_seconds") is not None and row.get("raw_cpu_seconds"):
+        text += (f"; client CPU: the tool's apply {row['apply_cpu_seconds']:.2f}s, the bare "
+                 f"client's {row['raw_cpu_seconds']:.2f}s = "
+                 f"{row['apply_cpu_seconds'] / row['raw_cpu_seconds']:.2f}×")
+    if row.get("server_cpu_seconds") is not None:
+        text += (f"; sandbox CPU (each with one directory read): {row['server_cpu_seconds']:.2f}s"
+                 f" for the tool, {row['raw_server_cpu_seconds']:.2f}s for the bare client")
+    return text
 
 
 def rate_limited(users: int, per_minute: int) -> list[str]:

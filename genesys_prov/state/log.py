@@ -48,20 +48,25 @@ class ProvisioningLog(Connection):
         if not records:
             return
         rows = [r.data() for r in records]
+        # the properties are encoded once, for the table and for the JSON line
+        encoded = [json.dumps(d.pop("properties"), ensure_ascii=False, default=str)
+                   for d in rows]
         with self.transaction():
             self._db.executemany(
                 "INSERT INTO log (time, run_id, identity, source_id, target_id, action, status,"
                 " code, reason, properties) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [(d["time"], d["run_id"], d["identity"], d["source_id"], d["target_id"],
-                  d["action"], d["status"], d["code"], d["reason"],
-                  json.dumps(d["properties"], ensure_ascii=False, default=str))
-                 for d in rows])
-            self._on_commit(lambda: self._append_lines(rows))
+                  d["action"], d["status"], d["code"], d["reason"], properties)
+                 for d, properties in zip(rows, encoded, strict=True)])
+            self._on_commit(lambda: self._append_lines(rows, encoded))
 
-    def _append_lines(self, rows: Sequence[dict[str, Any]]) -> None:
-        """The records as JSON lines, appended to ``logs/<date>.jsonl`` in one write."""
+    def _append_lines(self, rows: Sequence[dict[str, Any]], encoded: Sequence[str]) -> None:
+        """The records as JSON lines (``properties`` last, as :meth:`LogRecord.data` orders
+        them), appended to ``logs/<date>.jsonl`` in one write."""
         day = rows[0]["time"][:10]
-        text = "".join(json.dumps(d, ensure_ascii=False, default=str) + "\n" for d in rows)
+        text = "".join(json.dumps(d, ensure_ascii=False, default=str)[:-1] +
+                       f', "properties": {properties}}}\n'
+                       for d, properties in zip(rows, encoded, strict=True))
         with private_append(self.directory / "logs" / f"{day}.jsonl") as out:
             out.write(text)
 
