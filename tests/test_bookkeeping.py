@@ -133,6 +133,13 @@ def test_outcomes_of_one_batch_are_recorded_in_their_order(state: State) -> None
         record(Outcome(fixup, FAILURE, "t-1", "busy", "HTTP503"))
     assert set(state.escrowed("user")) == {"s-1"}
     assert state.links("user") == {"s-1": "t-1"}
+    with keeper(state) as record:  # the other way round: the success comes last
+        record(Outcome(create(2), FAILURE, None, "busy", "HTTP503"))
+        record(Outcome(fixup, FAILURE, "t-1", "busy", "HTTP503"))
+        record(Outcome(fixup, SUCCESS, "t-1"))
+        record(success(3))
+    assert set(state.escrowed("user")) == {"s-2"}
+    assert state.links("user") == {"s-1": "t-1", "s-3": "t-3"}
 
 
 def client() -> ScimClient:
@@ -218,3 +225,30 @@ def test_a_transaction_that_raises_writes_nothing(state: State) -> None:
     assert state.query_log() == []
     state.log([LogRecord("run-1", "b@x", "s-b", "t-b", "Create", "Success")])
     assert [r["identity"] for r in log_lines(state)] == ["b@x"]  # the next one is fine
+
+
+def test_many_rows_go_in_a_few_statements_in_their_order(state: State) -> None:
+    """Past the parameter limit of one statement, rows are split; a later link of the
+    same source object wins; every id is cleared or unlinked."""
+    statements: list[str] = []
+    state._db.set_trace_callback(statements.append)
+    pairs = [(f"s-{i}", f"t-{i}") for i in range(600)] + [("s-7", "t-again")]
+    state.link_many("user", pairs)
+    inserts = [s for s in statements if s.startswith("INSERT INTO links")]
+    assert 2 <= len(inserts) <= 4 and statements.count("COMMIT") == 1
+    links = state.links("user")
+    assert len(links) == 600 and links["s-7"] == "t-again"
+    state.unlink_many("user", [f"s-{i}" for i in range(0, 600, 2)])
+    assert sorted(state.links("user")) == sorted(f"s-{i}" for i in range(1, 600, 2))
+    for i in range(700):
+        state.escrow_failure("user", f"s-{i}", f"u{i}@x", "busy", 0.0, 60.0, 3600.0)
+    state.escrow_clear_many("user", [f"s-{i}" for i in range(650)])
+    assert sorted(state.escrowed("user")) == sorted(f"s-{i}" for i in range(650, 700))
+    records = [LogRecord("run-1", f"u{i}@x", f"s-{i}", None, "Create", "Success",
+                         properties=[{"attribute": "userName", "new": f"u{i}@x"}])
+               for i in range(250)]
+    state.log(records)
+    assert [r["identity"] for r in state.query_log(run="run-1")] == \
+        [f"u{i}@x" for i in range(250)]
+    assert [r["properties"][0]["new"] for r in log_lines(state)] == \
+        [f"u{i}@x" for i in range(250)]

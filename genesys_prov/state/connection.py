@@ -19,6 +19,10 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+#: Bound parameters per statement (SQLite's default limit before 3.32).
+MAX_PARAMETERS = 999
+
+
 def chunks(items: Sequence[str], size: int = 500) -> list[list[str]]:
     """Split ids for ``IN (...)`` queries (SQLite limits the number of parameters)."""
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
@@ -68,6 +72,29 @@ class Connection:
                 done, self._after_commit = self._after_commit, []
                 for action in done:
                     action()
+
+    def _insert_rows(self, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+        """``head VALUES (…), (…), … tail`` for many rows (in their order) in one
+        transaction, with as few statements as the parameter limit allows: SQLite does a
+        statement's rows in one call, where ``executemany`` lets other threads in between
+        every two rows."""
+        if not rows:
+            return
+        width = len(rows[0])
+        per = max(1, MAX_PARAMETERS // width)
+        mark = "(" + ",".join("?" * width) + ")"
+        with self.transaction():
+            for start in range(0, len(rows), per):
+                part = rows[start:start + per]
+                self._db.execute(f"{head} VALUES {','.join([mark] * len(part))} {tail}",
+                                 [value for row in part for value in row])
+
+    def _delete_ids(self, sql: str, kind: str, ids: Sequence[str]) -> None:
+        """``sql`` (ending ``IN``) for ``kind`` and the ids, a few hundred a statement, in
+        one transaction."""
+        with self.transaction():
+            for part in chunks(ids):
+                self._db.execute(f"{sql} ({','.join('?' * len(part))})", [kind, *part])
 
     def _on_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once what was written so far is committed: now, outside a

@@ -26,15 +26,19 @@ class LinkStore(Connection):
                     (kind, source_id, target_id, utc_now()))
 
     def link_many(self, kind: str, pairs: Sequence[tuple[str, str]]) -> None:
-        """Link many objects in one transaction."""
+        """Link many objects in one transaction (a later pair for the same source object
+        wins)."""
         now = utc_now()
-        with self.transaction():
-            self._db.executemany(
-                "INSERT INTO links (kind, source_id, target_id, updated) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(kind, source_id) DO UPDATE SET target_id = excluded.target_id, "
-                "updated = excluded.updated, applied = NULL",
-                [(kind, s, t, now) for s, t in pairs])
+        self._insert_rows(
+            "INSERT INTO links (kind, source_id, target_id, updated)",
+            [(kind, s, t, now) for s, t in pairs],
+            "ON CONFLICT(kind, source_id) DO UPDATE SET target_id = excluded.target_id, "
+            "updated = excluded.updated, applied = NULL")
 
     def unlink(self, kind: str, source_id: str) -> None:
         """Forget a link (the target object was deleted)."""
         self._write("DELETE FROM links WHERE kind = ? AND source_id = ?", (kind, source_id))
+
+    def unlink_many(self, kind: str, source_ids: Sequence[str]) -> None:
+        """Forget many links in one transaction."""
+        self._delete_ids("DELETE FROM links WHERE kind = ? AND source_id IN", kind, source_ids)

@@ -52,9 +52,9 @@ class ProvisioningLog(Connection):
         encoded = [json.dumps(d.pop("properties"), ensure_ascii=False, default=str)
                    for d in rows]
         with self.transaction():
-            self._db.executemany(
+            self._insert_rows(
                 "INSERT INTO log (time, run_id, identity, source_id, target_id, action, status,"
-                " code, reason, properties) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " code, reason, properties)",
                 [(d["time"], d["run_id"], d["identity"], d["source_id"], d["target_id"],
                   d["action"], d["status"], d["code"], d["reason"], properties)
                  for d, properties in zip(rows, encoded, strict=True)])

@@ -177,8 +177,7 @@ class Bookkeeper:
             return
         batch, self._pending = self._pending, []
         with self.state.transaction():
-            for outcome in batch:
-                self._record(outcome)
+            self._record(batch)
             self.state.log([r for o in batch for r in outcome_records(self.run_id, o)])
         self.batches += 1
 
@@ -189,20 +188,37 @@ class Bookkeeper:
                  tb: TracebackType | None) -> None:
         self.flush()
 
-    def _record(self, outcome: applying.Outcome) -> None:
-        """Escrow and link one outcome (in the order outcomes came: a user's create and
-        its manager fix-up may share a batch)."""
-        change = outcome.change
-        kind = "group" if isinstance(change, GroupChange) else "user"
-        if outcome.status == applying.FAILURE:
-            self._escrow(kind, outcome)
-        elif outcome.status != applying.SKIPPED:
-            self.state.escrow_clear(kind, change.source_id)
-        if outcome.status != applying.FAILURE and outcome.target_id:
-            if isinstance(change, Change) and change.action is Action.DELETE:
-                self.state.unlink("user", change.source_id)
-            else:
-                self.state.link(kind, change.source_id, outcome.target_id)
+    def _record(self, batch: list[applying.Outcome]) -> None:
+        """Escrow and link a batch's outcomes, a few statements for the whole batch (each
+        statement lets the workers' threads in, so few statements keep a batch short).
+        Escrow keeps each object's order: a user's create and its manager fix-up may share
+        a batch, and the fix-up's failure must not be cleared by the create's success."""
+        escrow: dict[tuple[str, str], list[applying.Outcome]] = {}
+        links: dict[str, list[tuple[str, str]]] = {"user": [], "group": []}
+        unlinks: list[str] = []
+        for outcome in batch:
+            change = outcome.change
+            kind = "group" if isinstance(change, GroupChange) else "user"
+            if outcome.status != applying.SKIPPED:
+                escrow.setdefault((kind, change.source_id), []).append(outcome)
+            if outcome.status != applying.FAILURE and outcome.target_id:
+                if isinstance(change, Change) and change.action is Action.DELETE:
+                    unlinks.append(change.source_id)
+                else:
+                    links[kind].append((change.source_id, outcome.target_id))
+        for kind in links:
+            self.state.escrow_clear_many(kind, [
+                sid for (k, sid), seen in escrow.items()
+                if k == kind and all(o.status != applying.FAILURE for o in seen)])
+            self.state.link_many(kind, links[kind])
+        self.state.unlink_many("user", unlinks)  # a deleted user is linked by no other change
+        for (kind, sid), seen in escrow.items():
+            if any(o.status == applying.FAILURE for o in seen):
+                for outcome in seen:  # in their order
+                    if outcome.status == applying.FAILURE:
+                        self._escrow(kind, outcome)
+                    else:
+                        self.state.escrow_clear(kind, sid)
 
     def _escrow(self, kind: str, outcome: applying.Outcome) -> None:
         if outcome.code in ("Aborted", "Unauthorized"):
