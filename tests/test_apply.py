@@ -198,3 +198,32 @@ def test_the_retry_pass_looks_for_a_create_that_may_have_landed_before_sending_i
     result = apply_plan(Plan(changes=(create("a@x"),)), client(), ["userName"], 1, **NO_WAIT)
     assert [(o.status, o.target_id) for o in result.outcomes] == [("adopted", "t-new")]
     assert posts() == 3 and result.retried == 1
+
+
+def test_results_come_as_they_finish_with_few_changes_in_flight():
+    """A slow change holds back neither the others nor their recording; at most
+    ``IN_FLIGHT_PER_WORKER × workers`` changes are submitted at a time."""
+    import threading
+
+    from genesys_prov.target.apply import IN_FLIGHT_PER_WORKER, _bounded_map
+
+    release = threading.Event()
+    pulled: list[int] = []
+    seen: list[int] = []
+
+    def items():
+        for i in range(40):
+            pulled.append(i)
+            yield i
+
+    def slow_first(i):
+        if i == 0:
+            assert release.wait(30)
+        return i
+
+    for result in _bounded_map(slow_first, items(), 2):
+        assert len(pulled) - len(seen) <= 2 * IN_FLIGHT_PER_WORKER + 1
+        seen.append(result)
+        if len(seen) == 5:
+            release.set()
+    assert seen[0] != 0 and sorted(seen) == list(range(40))

@@ -91,13 +91,8 @@ class Sandbox:
         self.graph = GraphEmulator(
             directory, TENANT_ID, GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET, sp
         )
-        self.genesys = GenesysEmulator(
-            GENESYS_CLIENT_ID,
-            GENESYS_CLIENT_SECRET,
-            GENESYS_STATIC_TOKEN,
-            rate_limit_per_minute=genesys_rate_limit_per_minute,
-            seed=seed,
-        )
+        self._genesys_args = (genesys_rate_limit_per_minute, seed)
+        self.genesys = self._new_genesys()
         self.authority_host = ""
         self.graph_url = ""
         self.genesys_url = ""
@@ -108,6 +103,7 @@ class Sandbox:
         self.ca_bundle = Path()
         self._ca: Any = None
         self._servers: list[EmulatorServer] = []
+        self._genesys_server: EmulatorServer | None = None
         self._started = False
 
     def start(self) -> Sandbox:
@@ -130,6 +126,7 @@ class Sandbox:
         graph = EmulatorServer(self.graph.graph_app, context, "graph", graph_error_response)
         genesys = EmulatorServer(self.genesys, context, "genesys", scim_error_response)
         self._servers = [login, graph, genesys]
+        self._genesys_server = genesys
         try:
             self.authority_host = login.start()
             self.graph_url = graph.start()
@@ -147,6 +144,28 @@ class Sandbox:
         _log.debug("sandbox started: graph %s, genesys %s", self.graph_url, self.genesys_url)
         return self
 
+    def _new_genesys(self) -> GenesysEmulator:
+        """An empty Genesys org with the sandbox's credentials, rate limit and seed."""
+        rate_limit, seed = self._genesys_args
+        return GenesysEmulator(GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET, GENESYS_STATIC_TOKEN,
+                               rate_limit_per_minute=rate_limit, seed=seed)
+
+    def reset_genesys(self) -> GenesysEmulator:
+        """Replace the Genesys org with a fresh one seeded as at :meth:`start` (its users
+        and groups only: what was created since, tokens, knobs and the request log are
+        gone), served at the same address, so a configuration pointing at the sandbox stays
+        valid. Returns the new emulator (also ``self.genesys``). The benchmark loads the
+        same users twice into an empty org with it (the bare client, then the tool)."""
+        if not self._started or self._genesys_server is None:
+            raise RuntimeError("start the sandbox first")
+        fresh = self._new_genesys()
+        fresh.base_url = self.genesys.base_url
+        fresh.record_requests = self.genesys.record_requests
+        fresh.load(self.directory.get("genesys", {}))
+        self._genesys_server.serve(fresh)
+        self.genesys = fresh
+        return fresh
+
     def stop(self) -> None:
         """Stop the servers (and remove the temporary workdir if the sandbox made one)."""
         stoppers = [threading.Thread(target=server.stop) for server in self._servers]
@@ -155,6 +174,7 @@ class Sandbox:
         for stopper in stoppers:
             stopper.join()
         self._servers = []
+        self._genesys_server = None
         self._started = False
         if self._own_workdir is not None:
             shutil.rmtree(self._own_workdir, ignore_errors=True)

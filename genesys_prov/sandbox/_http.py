@@ -405,6 +405,13 @@ class EmulatorServer:
         _log.debug("sandbox %s listening on %s", self._name, self.url)
         return self.url
 
+    def serve(self, app: App) -> None:
+        """Serve ``app`` from now on, at the same address (requests already being handled
+        finish with the app they started with)."""
+        self._app = app
+        if self._server is not None:
+            self._server.app = app
+
     def stop(self) -> None:
         """Stop accepting, close open connections and wait for the serving thread."""
         server, thread = self._server, self._thread

@@ -2,7 +2,9 @@
 
 It holds the links (source object id ↔ target id), the run history, the provisioning log
 (also written as JSON lines under ``logs/``), Graph delta links and settings digests.
-Every write is committed at once, so a run killed at any moment loses nothing it did.
+Every write is committed at once, or with its batch (:meth:`State.transaction`: a run
+records its outcomes a few hundred at a time), so a run killed at any moment loses at most
+the batch it had not written yet — which the next run finds again by matching.
 A file lock makes sure only one run at a time uses a database.
 
 :class:`State` opens and migrates the database; each table's code is a part it inherits
@@ -105,7 +107,9 @@ class State(MetaStore, LinkStore, SnapshotStore, DeltaLinkStore, RunHistory,
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"state_dir: cannot open the state database in {directory}: "
                               f"{exc}") from exc
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._after_commit = []
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
@@ -161,8 +165,7 @@ class State(MetaStore, LinkStore, SnapshotStore, DeltaLinkStore, RunHistory,
     def reset(self, forget_links: bool = False) -> None:
         """Entra's "restart": clear the watermark (delta links), escrow and settings digests;
         ``forget_links`` also forgets the links (a full reset)."""
-        with self._lock:
-            self._db.execute("BEGIN")
+        with self.transaction():
             self._db.execute("DELETE FROM delta_links")
             self._db.execute("DELETE FROM meta")
             self._db.execute("DELETE FROM escrow")
@@ -171,7 +174,6 @@ class State(MetaStore, LinkStore, SnapshotStore, DeltaLinkStore, RunHistory,
             self._db.execute("DELETE FROM source_members")
             if forget_links:
                 self._db.execute("DELETE FROM links")
-            self._db.execute("COMMIT")
 
 
 class RunLock:

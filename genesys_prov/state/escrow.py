@@ -35,11 +35,8 @@ class EscrowStore(Connection):
 
     def escrow_clear_many(self, kind: str, source_ids: Sequence[str]) -> None:
         """Forget the escrow entries of these objects (nothing is left to do for them)."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM escrow WHERE kind = ? AND source_id = ?",
-                                 [(kind, sid) for sid in source_ids])
-            self._db.execute("COMMIT")
+        self._delete_ids("DELETE FROM escrow WHERE kind = ? AND source_id IN", kind,
+                         source_ids)
 
     def escrow_release(self) -> list[dict[str, Any]]:
         """Forget every escrow entry (the mappings or settings changed: those objects are

@@ -43,24 +43,32 @@ class ProvisioningLog(Connection):
     """The provisioning log of :class:`~genesys_prov.state.db.State`."""
 
     def log(self, records: Sequence[LogRecord]) -> None:
-        """Append records to the log table and to ``logs/<date>.jsonl`` (committed at once)."""
+        """Append records to the log table and to ``logs/<date>.jsonl`` (committed at once;
+        inside a transaction, with it — the JSON lines are appended once it is committed)."""
         if not records:
             return
         rows = [r.data() for r in records]
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany(
+        # the properties are encoded once, for the table and for the JSON line
+        encoded = [json.dumps(d.pop("properties"), ensure_ascii=False, default=str)
+                   for d in rows]
+        with self.transaction():
+            self._insert_rows(
                 "INSERT INTO log (time, run_id, identity, source_id, target_id, action, status,"
-                " code, reason, properties) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " code, reason, properties)",
                 [(d["time"], d["run_id"], d["identity"], d["source_id"], d["target_id"],
-                  d["action"], d["status"], d["code"], d["reason"],
-                  json.dumps(d["properties"], ensure_ascii=False, default=str))
-                 for d in rows])
-            self._db.execute("COMMIT")
-            day = rows[0]["time"][:10]
-            with private_append(self.directory / "logs" / f"{day}.jsonl") as out:
-                for d in rows:
-                    out.write(json.dumps(d, ensure_ascii=False, default=str) + "\n")
+                  d["action"], d["status"], d["code"], d["reason"], properties)
+                 for d, properties in zip(rows, encoded, strict=True)])
+            self._on_commit(lambda: self._append_lines(rows, encoded))
+
+    def _append_lines(self, rows: Sequence[dict[str, Any]], encoded: Sequence[str]) -> None:
+        """The records as JSON lines (``properties`` last, as :meth:`LogRecord.data` orders
+        them), appended to ``logs/<date>.jsonl`` in one write."""
+        day = rows[0]["time"][:10]
+        text = "".join(json.dumps(d, ensure_ascii=False, default=str)[:-1] +
+                       f', "properties": {properties}}}\n'
+                       for d, properties in zip(rows, encoded, strict=True))
+        with private_append(self.directory / "logs" / f"{day}.jsonl") as out:
+            out.write(text)
 
     def query_log(self, since: str | None = None, status: str | None = None,
                   action: str | None = None, user: str | None = None,

@@ -1,11 +1,14 @@
 """What a run keeps of what it did, the same for sync, apply and provision: links,
-escrow, the provisioning log, and the target state each user was left in."""
+escrow, the provisioning log (written in batches, one transaction each), and the target
+state each user was left in."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 from genesys_prov.config import SafetyConfig
@@ -116,12 +119,30 @@ def keep_plan(state: State, run_id: str, plan: Plan,
                   f"{e['last_error']}") for e in expired])
 
 
+#: Outcomes written per transaction, and the most seconds an outcome waits for its batch
+#: (checked as outcomes arrive; :meth:`Bookkeeper.flush` writes the rest).
+BATCH_SIZE = 200
+BATCH_SECONDS = 1.0
+
+
 @dataclass
 class Bookkeeper:
-    """Records each outcome as it arrives, for every way of applying (sync, a plan file,
-    provision): the provisioning log, the link (or unlink, for a delete), and escrow — a
-    failure waits there (a transient one is tried again after 5 minutes), a success
-    clears it. ``progress`` hears of every 100th outcome and the last."""
+    """Records each outcome, for every way of applying (sync, a plan file, provision): the
+    provisioning log, the link (or unlink, for a delete), and escrow — a failure waits there
+    (a transient one is tried again after 5 minutes), a success clears it.
+
+    Outcomes are written in batches, one transaction each: ``batch_size`` of them, or what
+    arrived in ``batch_seconds``, whichever comes first; :meth:`flush` writes what is left,
+    and leaving the ``with`` block flushes whatever ended the apply. A run killed before a
+    batch is written loses its links and log records only: the next run matches the users
+    it created by their matching attribute (a full read lists them) and links them then.
+    ``progress`` hears of every 100th outcome and the last.
+
+    Example::
+
+        with Bookkeeper(state, run_id, config.safety, time.time) as record:
+            apply_plan(plan, scim, match, 4, on_outcome=record, on_wait=record.flush)
+    """
 
     state: State
     run_id: str
@@ -130,24 +151,74 @@ class Bookkeeper:
     total: int = 0
     progress: Progress | None = None
     done: int = 0
+    batch_size: int = field(default_factory=lambda: BATCH_SIZE)
+    batch_seconds: float = field(default_factory=lambda: BATCH_SECONDS)
+    timer: Callable[[], float] = time.monotonic
+    batches: int = 0  # transactions written
+    _pending: list[applying.Outcome] = field(default_factory=list, repr=False)
+    _opened: float = 0.0  # when the first outcome of the pending batch arrived
 
     def __call__(self, outcome: applying.Outcome) -> None:
-        """Record one outcome."""
+        """Take one outcome; its batch is written when full or a second old."""
         self.done += 1
-        change = outcome.change
-        kind = "group" if isinstance(change, GroupChange) else "user"
-        if outcome.status == applying.FAILURE:
-            self._escrow(kind, outcome)
-        elif outcome.status != applying.SKIPPED:
-            self.state.escrow_clear(kind, change.source_id)
-        if outcome.status != applying.FAILURE and outcome.target_id:
-            if isinstance(change, Change) and change.action is Action.DELETE:
-                self.state.unlink("user", change.source_id)
-            else:
-                self.state.link(kind, change.source_id, outcome.target_id)
-        self.state.log(outcome_records(self.run_id, outcome))
+        if not self._pending:
+            self._opened = self.timer()
+        self._pending.append(outcome)
+        if len(self._pending) >= self.batch_size or \
+                self.timer() - self._opened >= self.batch_seconds:
+            self.flush()
         if self.progress and (self.done % 100 == 0 or self.done == self.total):
             self.progress("apply", self.done)
+
+    def flush(self) -> None:
+        """Write the outcomes taken since the last batch, in one transaction (the log's
+        JSON lines are appended once it is committed)."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        with self.state.transaction():
+            self._record(batch)
+            self.state.log([r for o in batch for r in outcome_records(self.run_id, o)])
+        self.batches += 1
+
+    def __enter__(self) -> Bookkeeper:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.flush()
+
+    def _record(self, batch: list[applying.Outcome]) -> None:
+        """Escrow and link a batch's outcomes, a few statements for the whole batch (each
+        statement lets the workers' threads in, so few statements keep a batch short).
+        Escrow keeps each object's order: a user's create and its manager fix-up may share
+        a batch, and the fix-up's failure must not be cleared by the create's success."""
+        escrow: dict[tuple[str, str], list[applying.Outcome]] = {}
+        links: dict[str, list[tuple[str, str]]] = {"user": [], "group": []}
+        unlinks: list[str] = []
+        for outcome in batch:
+            change = outcome.change
+            kind = "group" if isinstance(change, GroupChange) else "user"
+            if outcome.status != applying.SKIPPED:
+                escrow.setdefault((kind, change.source_id), []).append(outcome)
+            if outcome.status != applying.FAILURE and outcome.target_id:
+                if isinstance(change, Change) and change.action is Action.DELETE:
+                    unlinks.append(change.source_id)
+                else:
+                    links[kind].append((change.source_id, outcome.target_id))
+        for kind in links:
+            self.state.escrow_clear_many(kind, [
+                sid for (k, sid), seen in escrow.items()
+                if k == kind and all(o.status != applying.FAILURE for o in seen)])
+            self.state.link_many(kind, links[kind])
+        self.state.unlink_many("user", unlinks)  # a deleted user is linked by no other change
+        for (kind, sid), seen in escrow.items():
+            if any(o.status == applying.FAILURE for o in seen):
+                for outcome in seen:  # in their order
+                    if outcome.status == applying.FAILURE:
+                        self._escrow(kind, outcome)
+                    else:
+                        self.state.escrow_clear(kind, sid)
 
     def _escrow(self, kind: str, outcome: applying.Outcome) -> None:
         if outcome.code in ("Aborted", "Unauthorized"):

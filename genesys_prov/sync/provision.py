@@ -74,13 +74,13 @@ def _read_steps(found: Investigation) -> list[Step]:
 
 def _act(run: RunContext, applier: Applier, found: Investigation, action: Step) -> str | None:
     """Apply the user's change; returns the user's target id when it succeeded."""
-    record = Bookkeeper(run.state, run.run_id, run.config.safety, run.clock)
     outcomes = [applier.apply_one(c) for c in found.plan.changes]
     target_id = None
-    for outcome in outcomes:
-        record(outcome)
-        if outcome.status != FAILURE and outcome.target_id:
-            target_id = outcome.target_id
+    with Bookkeeper(run.state, run.run_id, run.config.safety, run.clock) as record:
+        for outcome in outcomes:
+            record(outcome)
+            if outcome.status != FAILURE and outcome.target_id:
+                target_id = outcome.target_id
     action["ok"] = all(o.status != FAILURE for o in outcomes)
     action["detail"] = "; ".join(f"{o.change.action.value}: {o.status}"
                                  + (f" ({o.error})" if o.error else "") for o in outcomes)
@@ -92,7 +92,6 @@ def _add_to_groups(run: RunContext, applier: Applier, found: Investigation,
     """Add the user to the assigned groups that hold it in the directory (adds only)."""
     step: Step = {"step": "groups", "ok": True, "added": []}
     if target_id and run.mappings.group and found.member_of:
-        record = Bookkeeper(run.state, run.run_id, run.config.safety, run.clock)
         graph, scim = found.conn.graph, found.conn.scim
         names = {str(graph.get(f"/groups/{gid}", {"$select": "id,displayName"})
                      .get("displayName")): gid for gid in found.member_of}
@@ -103,7 +102,9 @@ def _add_to_groups(run: RunContext, applier: Applier, found: Investigation,
                 change = GroupChange(GroupAction.UPDATE, name, names[name], str(group["id"]),
                                      add=(MemberRef(target_id, None, who),))
                 outcome = applier.apply_group(change)
-                record(outcome)
+                with Bookkeeper(run.state, run.run_id, run.config.safety,
+                                run.clock) as record:
+                    record(outcome)
                 step["added"].append(name)
                 step["ok"] = step["ok"] and outcome.status != FAILURE
     step["detail"] = ("added to " + ", ".join(step["added"]) if step["added"]

@@ -177,14 +177,15 @@ def _finish(run: RunContext, conn: Connections, result: SyncResult, choice: Choi
 
 def apply_with_bookkeeping(run: RunContext, conn: Connections, plan: Plan,
                            strict: bool = False) -> applying.ApplyResult:
-    """Apply a plan, recording every outcome as it arrives (:class:`Bookkeeper`)."""
+    """Apply a plan, recording the outcomes as they arrive, in batches (:class:`Bookkeeper`);
+    whatever ends the apply, what is left of the last batch is written."""
     config, mappings = run.config, run.mappings
-    record = Bookkeeper(run.state, run.run_id, config.safety, run.clock, plan.writes,
-                        run.progress)
-    return applying.apply_plan(plan, conn.scim, match_attributes(mappings),
-                               config.target.concurrency, on_outcome=record,
-                               member_batch_size=config.target.member_batch_size,
-                               strict=strict)
+    with Bookkeeper(run.state, run.run_id, config.safety, run.clock, plan.writes,
+                    run.progress) as record:
+        return applying.apply_plan(plan, conn.scim, match_attributes(mappings),
+                                   config.target.concurrency, on_outcome=record,
+                                   member_batch_size=config.target.member_batch_size,
+                                   strict=strict, on_wait=record.flush)
 
 
 def match_attributes(mappings: Mappings) -> list[str]:

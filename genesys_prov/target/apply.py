@@ -10,11 +10,12 @@ goes to escrow. Never a duplicate: a create is only re-sent after a lookup found
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -447,16 +448,18 @@ def _phases(plan: Plan) -> list[list[Change]]:
 def apply_plan(plan: Plan, client: ScimClient, match_attributes: list[str], concurrency: int,
                on_outcome: Callable[[Outcome], None] | None = None,
                member_batch_size: int = 50, strict: bool = False,
-               sleep: Callable[[float], None] = time.sleep) -> ApplyResult:
+               sleep: Callable[[float], None] = time.sleep,
+               on_wait: Callable[[], None] | None = None) -> ApplyResult:
     """Apply every change of ``plan`` with ``concurrency`` workers.
 
     Users first (managers created before their reports, so a create already carries its
     manager's id), then group changes, so new users land in their groups in the same run.
-    At most ``2 × concurrency`` changes are in flight, so memory does not grow with the
-    plan. An authentication failure stops the run; other failures are recorded and the
-    rest continues. What failed for a transient reason is tried once more at the end of
-    its phase (after ``RETRY_PASS_DELAY`` seconds); ``on_outcome`` sees each change once,
-    with its final outcome."""
+    At most ``IN_FLIGHT_PER_WORKER × concurrency`` changes are in flight, so memory does
+    not grow with the plan. An authentication failure stops the run; other failures are
+    recorded and the rest continues. What failed for a transient reason is tried once more
+    at the end of its phase (after ``RETRY_PASS_DELAY`` seconds; ``on_wait`` is called
+    before that wait, so a caller that buffers outcomes can write them); ``on_outcome``
+    sees each change once, with its final outcome, on the calling thread."""
     applier = Applier(client, match_attributes, member_batch_size, strict, sleep)
     result = ApplyResult()
     started = time.monotonic()
@@ -488,6 +491,8 @@ def apply_plan(plan: Plan, client: ScimClient, match_attributes: list[str], conc
             if on_outcome is not None:
                 on_outcome(outcome)
         if again and not stop.is_set():
+            if on_wait is not None:
+                on_wait()
             sleep(RETRY_PASS_DELAY)
             retried = list(_bounded_map(guarded(fn), [o.change for o in again], concurrency))
             result.retried += len(retried)
@@ -509,20 +514,25 @@ def apply_plan(plan: Plan, client: ScimClient, match_attributes: list[str], conc
 
 
 T = TypeVar("T")
+#: Changes submitted per worker: enough that the workers never wait while the caller
+#: records a batch of outcomes, few enough that memory does not grow with the plan.
+IN_FLIGHT_PER_WORKER = 4
 
 
 def _bounded_map(fn: Callable[[T], Outcome], items: Iterable[T],
                  workers: int) -> Iterator[Outcome]:
-    """Like ``executor.map`` but with a bounded number of submitted tasks; yields in
-    completion order."""
-    limit = workers * 2
+    """Like ``executor.map`` but with at most ``IN_FLIGHT_PER_WORKER × workers`` tasks
+    submitted; yields each result as soon as it is done (completion order), handed over
+    through a queue — no wait over every pending future per result."""
+    limit = workers * IN_FLIGHT_PER_WORKER
+    finished: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
-        pending: set[Future[Outcome]] = set()
+        in_flight = 0
         for item in items:
-            pending.add(pool.submit(fn, item))
-            if len(pending) >= limit:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-        for future in pending:
-            yield future.result()
+            if in_flight >= limit:
+                yield finished.get().result()
+                in_flight -= 1
+            pool.submit(fn, item).add_done_callback(finished.put)
+            in_flight += 1
+        for _ in range(in_flight):
+            yield finished.get().result()
