@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
@@ -73,27 +73,9 @@ def checksum(changes: list[dict[str, Any]], group_changes: list[dict[str, Any]])
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _c_encoder(item_separator: str, key_separator: str, sort_keys: bool) -> Callable[[Any], str]:
-    """``json.JSONEncoder(ensure_ascii=False, default=str, sort_keys=sort_keys,
-    separators=(item_separator, key_separator)).encode`` with its C encoder made once (the
-    JSONEncoder makes one per call), without the check for circular references (a plan has
-    none)."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover (CPython has the C encoder)
-        return json.JSONEncoder(ensure_ascii=False, default=str, sort_keys=sort_keys,
-                                separators=(item_separator, key_separator)).encode
-    encoder = make(None, str, encode_basestring, None, key_separator, item_separator,
-                   sort_keys, False, True)
-    return lambda value: "".join(encoder(value, 0))
-
-
 #: Compact JSON of one value, as :func:`checksum` writes it.
-_COMPACT = _c_encoder(",", ":", True)
-#: ``json.dumps(value, indent=1, ensure_ascii=False, default=str)`` (the pure-Python encoder).
-_INDENTED = json.JSONEncoder(indent=1, ensure_ascii=False, default=str).encode
-#: Any other scalar (a float, or a value written with ``default=str``), as json writes it.
-_OTHER_SCALAR = json.JSONEncoder(ensure_ascii=False, default=str).encode
-_CONTAINERS = (dict, list, tuple)
+_COMPACT = functools.partial(json.dumps, sort_keys=True, separators=(",", ":"),
+                             ensure_ascii=False, default=str)
 
 
 def _stream_checksum(changes: Iterable[str], group_changes: Iterable[str]) -> str:
@@ -110,135 +92,22 @@ def _stream_checksum(changes: Iterable[str], group_changes: Iterable[str]) -> st
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=64)
-def _flat_encoder(level: int) -> Callable[[Any], str]:
-    """The encoder writing the members of a container at nesting ``level`` - 1 one a line,
-    indented like ``indent=1`` (valid when no member is itself a container)."""
-    return _c_encoder(",\n" + " " * level, ": ", False)
-
-
-def _scalar(value: Any) -> str:
-    """A value that is not a container, as json writes it."""
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return encode_basestring(value)
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if type(value) is int:
-        return int.__repr__(value)
-    return _OTHER_SCALAR(value)
-
-
 def _indented(value: Any, level: int) -> str:
     """``json.dumps(value, indent=1, ensure_ascii=False, default=str)`` as it appears at
-    nesting ``level`` of a document, byte for byte: containers of scalars through the C
-    encoder, others member by member; anything unusual (a key that is not a string) through
-    the Python encoder itself."""
-    if not isinstance(value, _CONTAINERS):
-        return _scalar(value)
-    if not value:
-        return "{}" if isinstance(value, dict) else "[]"
-    pad = "\n" + " " * (level + 1)
-    if isinstance(value, dict):
-        if not all(isinstance(key, str) for key in value):
-            return _INDENTED(value).replace("\n", "\n" + " " * level)
-        members: Iterable[Any] = value.values()
-    else:
-        members = value
-    if not any(isinstance(member, _CONTAINERS) for member in members):
-        text = _flat_encoder(level + 1)(value)
-    elif isinstance(value, dict):
-        text = "{" + ",".join(f"{pad}{encode_basestring(key)}: {_indented(member, level + 1)}"
-                              for key, member in value.items())[len(pad):] + "}"
-    else:
-        text = "[" + ",".join(pad + _indented(member, level + 1)
-                              for member in value)[len(pad):] + "]"
-    return f"{text[0]}{pad}{text[1:-1]}\n{' ' * level}{text[-1]}"
-
-
-def _compact_value(value: Any) -> str:
-    """``_COMPACT(value)``, quicker for a value that is not a container."""
-    return _COMPACT(value) if isinstance(value, _CONTAINERS) else _scalar(value)
-
-
-_ATTR_PAD = "\n" + " " * 5   # the members of an attribute change in a plan file
-
-
-@functools.lru_cache(maxsize=4096)
-def _cached_head(attribute: str, compact: bool) -> str:
-    return _attribute_head(attribute, compact)
-
-
-def _attribute_head(attribute: Any, compact: bool) -> str:
-    """What an attribute change's JSON starts with, up to its first value (``old`` in a
-    plan file, ``new`` in the checksum's sorted keys)."""
-    if compact:
-        return f'{{"attribute":{_compact_value(attribute)},"new":'
-    return f'{{{_ATTR_PAD}"attribute": {_indented(attribute, 5)},{_ATTR_PAD}"old": '
-
-
-@functools.lru_cache(maxsize=4096)
-def _cached_tail(op: str, redacted: bool, compact: bool) -> str:
-    return _attribute_tail(op, redacted, compact)
-
-
-def _attribute_tail(op: Any, redacted: Any, compact: bool) -> str:
-    """What an attribute change's JSON ends with, after its values."""
-    if compact:
-        return f',"op":{_compact_value(op)},"redacted":{_compact_value(redacted)}}}'
-    return (f',{_ATTR_PAD}"op": {_indented(op, 5)},{_ATTR_PAD}"redacted": '
-            f'{_indented(redacted, 5)}\n    }}')
-
-
-def _head_and_tail(a: AttributeChange, compact: bool) -> tuple[str, str]:
-    """:func:`_attribute_head` and :func:`_attribute_tail`, cached for the usual types."""
-    if type(a.attribute) is str and type(a.op) is str and type(a.redacted) is bool:
-        return _cached_head(a.attribute, compact), _cached_tail(a.op, a.redacted, compact)
-    return _attribute_head(a.attribute, compact), _attribute_tail(a.op, a.redacted, compact)
-
-
-def _attribute_json(a: AttributeChange) -> str:
-    """``_indented(_attr(a), 4)``: an attribute change where a plan file holds it, made
-    without the dict."""
-    head, tail = _head_and_tail(a, False)
-    return (f"{head}{_indented(_value(a.old), 5)},{_ATTR_PAD}"
-            f'"new": {_indented(_value(a.new), 5)}{tail}')
-
-
-def _attribute_compact(a: AttributeChange) -> str:
-    """``_COMPACT(_attr(a))``: an attribute change as the checksum hashes it (sorted keys),
-    made without the dict."""
-    head, tail = _head_and_tail(a, True)
-    return (f'{head}{_compact_value(_value(a.new))},"old":{_compact_value(_value(a.old))}'
-            f"{tail}")
+    nesting ``level`` of a document: its lines shifted right by ``level`` (JSON escapes
+    every newline inside a string, so each raw newline starts a line of the layout)."""
+    text = json.dumps(value, indent=1, ensure_ascii=False, default=str)
+    return text.replace("\n", "\n" + " " * level) if level else text
 
 
 def _change_json(c: Change) -> str:
-    """``_indented(_change_data(c), 2)``: one change as a plan file holds it, made without
-    the intermediate dicts."""
-    p = "\n   "
-    attributes = ",\n    ".join(map(_attribute_json, c.attributes))
-    return (f'{{{p}"action": {_indented(c.action.value, 3)},'
-            f'{p}"identity": {_indented(c.identity, 3)},'
-            f'{p}"source_id": {_indented(c.source_id, 3)},'
-            f'{p}"target_id": {_indented(c.target_id, 3)},'
-            f'{p}"reason": {_indented(c.reason, 3)},{p}"version": {_indented(c.version, 3)},'
-            f'{p}"wave": {_indented(c.wave, 3)},{p}"attributes": '
-            + (f"[\n    {attributes}\n   ]" if c.attributes else "[]") + "\n  }")
+    """One change as a plan file holds it (at nesting level 2)."""
+    return _indented(_change_data(c), 2)
 
 
 def _change_compact(c: Change) -> str:
-    """``_COMPACT(_change_data(c))``: one change as :func:`checksum` hashes it (sorted keys),
-    made without the intermediate dicts."""
-    return (f'{{"action":{_compact_value(c.action.value)},"attributes":['
-            f'{",".join(map(_attribute_compact, c.attributes))}],'
-            f'"identity":{_compact_value(c.identity)},"reason":{_compact_value(c.reason)},'
-            f'"source_id":{_compact_value(c.source_id)},'
-            f'"target_id":{_compact_value(c.target_id)},'
-            f'"version":{_compact_value(c.version)},"wave":{_compact_value(c.wave)}}}')
+    """One change as :func:`checksum` hashes it."""
+    return _COMPACT(_change_data(c))
 
 
 def _write_document(document: dict[str, Any], out: TextIO) -> None:
