@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -33,6 +33,9 @@ from genesys_prov.errors import (
     GenesysProvError,
 )
 from genesys_prov.sync.result import FullReason, RunEnd, SyncResult
+
+if TYPE_CHECKING:
+    from genesys_prov.metrics import MetricsFile
 
 F = Callable[..., Any]
 EXIT_CODES = {RunEnd.ABORTED: EXIT_CONNECT, RunEnd.QUARANTINED: EXIT_CONNECT,
@@ -204,11 +207,15 @@ QUARANTINE_PROBE = ("The job is quarantined: its next run probes the connection 
               help="With --dry-run: write the plan for `genesys-prov apply` (checksummed).")
 @click.option("--retry-now", is_flag=True,
               help="Send the changes waiting in escrow now instead of at their next retry.")
+@click.option("--metrics-file", metavar="PATH",
+              help="After the run, however it ends, write Prometheus metrics to this file "
+                   "(node_exporter's textfile collector: name it *.prom). Default: "
+                   "metrics_file in the configuration.")
 @click.pass_obj
 @output_option("the plan and the result")
 def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
          max_rows: int, quiet: bool, full: bool, reports: tuple[str, ...],
-         plan_out: str | None, retry_now: bool) -> None:
+         plan_out: str | None, retry_now: bool, metrics_file: str | None) -> None:
     """Read the directory and the target, plan, and apply the plan.
 
     With --dry-run the plan is printed and nothing is written. Exits 1 when some changes
@@ -226,38 +233,52 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
         genesys-prov sync --dry-run --plan-out plan.json
 
         genesys-prov sync --retry-now
+
+        genesys-prov sync --quiet --metrics-file /var/lib/node_exporter/genesys_prov.prom
     """
     from genesys_prov.console import quiet_progress
     from genesys_prov.sync.run import run_sync
-
     config = obj.config()
+    metrics = _metrics_file(config, metrics_file)
     with errors_to_exit():
-        _check_outputs(reports, plan_out, dry_run)
+        _check_outputs(reports, plan_out, dry_run, metrics.path)
     update, stop = quiet_progress(config.target.rate_limit_per_minute, quiet)
     try:
-        with errors_to_exit():
+        with errors_to_exit(), metrics.measure():
             result = run_sync(config, dry_run=dry_run, allow_deletions=allow_deletions,
                               full=full, progress=update, plan_out=plan_out,
                               retry_now=retry_now)
     finally:
         stop()
-    _finish(result, output, max_rows, quiet, reports)
+    _finish(result, output, max_rows, quiet, reports, metrics)
+
+
+def _metrics_file(config: Config, option: str | None) -> MetricsFile:
+    """The run's metrics file: --metrics-file, else metrics_file in the configuration."""
+    from genesys_prov.metrics import MetricsFile
+
+    chosen = option or (str(config.metrics_file) if config.metrics_file else None)
+    return MetricsFile(chosen, config.state_dir)
 
 
 def _check_outputs(reports: tuple[str, ...], plan_out: str | None = None,
-                   dry_run: bool = True) -> None:
-    """Refuse report paths and a --plan-out that cannot be honoured, before anything."""
+                   dry_run: bool = True, metrics_path: str | None = None) -> None:
+    """Refuse report paths, a --plan-out and a metrics file that cannot be honoured, before
+    anything."""
+    from genesys_prov.metrics import check_metrics_path
     from genesys_prov.report import check_report_paths
 
     if plan_out and not dry_run:
         raise ConfigError("--plan-out needs --dry-run: a plan is made to be reviewed, then "
                           "applied with `genesys-prov apply`")
     check_report_paths(reports)
+    if metrics_path:
+        check_metrics_path(metrics_path)
 
 
 def _finish(result: SyncResult, output: str, max_rows: int, quiet: bool,
-            reports: tuple[str, ...]) -> None:
-    """Print a sync or apply result, write its reports, exit with its code."""
+            reports: tuple[str, ...], metrics: MetricsFile | None = None) -> None:
+    """Print a sync or apply result, write its reports and metrics, exit with its code."""
     from genesys_prov.console import sync_renderables
     from genesys_prov.report import write_reports
 
@@ -272,6 +293,8 @@ def _finish(result: SyncResult, output: str, max_rows: int, quiet: bool,
     logging.getLogger("genesys_prov.sync").info("%s", result.summary())
     with errors_to_exit():
         write_reports(reports, result)
+        if metrics is not None:
+            metrics.write(result)
     end = result.end
     if end is RunEnd.ABORTED and result.applied is not None:
         stopped = redact.scrub(result.applied.aborted or "")

@@ -120,6 +120,7 @@ class Config:
     notify: EmailConfig | None = None
     env_ca_bundle: str | None = None
     ca_bundle_from: str | None = None
+    metrics_file: Path | None = None  # `sync --metrics-file` when the option is not given
 
     @property
     def verify(self) -> str | bool:
@@ -164,6 +165,7 @@ _SCHEMA: dict[str, Any] = {
     "mappings": (str, False),
     "ca_bundle": (str, False),
     "state_dir": (str, False),
+    "metrics_file": (str, False),
     "safety": ({"max_deactivations": ((int, str), False), "max_source_drop": (str, False),
                 "escrow_backoff_minutes": (int, False),
                 "escrow_max_backoff_minutes": (int, False),
@@ -259,10 +261,12 @@ def parse_config(
     state_dir = Path(data.get("state_dir", ".genesys-prov"))
     if not state_dir.is_absolute():
         state_dir = base / state_dir
+    metrics_file = base / data["metrics_file"] if data.get("metrics_file") else None
     return Config(source=source, target=target, mappings_path=mappings,
                   ca_bundle=None if env_ca_bundle else ca_bundle, path=path,
                   state_dir=state_dir, safety=_safety(data.get("safety") or {}),
-                  notify=notify, env_ca_bundle=env_ca_bundle, ca_bundle_from=ca_from)
+                  notify=notify, env_ca_bundle=env_ca_bundle, ca_bundle_from=ca_from,
+                  metrics_file=metrics_file)
 
 
 def _ca_bundle(configured: str | None, base: Path,

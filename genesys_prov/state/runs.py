@@ -30,12 +30,7 @@ class RunHistory(Connection):
         where = "WHERE finished IS NOT NULL" + (" AND dry_run = 0" if real_only else "")
         rows = self._read(f"SELECT id, started, finished, status, in_scope, counts, dry_run "
                           f"FROM runs {where} ORDER BY finished DESC, rowid DESC LIMIT 1")
-        if not rows:
-            return None
-        rid, started, finished, status, in_scope, counts, dry = rows[0]
-        return {"id": rid, "started": started, "finished": finished, "status": status,
-                "in_scope": in_scope, "counts": json.loads(counts or "{}"),
-                "dry_run": bool(dry)}
+        return _run(rows[0]) if rows else None
 
     def last_in_scope(self) -> int | None:
         """Users in scope as seen by the last real run that was allowed to proceed (a run a
@@ -44,3 +39,31 @@ class RunHistory(Connection):
                           " AND status IN ('success', 'failed', 'held', 'incremental') "
                           "ORDER BY finished DESC, rowid DESC LIMIT 1")
         return int(rows[0][0]) if rows else None
+
+    def run_totals(self) -> dict[tuple[str, bool], int]:
+        """How many runs finished with each status, by (status, dry run) — every run the
+        database has recorded (runs are never forgotten, ``state reset`` included)."""
+        rows = self._read("SELECT status, dry_run, count(*) FROM runs "
+                          "WHERE finished IS NOT NULL GROUP BY status, dry_run")
+        return {(str(status), bool(dry)): int(n) for status, dry, n in rows}
+
+    def run_record(self, run_id: str) -> dict[str, Any] | None:
+        """One run's record (as :meth:`last_run` returns it), or None."""
+        rows = self._read("SELECT id, started, finished, status, in_scope, counts, dry_run "
+                          "FROM runs WHERE id = ?", (run_id,))
+        return _run(rows[0]) if rows else None
+
+    def last_finished(self, statuses: tuple[str, ...]) -> str | None:
+        """When the last real (not dry) run that ended with one of ``statuses`` finished
+        (UTC ISO 8601), or None."""
+        marks = ", ".join("?" for _ in statuses)
+        rows = self._read(f"SELECT max(finished) FROM runs WHERE dry_run = 0 AND "
+                          f"status IN ({marks})", statuses)
+        return str(rows[0][0]) if rows and rows[0][0] else None
+
+
+def _run(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A ``runs`` row (id, started, finished, status, in_scope, counts, dry_run) as a dict."""
+    rid, started, finished, status, in_scope, counts, dry = row
+    return {"id": rid, "started": started, "finished": finished, "status": status,
+            "in_scope": in_scope, "counts": json.loads(counts or "{}"), "dry_run": bool(dry)}
