@@ -234,14 +234,14 @@ def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
 
         genesys-prov sync --retry-now
 
-        genesys-prov sync --quiet --metrics-file /var/lib/node_exporter/genesys_prov.prom
+        genesys-prov sync --quiet --metrics-file genesys_prov.prom
     """
     from genesys_prov.console import quiet_progress
     from genesys_prov.sync.run import run_sync
     config = obj.config()
     metrics = _metrics_file(config, metrics_file)
     with errors_to_exit():
-        _check_outputs(reports, plan_out, dry_run, metrics.path)
+        _check_outputs(reports, plan_out, dry_run, metrics)
     update, stop = quiet_progress(config.target.rate_limit_per_minute, quiet)
     try:
         with errors_to_exit(), metrics.measure():
@@ -257,23 +257,23 @@ def _metrics_file(config: Config, option: str | None) -> MetricsFile:
     """The run's metrics file: --metrics-file, else metrics_file in the configuration."""
     from genesys_prov.metrics import MetricsFile
 
-    chosen = option or (str(config.metrics_file) if config.metrics_file else None)
-    return MetricsFile(chosen, config.state_dir)
+    if option or config.metrics_file is None:
+        return MetricsFile(option, config.state_dir)
+    return MetricsFile(str(config.metrics_file), config.state_dir, "metrics_file")
 
 
 def _check_outputs(reports: tuple[str, ...], plan_out: str | None = None,
-                   dry_run: bool = True, metrics_path: str | None = None) -> None:
+                   dry_run: bool = True, metrics: MetricsFile | None = None) -> None:
     """Refuse report paths, a --plan-out and a metrics file that cannot be honoured, before
     anything."""
-    from genesys_prov.metrics import check_metrics_path
     from genesys_prov.report import check_report_paths
 
     if plan_out and not dry_run:
         raise ConfigError("--plan-out needs --dry-run: a plan is made to be reviewed, then "
                           "applied with `genesys-prov apply`")
     check_report_paths(reports)
-    if metrics_path:
-        check_metrics_path(metrics_path)
+    if metrics is not None:
+        metrics.check()
 
 
 def _finish(result: SyncResult, output: str, max_rows: int, quiet: bool,

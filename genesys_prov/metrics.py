@@ -34,7 +34,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from genesys_prov.errors import ConfigError, GenesysProvError, LockError
+from genesys_prov.errors import ConfigError, LockError
 from genesys_prov.plan.model import Action, Change, GroupChange, Plan
 from genesys_prov.report import check_output_path
 from genesys_prov.state.db import State
@@ -72,11 +72,6 @@ class LastRun:
     started: float
     ended: float
     duration: float
-
-
-def check_metrics_path(path: str) -> None:
-    """Refuse a metrics file that cannot be written, before the run starts (exit 2)."""
-    check_output_path("--metrics-file", path)
 
 
 def metric_families(state: State, last: LastRun) -> list[Metric]:
@@ -213,9 +208,11 @@ class _Families(Collector):
         yield from self.families
 
 
-def write_metrics(path: str | Path, state_dir: Path, last: LastRun) -> None:
+def write_metrics(path: str | Path, state_dir: Path, last: LastRun,
+                  option: str = "--metrics-file") -> None:
     """Write the metrics file: a temporary file beside ``path``, renamed over it (a reader
-    sees the old file or the new one, never a part). Raises ConfigError when it cannot."""
+    sees the old file or the new one, never a part). Raises ConfigError (naming ``option``,
+    where the path came from) when it cannot."""
     with State.open(state_dir) as state:
         families = metric_families(state, last)
     registry = CollectorRegistry(auto_describe=False)
@@ -223,7 +220,7 @@ def write_metrics(path: str | Path, state_dir: Path, last: LastRun) -> None:
     try:
         write_to_textfile(str(path), registry)
     except OSError as exc:
-        raise ConfigError(f"--metrics-file {path}: cannot write: "
+        raise ConfigError(f"{option} {path}: cannot write: "
                           f"{exc.strerror or exc}") from exc
 
 
@@ -231,7 +228,7 @@ def write_metrics(path: str | Path, state_dir: Path, last: LastRun) -> None:
 class MetricsFile:
     """The metrics file of one run: :meth:`measure` times the run and, when it stops with an
     error, writes the file on its way out; :meth:`write` writes it for a run that returned.
-    A ``path`` of None writes nothing.
+    A ``path`` of None writes nothing; ``option`` says where the path came from (messages).
 
     Example::
 
@@ -243,11 +240,17 @@ class MetricsFile:
 
     path: str | None
     state_dir: Path
+    option: str = "--metrics-file"
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     _started: float = field(default=0.0, init=False)
     _started_wall: float = field(default=0.0, init=False)
     _duration: float = field(default=0.0, init=False)
+
+    def check(self) -> None:
+        """Refuse a file that cannot be written, before the run starts (ConfigError)."""
+        if self.path is not None:
+            check_output_path(self.option, self.path)
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[None]:
@@ -268,15 +271,16 @@ class MetricsFile:
     def write(self, result: MeasuredRun) -> None:
         """Write the file for a run that returned its result (raises ConfigError)."""
         if self.path is not None:
-            write_metrics(self.path, self.state_dir, self._last(result))
+            write_metrics(self.path, self.state_dir, self._last(result), self.option)
 
     def _after_error(self) -> None:
         if self.path is None:
             return
         try:
-            write_metrics(self.path, self.state_dir, self._last(None))
-        except GenesysProvError as exc:
+            write_metrics(self.path, self.state_dir, self._last(None), self.option)
+        except Exception as exc:  # whatever it is, the run's own error is the one to report
             log.warning("the metrics file was not written: %s", exc)
 
     def _last(self, result: MeasuredRun | None) -> LastRun:
-        return LastRun(result, self._started_wall, self.wall(), self._duration)
+        return LastRun(result, self._started_wall, self._started_wall + self._duration,
+                       self._duration)

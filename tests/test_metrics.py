@@ -224,7 +224,8 @@ def test_an_unwritable_metrics_file_fails_before_any_request(sandbox: Sandbox,
 def test_the_configuration_key_is_the_default(sandbox: Sandbox, tmp_path: Path) -> None:
     cfg = configure(sandbox, tmp_path, metrics_file="metrics/genesys_prov.prom")
     result = run_cli("--config", cfg, "sync", "--dry-run")
-    assert result.exit_code == 2 and "metrics" in result.stderr  # its directory is checked
+    assert result.exit_code == 2  # its directory is checked before the run
+    assert result.stderr.startswith(f"Error: metrics_file {tmp_path / 'metrics'}")
     (tmp_path / "metrics").mkdir()
     assert run_cli("--config", cfg, "sync", "--dry-run").exit_code == 0
     samples = read_metrics(tmp_path / "metrics" / "genesys_prov.prom")
@@ -278,9 +279,12 @@ def test_the_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert sorted(os.listdir(tmp_path)) == ["genesys_prov.prom", "state"]  # no leftovers
 
 
-def test_an_error_run_writes_the_file_and_the_error_goes_on(tmp_path: Path) -> None:
+def test_an_error_run_writes_the_file_and_the_error_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     prom = tmp_path / "genesys_prov.prom"
-    metrics = MetricsFile(str(prom), tmp_path / "state")
+    ticks = iter([0.0, 100.0, 107.5])  # the first: the locked run's start
+    metrics = MetricsFile(str(prom), tmp_path / "state", clock=lambda: next(ticks),
+                          wall=lambda: 1_800_000_000.0)
     with pytest.raises(LockError), metrics.measure():
         raise LockError("another run holds the lock")
     assert not prom.exists()  # the run holding the lock writes it when it ends
@@ -289,6 +293,14 @@ def test_an_error_run_writes_the_file_and_the_error_goes_on(tmp_path: Path) -> N
     samples = read_metrics(prom)
     assert value(samples, "last_run_status", status="error") == 1  # never recorded a run
     assert value(samples, "quarantined") == 0
+    assert value(samples, "last_run_duration_seconds") == 7.5
+    assert value(samples, "last_run_timestamp_seconds") == 1_800_000_007.5
+    assert by_label(samples, "last_run_changes", "action") == {}
+
+    gone = MetricsFile(str(tmp_path / "gone" / "x.prom"), tmp_path / "state")
+    with pytest.raises(TargetError, match="still down"), gone.measure():
+        raise TargetError("still down")  # the run's error, not the file's
+    assert "the metrics file was not written: --metrics-file" in caplog.text
 
 
 def test_change_counts_by_outcome() -> None:
