@@ -14,7 +14,7 @@ import pytest
 from genesys_prov.mapping.genesys_rules import normalize_phone
 from genesys_prov.sandbox import Sandbox
 from genesys_prov.sandbox.directory.tenant import SUPERVISOR_ROLE
-from tests.conftest import run_cli, write_config
+from tests.conftest import Scim2Server, run_cli, write_config
 
 pytestmark = pytest.mark.e2e
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -168,6 +168,23 @@ def test_gallery_attributes_round_trip(sandbox: Sandbox, gallery: str) -> None:
     assert ids["ringcentral"] == "rc-adele-2" and ids["x-pc:scimv2:v1"] == adele["id"]
     assert ids["microsoftteams"] == graph_user(sandbox, ADELE)["id"]
 
+    # an authority the user did not have yet: added to the list, the others kept
+    lidia = held(sandbox, LIDIA)
+    set_extensions(sandbox, LIDIA, extensionAttribute11="zoom-lidia")
+    sandbox.genesys.requests.clear()
+    assert sync(gallery)[0] == 0
+    (patch,) = patches(sandbox)
+    assert patch.body["Operations"] == [{
+        "op": "add", "path": f"{GENESYS}:externalIds",
+        "value": [{"authority": "zoomphone", "value": "zoom-lidia"}]}]
+    assert external_ids(held(sandbox, LIDIA)) == {
+        "x-pc:scimv2:v1": lidia["id"], "microsoftteams": graph_user(sandbox, LIDIA)["id"],
+        "zoomphone": "zoom-lidia"}
+
+    sandbox.genesys.requests.clear()
+    code, out = sync(gallery, "--full", "--dry-run")
+    assert code == 0 and out["plan"]["changes"] == []
+
 
 def test_roles_follow_group_membership_through_the_incremental_path(
         sandbox: Sandbox, gallery: str) -> None:
@@ -233,3 +250,60 @@ def test_unknown_division_fails_that_user_with_genesys_reason_and_the_run_goes_o
     assert "The division 'Atlantis' does not exist" in failed[0]["error"]
     assert held(sandbox, ADELE)[ENTERPRISE]["division"] == "Sales"  # the others went on
     assert not any(u["userName"].lower() == LIDIA for u in sandbox.genesys.users.values())
+
+
+ENTERPRISE_MAPPINGS = f"""
+user:
+  - {{target: userName, source: userPrincipalName, match: 1}}
+  - {{target: active, expression: "Not([IsSoftDeleted])"}}
+  - {{target: displayName, source: displayName}}
+  - {{target: "phoneNumbers[type eq 'mobile'].value", source: mobile}}
+  - {{target: 'phoneNumbers[type eq “work”].value', source: telephoneNumber}}
+  - {{target: 'phoneNumbers[type eq "home"].value', source: extensionAttribute7}}
+  - {{target: 'phoneNumbers[type eq "other"].value', source: extensionAttribute8}}
+  - {{target: "{ENTERPRISE}:employeeNumber", source: employeeId}}
+  - {{target: "{ENTERPRISE}:division", source: extensionAttribute9}}
+  - {{target: roles, source: appRoleAssignments}}
+"""
+
+
+def test_core_and_enterprise_gallery_attributes_round_trip_on_scim2_server(
+        sandbox: Sandbox, scim2_server: Scim2Server, tmp_path: Path) -> None:
+    set_extensions(sandbox, ADELE, extensionAttribute7="+1 425 555 0107",
+                   extensionAttribute8="+1 425 555 0108", extensionAttribute9="Sales")
+    config = sandbox.config()  # scope: assigned
+    config["target"] = {"url": scim2_server.url, "token": scim2_server.token,
+                        "flavor": "generic", "rate_limit_per_minute": 0, "concurrency": 4}
+    cfg = str(write_config(tmp_path, config, ENTERPRISE_MAPPINGS))
+    code, out = sync(cfg)
+    assert code == 0, (out["plan"]["failures"], out["result"])
+    users = {u["userName"].lower(): u for u in scim2_server.users()}
+    adele, source = users[ADELE], graph_user(sandbox, ADELE)
+    assert {p["type"]: p["value"] for p in adele["phoneNumbers"]} == {
+        "mobile": source["mobilePhone"], "work": source["businessPhones"][0],
+        "home": "+1 425 555 0107", "other": "+1 425 555 0108"}  # generic: sent as written
+    assert adele[ENTERPRISE]["employeeNumber"] == source["employeeId"]
+    assert adele[ENTERPRISE]["division"] == "Sales"
+    assert [r["value"] for r in adele["roles"]] == ["User"]
+    assert [r["value"] for r in users[LIDIA]["roles"]] == ["Supervisor"]
+
+    scim2_server.requests.clear()
+    code, out = sync(cfg, "--full", "--dry-run")
+    assert code == 0 and out["plan"]["changes"] == [] and scim2_server.writes() == []
+
+    sandbox.graph.add_group_member(group_id(sandbox, SUPERVISORS), source["id"])
+    set_extensions(sandbox, LIDIA, extensionAttribute9="Support")
+    scim2_server.requests.clear()
+    code, out = sync(cfg)
+    assert code == 0
+    writes = scim2_server.writes()
+    assert sorted(json.loads(w.body)["Operations"][0]["path"] for w in writes) == [
+        "roles", f"{ENTERPRISE}:division"]
+    assert all(w.method == "PATCH" and len(json.loads(w.body)["Operations"]) == 1
+               for w in writes)
+    users = {u["userName"].lower(): u for u in scim2_server.users()}
+    assert sorted(r["value"] for r in users[ADELE]["roles"]) == ["Supervisor", "User"]
+    assert users[LIDIA][ENTERPRISE]["division"] == "Support"
+    scim2_server.requests.clear()
+    code, out = sync(cfg, "--full", "--dry-run")
+    assert code == 0 and out["plan"]["changes"] == []
