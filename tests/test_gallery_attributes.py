@@ -307,3 +307,15 @@ def test_core_and_enterprise_gallery_attributes_round_trip_on_scim2_server(
     scim2_server.requests.clear()
     code, out = sync(cfg, "--full", "--dry-run")
     assert code == 0 and out["plan"]["changes"] == []
+
+
+def test_explain_and_provision_read_the_users_app_roles(sandbox: Sandbox, gallery: str) -> None:
+    result = run_cli("--config", gallery, "explain", LIDIA, "--output", "json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    roles = next(m for m in out["mappings"] if m["target"] == "roles")
+    assert roles["value"] == ["Supervisor"]
+    assert sandbox.genesys.writes() == []
+    result = run_cli("--config", gallery, "provision", LIDIA, "--output", "json")
+    assert result.exit_code == 0, result.output
+    assert held(sandbox, LIDIA)["roles"] == [{"value": "Supervisor"}]

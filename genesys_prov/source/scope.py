@@ -222,6 +222,17 @@ def _role_group_members(graph: GraphReader, config: SourceConfig, assignments: A
     return out
 
 
+def user_app_roles(graph: GraphReader, config: SourceConfig, uid: str) -> list[str] | None:
+    """The app role names of one user (lower-case id), for ``explain`` and ``provision``:
+    as :func:`read_directory` fills ``appRoleAssignments`` (None without a service
+    principal)."""
+    if not config.service_principal_id:
+        return None
+    assignments = read_assignments(graph, config, app_roles=True)
+    members = _role_group_members(graph, config, assignments, {})
+    return assignments.user_roles(uid, [gid for gid, ids in members.items() if uid in ids])
+
+
 def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
                    rule: UserRule | None = None,
                    progress: Progress | None = None,

@@ -18,7 +18,7 @@ from genesys_prov.config import Config
 from genesys_prov.errors import ConfigError, DeltaExpired, SafetyError, SourceError
 from genesys_prov.mapping.desired import DesiredUser, desired_user
 from genesys_prov.mapping.genesys_rules import user_rule
-from genesys_prov.mapping.mappings import Mappings, source_reader
+from genesys_prov.mapping.mappings import APP_ROLE_ASSIGNMENTS, Mappings, source_reader
 from genesys_prov.plan.build import build_plan, target_group, target_user
 from genesys_prov.plan.model import (
     Plan,
@@ -37,6 +37,7 @@ from genesys_prov.source.scope import (
     read_assignments,
     read_directory,
     scoped_user,
+    user_app_roles,
 )
 from genesys_prov.state.db import State
 from genesys_prov.state.snapshot import SNAPSHOT_META, SnapshotWriter, stored_targets
@@ -563,6 +564,10 @@ def read_one_user(config: Config, mappings: Mappings, conn: Connections, who: st
     reference it. ``Reading.subject`` holds what was seen. Nothing is written."""
     started = time.monotonic()
     user = _graph_user(conn, mappings, who)
+    if mappings.uses_app_roles:
+        roles = user_app_roles(conn.graph, config.source, str(user["id"]).lower())
+        if roles is not None:
+            user[APP_ROLE_ASSIGNMENTS] = roles
     scope, member_of, why = _one_user_scope(config, mappings, conn, user)
     desired = scoped_user(user, mappings, why, user_rule(config.target))
     attempts, found = _match_one(conn, mappings, desired, links.get(desired.source_id))
