@@ -5,6 +5,7 @@ perpetual diff, and one PATCH per directory change."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -242,12 +243,17 @@ def test_renaming_an_app_role_changes_the_digest(sandbox: Sandbox, gallery: str)
 def test_unknown_division_fails_that_user_with_genesys_reason_and_the_run_goes_on(
         sandbox: Sandbox, gallery: str) -> None:
     set_extensions(sandbox, LIDIA, extensionAttribute9="Atlantis")
-    result = run_cli("--config", gallery, "sync", "--output", "json")
+    report = Path(gallery).parent / "report.csv"
+    result = run_cli("--config", gallery, "sync", "--output", "json", "--report", str(report))
     assert result.exit_code == 1
     out = json.loads(result.stdout)
     failed = [o for o in out["result"]["outcomes"] if o["status"] == "failure"]
     assert [f["identity"] for f in failed] == [LIDIA]
     assert "The division 'Atlantis' does not exist" in failed[0]["error"]
+    rows = [row for row in csv.DictReader(report.open(encoding="utf-8"))
+            if row["identity"] == LIDIA]
+    assert rows and all(r["status"] == "failure" for r in rows)
+    assert "The division 'Atlantis' does not exist" in rows[0]["reason"]
     assert held(sandbox, ADELE)[ENTERPRISE]["division"] == "Sales"  # the others went on
     assert not any(u["userName"].lower() == LIDIA for u in sandbox.genesys.users.values())
 
@@ -319,3 +325,31 @@ def test_explain_and_provision_read_the_users_app_roles(sandbox: Sandbox, galler
     result = run_cli("--config", gallery, "provision", LIDIA, "--output", "json")
     assert result.exit_code == 0, result.output
     assert held(sandbox, LIDIA)["roles"] == [{"value": "Supervisor"}]
+
+
+def test_roles_with_scope_all_read_the_assignments_and_follow_their_changes(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = str(write_config(tmp_path, sandbox.config(scope="all"), MAPPINGS))
+    assert sync(cfg)[0] == 0
+    assert held(sandbox, LIDIA)["roles"] == [{"value": "Supervisor"}]
+    assert held(sandbox, "alex.wilber@contoso.com")["roles"] == [{"value": "employee"}]  # none
+    code, out = sync(cfg)
+    assert out["mode"] == "incremental" and out["mode_reason"] == "no directory changes"
+
+    adele = graph_user(sandbox, ADELE)
+    sandbox.graph.add_group_member(group_id(sandbox, SUPERVISORS), adele["id"])
+    sandbox.genesys.requests.clear()
+    code, out = sync(cfg)
+    assert code == 0 and "mapping reads appRoleAssignments" in out["mode_reason"]
+    (patch,) = patches(sandbox)
+    assert patch.body["Operations"][0]["path"] == "roles"
+
+    alex = graph_user(sandbox, "alex.wilber@contoso.com")
+    sandbox.graph.app_role_assignments.append(
+        {"principalId": alex["id"], "principalType": "User", "appRoleId": SUPERVISOR_ROLE})
+    sandbox.genesys.requests.clear()
+    code, out = sync(cfg)
+    assert code == 0 and out["mode"] == "full"
+    (patch,) = patches(sandbox)
+    assert patch.body["Operations"] == [
+        {"op": "replace", "path": "roles", "value": [{"value": "Supervisor"}]}]
