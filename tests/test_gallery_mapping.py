@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from genesys_prov.config import SourceConfig
-from genesys_prov.errors import MappingError
+from genesys_prov.errors import ConfigError, MappingError
 from genesys_prov.mapping.desired import desired_user
 from genesys_prov.mapping.mappings import graph_property, known_source
 from genesys_prov.mapping.mappings_file import default_mappings_text, parse_mappings
@@ -25,7 +25,7 @@ from genesys_prov.mapping.scimpath import (
 )
 from genesys_prov.mapping.validation import builtin_genesys_schemas, validate_mappings
 from genesys_prov.plan.build import build_plan
-from genesys_prov.source.scope import read_assignments, role_names
+from genesys_prov.source.scope import read_assignments, read_directory, role_names
 
 ROLES = parse_path("roles")
 SKILLS = parse_path(f"{GENESYS_USER}:routingSkills")
@@ -252,3 +252,10 @@ def test_the_documented_gallery_mappings_validate_against_the_builtin_schema() -
 def test_the_packaged_and_repository_mappings_stay_identical() -> None:
     root = Path(__file__).resolve().parent.parent
     assert (root / "mappings.yaml").read_text(encoding="utf-8") == default_mappings_text()
+
+
+def test_app_roles_without_a_service_principal_are_a_configuration_error() -> None:
+    config = SourceConfig(tenant_id="t", client_id="c", client_secret="s", scope="all")
+    with pytest.raises(ConfigError, match="service_principal_id: required when a mapping "
+                                          "reads appRoleAssignments"):
+        read_directory(None, config, MAPPINGS)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from genesys_prov.config import SourceConfig
+from genesys_prov.errors import ConfigError
 from genesys_prov.mapping.desired import DesiredGroup, DesiredUser, desired_group, desired_user
 from genesys_prov.mapping.genesys_rules import UserRule
 from genesys_prov.mapping.mappings import APP_ROLE_ASSIGNMENTS, Mappings, source_reader
@@ -242,6 +243,9 @@ def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
     marked in or out of scope with the reason; ``keeper`` sees what was read. When the
     users come from a delta round, its link is put in ``delta_links["users"]``."""
     skipped: list[Skipped] = []
+    if mappings.uses_app_roles and not config.service_principal_id:
+        raise ConfigError("source.service_principal_id: required when a mapping reads "
+                          "appRoleAssignments (the roles come from the app's assignments)")
     assignments = read_assignments(graph, config, mappings.uses_app_roles) \
         if config.service_principal_id and (config.scope == "assigned"
                                              or mappings.uses_app_roles) else None
