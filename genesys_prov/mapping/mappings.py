@@ -49,6 +49,9 @@ GRAPH_USER_PROPERTIES = frozenset({
 # Computed or reference attributes: not read as plain properties.
 COMPUTED = frozenset({"IsSoftDeleted"})
 REFERENCES = frozenset({"manager", "members"})
+#: Read from the enterprise app's assignments, not from the user object: the user's app
+#: role names (source.scope.read_directory fills it when a mapping reads it).
+APP_ROLE_ASSIGNMENTS = "appRoleAssignments"
 
 
 
@@ -153,6 +156,13 @@ class Mappings:
     def _user_paths(self) -> tuple[tuple[str, TargetPath], ...]:
         return tuple((m.target, m.path) for m in self.user if not m.is_reference)
 
+    @functools.cached_property
+    def uses_app_roles(self) -> bool:
+        """Whether a user mapping or the user scope reads ``appRoleAssignments`` (then the
+        app's role assignments are resolved to each user's role names)."""
+        return any(APP_ROLE_ASSIGNMENTS in m.source_names() for m in self.user) or \
+            APP_ROLE_ASSIGNMENTS in set(self.user_scope.attributes())
+
     def graph_select(self) -> list[str]:
         """The Graph ``$select`` list: exactly the properties the user mappings read, plus
         ``id``, ``userPrincipalName``, ``displayName`` and ``accountEnabled`` which every run
@@ -186,7 +196,7 @@ def _graph_select(base: set[str], scope_names: Iterable[str],
 
 def graph_property(name: str) -> str | None:
     """The Graph property path behind a source attribute name (None for computed ones)."""
-    if name in COMPUTED or name in REFERENCES:
+    if name in COMPUTED or name in REFERENCES or name == APP_ROLE_ASSIGNMENTS:
         return None
     return ENTRA_ALIASES.get(name, name)
 
@@ -194,7 +204,8 @@ def graph_property(name: str) -> str | None:
 def known_source(name: str) -> bool:
     """True for a source attribute name this tool can read (Entra or Graph name, computed,
     reference, or a directory extension)."""
-    if name in COMPUTED or name in REFERENCES or name in ENTRA_ALIASES:
+    if name in COMPUTED or name in REFERENCES or name in ENTRA_ALIASES or \
+            name == APP_ROLE_ASSIGNMENTS:
         return True
     if name.startswith("extension_"):
         return True

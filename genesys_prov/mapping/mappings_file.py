@@ -130,9 +130,6 @@ def _entries(raw: Any, section: str, where: str) -> tuple[AttributeMapping, ...]
             raise MappingError(f"{at}: 'target' must be a SCIM attribute name, got "
                                f"{_show_value(target)}")
         at = f"{where}: {section} mapping {_show_value(target, 120)}"
-        if target.lower() in targets:
-            raise MappingError(f"{at}: mapped twice")
-        targets.add(target.lower())
         kinds = [k for k in ("source", "constant", "expression") if k in entry]
         if len(kinds) != 1:
             raise MappingError(f"{at}: needs exactly one of source, constant, expression")
@@ -140,6 +137,9 @@ def _entries(raw: Any, section: str, where: str) -> tuple[AttributeMapping, ...]
             path = scimpath.parse_path(target)
         except MappingError as exc:
             raise MappingError(f"{where}: {section}: {exc}") from exc
+        if path.text.lower() in targets:  # 'work' and "work" are the same target
+            raise MappingError(f"{at}: mapped twice")
+        targets.add(path.text.lower())
         apply = entry.get("apply", "always")
         if apply not in ("always", "on_create"):
             raise MappingError(f"{at}: apply must be 'always' or 'on_create', got "

@@ -23,13 +23,24 @@ GENESYS_USER = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:Use
 
 _NAME = r"[A-Za-z$][A-Za-z0-9_$-]*"
 _FILTER = re.compile(
-    rf'^\[\s*(?P<fattr>{_NAME})\s+eq\s+"(?P<fval>(?:[^"\\]|\\.)*)"\s*\](?:\.(?P<sub>{_NAME}))?$'
+    rf'^\[\s*(?P<fattr>{_NAME})\s+eq\s+(?:"(?P<fval>(?:[^"\\]|\\.)*)"'
+    rf"|'(?P<sval>(?:[^'\\]|\\.)*)')\s*\](?:\.(?P<sub>{_NAME}))?$"
 )
+#: Typographic quotes pasted from a web page (‘ ’ ‚ ‛ and “ ” „ ‟) read as ASCII quotes.
+_TYPOGRAPHIC_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'",
+                                     "\u201b": "'", "\u201c": '"', "\u201d": '"',
+                                     "\u201e": '"', "\u201f": '"'})
 _PLAIN = re.compile(rf"^(?P<attr>{_NAME})(?:\.(?P<sub>{_NAME}))?$")
 # Attributes whose SCIM type is boolean (values "True"/"False" from expressions are coerced).
 BOOLEAN_ATTRIBUTES = frozenset({"active"})
 # Attributes whose values compare case-insensitively (RFC 7643: caseExact false).
 CASE_INSENSITIVE = frozenset({"username", "emails"})
+#: Multi-valued complex attributes mapped as a whole and compared as sets: ``roles``
+#: (``[{value: role name}]``) and the Genesys extension's ``routingSkills`` /
+#: ``routingLanguages`` (``[{name, proficiency}]``). See :func:`set_elements`.
+SET_ATTRIBUTES = frozenset({"roles", "routingskills", "routinglanguages"})
+#: The proficiency of a skill or language given by its name alone.
+DEFAULT_PROFICIENCY = 0.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,13 @@ class TargetPath:
             self.attr.lower() in BOOLEAN_ATTRIBUTES
 
     @property
+    def is_set(self) -> bool:
+        """True for a multi-valued attribute mapped as a whole and compared as a set
+        (``roles``, ``routingSkills``, ``routingLanguages``)."""
+        return self.sub is None and self.filter_attr is None and \
+            self.attr.lower() in SET_ATTRIBUTES
+
+    @property
     def case_insensitive(self) -> bool:
         """True when values of this attribute compare without regard to case."""
         return self.attr.lower() in CASE_INSENSITIVE
@@ -63,6 +81,10 @@ class TargetPath:
 
 def parse_path(text: str) -> TargetPath:
     """Parse a mapping target path; raises MappingError for anything unsupported.
+
+    A filter value may be written in double quotes, in single quotes (as Microsoft's
+    tutorials write it) or in typographic quotes pasted from a web page (‘ ’ “ ”): all parse
+    to the same path, whose ``text`` is the double-quoted form.
 
     >>> parse_path('emails[type eq "work"].value').filter_value
     'work'
@@ -80,14 +102,18 @@ def parse_path(text: str) -> TargetPath:
     bracket = rest.find("[")
     if bracket != -1:
         attr = rest[:bracket]
-        match = _FILTER.match(rest[bracket:])
+        match = _FILTER.match(rest[bracket:].translate(_TYPOGRAPHIC_QUOTES))
         if not re.fullmatch(_NAME, attr) or not match:
             raise MappingError(
                 f'target {text!r}: expected a filter path like emails[type eq "work"].value'
             )
-        value = re.sub(r"\\(.)", r"\1", match.group("fval"))
-        return TargetPath(text, schema, attr, match.group("fattr"), value,
-                          match.group("sub") or "value")
+        quoted = match.group("fval")
+        value = re.sub(r"\\(.)", r"\1", match.group("sval") if quoted is None else quoted)
+        sub = match.group("sub")
+        canonical = (f"{schema}:" if schema else "") + \
+            f"{attr}[{match.group('fattr')} eq {escape_filter_value(value)}]" + \
+            (f".{sub}" if sub else "")
+        return TargetPath(canonical, schema, attr, match.group("fattr"), value, sub or "value")
     plain = _PLAIN.match(rest)
     if not plain:
         raise MappingError(f"target {text!r}: not a SCIM attribute path")
@@ -132,6 +158,8 @@ def get_value(resource: dict[str, Any], path: TargetPath) -> Any:
         return None if element is None else _iget(element, path.sub or "value")
     if path.sub is not None:
         return _iget(value, path.sub)
+    if path.is_set:
+        return set_elements(path, value, strict=False)
     if isinstance(value, dict) and "value" in value and path.attr.lower() == "manager":
         return value["value"]
     return value
@@ -179,11 +207,86 @@ def patch_operation(path: TargetPath, value: Any, element_exists: bool = True) -
     return {"op": "replace", "path": path.text, "value": value}
 
 
-def coerce(path: TargetPath, value: Any) -> Any:
-    """Convert a mapped value to the target attribute's type: "True"/"False" → bool for
-    boolean attributes, numbers → strings for string attributes."""
+def _role(item: Any) -> dict[str, Any] | None:
+    """One ``roles`` element: a role name, or a mapping with a ``value`` (other keys, such as
+    AppRoleAssignmentsComplex's ``primary`` / ``type`` / ``display``, are dropped)."""
+    if isinstance(item, dict):
+        item = _iget(item, "value")
+    if item is None:
+        return None
+    if not isinstance(item, str | int | float) or isinstance(item, bool):
+        raise ValueError(f"a role must be a name or {{value: name}}, got {item!r}")
+    name = str(item).strip()
+    return {"value": name} if name else None
+
+
+def _proficiency(name: str, level: Any) -> float:
+    """A routing proficiency as a number from 0 to 5."""
+    try:
+        number = float(level)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name!r}: proficiency {level!r} is not a number") from None
+    if not 0 <= number <= 5:
+        raise ValueError(f"{name!r}: proficiency {level!r} is not between 0 and 5")
+    return number
+
+
+def _routing(item: Any) -> dict[str, Any] | None:
+    """One ``routingSkills`` / ``routingLanguages`` element: ``"name"``,
+    ``"name:proficiency"`` (split at the last colon) or a mapping ``{name, proficiency}``."""
+    if isinstance(item, dict):
+        name, level = _iget(item, "name"), _iget(item, "proficiency")
+    elif isinstance(item, str):
+        head, colon, tail = item.rpartition(":")
+        try:
+            float(tail)
+        except ValueError:
+            colon = ""
+        name, level = (head, tail) if colon else (item, None)
+    else:
+        raise ValueError(f"expected 'name' or 'name:proficiency', got {item!r}")
+    if not isinstance(name, str) or not name.strip():
+        return None
+    name = name.strip()
+    level = DEFAULT_PROFICIENCY if level is None else _proficiency(name, level)
+    return {"name": name, "proficiency": level}
+
+
+def set_elements(path: TargetPath, value: Any, strict: bool = True) -> list[dict[str, Any]] | None:
+    """The canonical value of a set attribute (:attr:`TargetPath.is_set`): its elements
+    without duplicates, sorted, so that two values are equal exactly when they hold the
+    same set. ``roles``: ``[{value}]`` from role names or mappings with a ``value``;
+    ``routingSkills`` / ``routingLanguages``: ``[{name, proficiency}]`` from names,
+    ``"name:proficiency"`` strings or mappings (a name given twice keeps its first
+    proficiency). A single value counts as a list of one; no element at all is None (never
+    sent). ``strict=False`` (values read from the target) skips malformed elements instead
+    of raising ValueError."""
     if value is None:
         return None
+    items = value if isinstance(value, list | tuple) else [value]
+    element = _role if path.attr.lower() == "roles" else _routing
+    key = "value" if element is _role else "name"
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        try:
+            made = element(item)
+        except ValueError as exc:
+            if strict:
+                raise ValueError(f"{path.text}: {exc}") from None
+            continue
+        if made is not None:
+            out.setdefault(made[key], made)
+    return [out[name] for name in sorted(out)] or None
+
+
+def coerce(path: TargetPath, value: Any) -> Any:
+    """Convert a mapped value to the target attribute's type: "True"/"False" → bool for
+    boolean attributes, numbers → strings for string attributes, the canonical element
+    list for set attributes (:func:`set_elements`)."""
+    if value is None:
+        return None
+    if path.is_set:
+        return set_elements(path, value)
     if path.is_boolean:
         if isinstance(value, bool):
             return value
@@ -210,11 +313,13 @@ def _coerce_text(value: Any) -> Any:
 
 def coercer(path: TargetPath) -> Callable[[Any], Any]:
     """``coerce(path, value)`` as a function of the value, the path's type decided once."""
-    return functools.partial(coerce, path) if path.is_boolean else _coerce_text
+    return functools.partial(coerce, path) if path.is_boolean or path.is_set else _coerce_text
 
 
 def same_value(path: TargetPath, old: Any, new: Any) -> bool:
     """Do two values of ``path`` compare equal for SCIM's purposes?"""
+    if path.is_set:
+        return set_elements(path, old, strict=False) == set_elements(path, new, strict=False)
     if isinstance(old, str) and isinstance(new, str) and path.case_insensitive:
         return old.lower() == new.lower()
     if isinstance(old, bool) or isinstance(new, bool):

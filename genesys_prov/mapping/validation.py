@@ -130,6 +130,7 @@ def validate_mappings(mappings: Mappings, schemas: Sequence[dict[str, Any]] | No
             findings += _check_mapping(m, section, core, index, flavor)
     if flavor == "genesys":
         findings += _shared_phone_field(mappings)
+        findings += _genesys_external_ids(mappings)
     order = {"error": 0, "warning": 1}
     return sorted(findings, key=lambda f: (order[f.level], f.where, f.message))
 
@@ -181,6 +182,28 @@ def _shared_phone_field(mappings: Mappings) -> list[Finding]:
     return [Finding("error", f"user mapping {both[-1].target!r}",
                     "Genesys keeps microsoftteams and other phone numbers in one field; map "
                     "one or the other (with both, each run overwrites one with the other)")]
+
+
+#: The authority of Genesys' own externalIds entry (immutable).
+GENESYS_OWN_AUTHORITY = "x-pc:scimv2:v1"
+
+
+def _genesys_external_ids(mappings: Mappings) -> list[Finding]:
+    """The Genesys extension's ``externalIds`` is mapped one authority at a time: a mapping
+    of the whole list, or of Genesys' own ``x-pc:scimv2:v1`` entry, would overwrite what
+    Genesys keeps immutable."""
+    out = []
+    for m in mappings.user:
+        if m.path.attr.lower() != "externalids" or m.path.schema is None:
+            continue
+        where = f"user mapping {m.target!r}"
+        if m.path.filter_attr is None or m.path.filter_attr.lower() != "authority":
+            out.append(Finding("error", where, "map externalIds one authority at a time, "
+                               'e.g. externalIds[authority eq "microsoftteams"].value'))
+        elif str(m.path.filter_value).lower().startswith(GENESYS_OWN_AUTHORITY):
+            out.append(Finding("error", where, f"the {GENESYS_OWN_AUTHORITY} entry is "
+                               "Genesys' own and immutable"))
+    return out
 
 
 def schema_errors(mappings: Mappings, schemas: Sequence[dict[str, Any]] | None,

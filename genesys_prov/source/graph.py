@@ -358,6 +358,13 @@ class GraphReader:
             return dict.fromkeys(object_ids)
         return {oid: oid.lower() in deleted for oid in object_ids}
 
+    def app_roles(self, service_principal_id: str) -> list[dict[str, Any]]:
+        """The app roles the enterprise application defines (``appRoles`` of its service
+        principal): ``{id, displayName, value, ...}``."""
+        body = self.get(f"/servicePrincipals/{service_principal_id}", {"$select": "id,appRoles"})
+        roles = body.get("appRoles")
+        return [r for r in roles if isinstance(r, dict)] if isinstance(roles, list) else []
+
     def iter_assignments(self, service_principal_id: str) -> Iterator[dict[str, Any]]:
         """The app role assignments of the enterprise application, paged:
         ``{principalId, principalType, appRoleId}``."""

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from genesys_prov.config import SourceConfig
+from genesys_prov.errors import ConfigError
 from genesys_prov.mapping.desired import DesiredGroup, DesiredUser, desired_group, desired_user
 from genesys_prov.mapping.genesys_rules import UserRule
-from genesys_prov.mapping.mappings import Mappings, source_reader
+from genesys_prov.mapping.mappings import APP_ROLE_ASSIGNMENTS, Mappings, source_reader
 from genesys_prov.plan.model import Skipped
 from genesys_prov.source.graph import USER_TYPE, GraphReader
 
@@ -54,20 +55,52 @@ class Assignments:
     default_only_users: set[str] = field(default_factory=set)
     default_only_groups: set[str] = field(default_factory=set)
     digest: str = ""  # of every (type, principal, role): tells a later run whether they changed
+    # read only when a mapping uses appRoleAssignments (app_roles=True):
+    role_names: dict[str, str] | None = None                     # app role id → its name
+    principal_roles: dict[str, set[str]] = field(default_factory=dict)  # principal → role ids
+
+    def user_roles(self, uid: str, groups: Iterable[str] = ()) -> list[str]:
+        """The app role names of one user (lower-case id): their direct assignments and
+        those of the assigned ``groups`` they are a member of; Default Access and roles the
+        app does not define give none. Sorted, without duplicates."""
+        names = self.role_names or {}
+        ids = set(self.principal_roles.get(uid, ()))
+        for gid in groups:
+            ids |= self.principal_roles.get(gid, set())
+        return sorted({names[i] for i in ids if i in names})
 
 
-def read_assignments(graph: GraphReader, config: SourceConfig) -> Assignments:
+def role_names(app_roles: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """App role id (lower case) → the name a mapping sees: its ``displayName``, else its
+    ``value``."""
+    out = {}
+    for role in app_roles:
+        name = role.get("displayName") or role.get("value")
+        if role.get("id") and isinstance(name, str) and name:
+            out[str(role["id"]).lower()] = name
+    return out
+
+
+def read_assignments(graph: GraphReader, config: SourceConfig,
+                     app_roles: bool = False) -> Assignments:
     """Read ``appRoleAssignedTo`` and sort principals into users and groups; a principal
     whose only role is Default Access is set aside (unless ``exclude_default_access`` is
-    false)."""
+    false). ``app_roles``: also read the app's role definitions, so that
+    :meth:`Assignments.user_roles` can name each user's roles (the digest then covers the
+    role names too: renaming a role changes it)."""
     assert config.service_principal_id is not None
     roles: dict[tuple[str, str], set[str]] = {}
     for item in graph.iter_assignments(config.service_principal_id):
         key = (str(item.get("principalType", "")), str(item.get("principalId", "")).lower())
         roles.setdefault(key, set()).add(str(item.get("appRoleId", "")).lower())
-    flat = sorted((kind, principal, role) for (kind, principal), ids in roles.items()
-                  for role in ids)
-    out = Assignments(digest=hashlib.sha256(json.dumps(flat).encode()).hexdigest())
+    flat: list[Any] = sorted((kind, principal, role) for (kind, principal), ids in roles.items()
+                             for role in ids)
+    names = role_names(graph.app_roles(config.service_principal_id)) if app_roles else None
+    if names is not None:
+        flat.append(sorted(names.items()))
+    out = Assignments(digest=hashlib.sha256(json.dumps(flat).encode()).hexdigest(),
+                      role_names=names,
+                      principal_roles={principal: ids for (_, principal), ids in roles.items()})
     for (kind, principal), role_ids in roles.items():
         default_only = role_ids == {DEFAULT_ACCESS} and config.exclude_default_access
         if kind == "User":
@@ -122,12 +155,34 @@ def scoped_user(user: dict[str, Any], mappings: Mappings, member_reason: str | N
     return rule(desired) if rule else desired
 
 
+@dataclass
+class _UserRoles:
+    """Fills ``appRoleAssignments`` on user objects as read: the roles from ``assignments``
+    and from the assigned groups (``members``: group id → member ids) a user is in."""
+
+    assignments: Assignments
+    members: dict[str, list[str]]
+    groups_of: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for gid, ids in self.members.items():
+            if gid in self.assignments.principal_roles:
+                for uid in ids:
+                    self.groups_of.setdefault(uid, []).append(gid)
+
+    def fill(self, user: dict[str, Any], uid: str) -> None:
+        """Set ``user["appRoleAssignments"]`` (a list of role names, maybe empty)."""
+        user[APP_ROLE_ASSIGNMENTS] = self.assignments.user_roles(uid, self.groups_of.get(uid, ()))
+
+
 def _read_users(graph: GraphReader, mappings: Mappings, assigned: Assignments | None,
                 in_scope_ids: set[str] | None, rule: UserRule | None,
                 progress: Progress | None, keeper: Keeper | None,
-                delta_links: dict[str, str] | None) -> list[DesiredUser]:
-    """Every directory user as a desired user. A delta round may report a user twice (a
-    change while it was read): the last copy wins, in the first one's place."""
+                delta_links: dict[str, str] | None,
+                roles: _UserRoles | None = None) -> list[DesiredUser]:
+    """Every directory user as a desired user (with ``appRoleAssignments`` when ``roles``
+    is given). A delta round may report a user twice (a change while it was read): the
+    last copy wins, in the first one's place."""
     users: list[DesiredUser] = []
     position: dict[str, int] = {}
 
@@ -139,6 +194,8 @@ def _read_users(graph: GraphReader, mappings: Mappings, assigned: Assignments | 
     for user in graph.iter_users(mappings.graph_select(), expand, keep_link):
         uid = str(user["id"]).lower()
         why = member_reason(assigned, uid, in_scope_ids is None or uid in in_scope_ids)
+        if roles is not None:
+            roles.fill(user, uid)
         if keeper is not None:
             keeper.user(user, why)
         desired = scoped_user(user, mappings, why, rule)
@@ -154,6 +211,29 @@ def _read_users(graph: GraphReader, mappings: Mappings, assigned: Assignments | 
     return users
 
 
+def _role_group_members(graph: GraphReader, config: SourceConfig, assignments: Assignments,
+                        members: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The user members of every assigned group that carries an app role (the members
+    already read are reused)."""
+    out = {}
+    for gid in sorted(assignments.groups | assignments.default_only_groups):
+        if any(r != DEFAULT_ACCESS for r in assignments.principal_roles.get(gid, ())):
+            out[gid] = members[gid] if gid in members else \
+                list(_user_members(graph, gid, config.nested_groups))
+    return out
+
+
+def user_app_roles(graph: GraphReader, config: SourceConfig, uid: str) -> list[str] | None:
+    """The app role names of one user (lower-case id), for ``explain`` and ``provision``:
+    as :func:`read_directory` fills ``appRoleAssignments`` (None without a service
+    principal)."""
+    if not config.service_principal_id:
+        return None
+    assignments = read_assignments(graph, config, app_roles=True)
+    members = _role_group_members(graph, config, assignments, {})
+    return assignments.user_roles(uid, [gid for gid, ids in members.items() if uid in ids])
+
+
 def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
                    rule: UserRule | None = None,
                    progress: Progress | None = None,
@@ -163,7 +243,13 @@ def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
     marked in or out of scope with the reason; ``keeper`` sees what was read. When the
     users come from a delta round, its link is put in ``delta_links["users"]``."""
     skipped: list[Skipped] = []
-    assigned = read_assignments(graph, config) if config.scope == "assigned" else None
+    if mappings.uses_app_roles and not config.service_principal_id:
+        raise ConfigError("source.service_principal_id: required when a mapping reads "
+                          "appRoleAssignments (the roles come from the app's assignments)")
+    assignments = read_assignments(graph, config, mappings.uses_app_roles) \
+        if config.service_principal_id and (config.scope == "assigned"
+                                             or mappings.uses_app_roles) else None
+    assigned = assignments if config.scope == "assigned" else None
     want_groups = bool(mappings.group) or assigned is not None
     groups: list[dict[str, Any]] = []
     if want_groups:
@@ -193,8 +279,11 @@ def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
         in_scope_ids = set()
         for ids in members.values():
             in_scope_ids.update(ids)
+    roles = None
+    if assignments is not None and mappings.uses_app_roles:
+        roles = _UserRoles(assignments, _role_group_members(graph, config, assignments, members))
     users = _read_users(graph, mappings, assigned, in_scope_ids, rule, progress, keeper,
-                        delta_links)
+                        delta_links, roles)
     scoped = {u.source_id.lower(): u.source_id for u in users if u.in_scope}
     desired_groups = [
         desired_group(g, mappings, tuple(scoped[m] for m in members[str(g["id"]).lower()]
@@ -202,4 +291,4 @@ def read_directory(graph: GraphReader, config: SourceConfig, mappings: Mappings,
         for g in groups
     ] if mappings.group else []
     return Directory(users, desired_groups, skipped,
-                     assigned.digest if assigned is not None else "")
+                     assignments.digest if assignments is not None else "")

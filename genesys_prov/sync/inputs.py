@@ -18,7 +18,7 @@ from genesys_prov.config import Config
 from genesys_prov.errors import ConfigError, DeltaExpired, SafetyError, SourceError
 from genesys_prov.mapping.desired import DesiredUser, desired_user
 from genesys_prov.mapping.genesys_rules import user_rule
-from genesys_prov.mapping.mappings import Mappings, source_reader
+from genesys_prov.mapping.mappings import APP_ROLE_ASSIGNMENTS, Mappings, source_reader
 from genesys_prov.plan.build import build_plan, target_group, target_user
 from genesys_prov.plan.model import (
     Plan,
@@ -37,6 +37,7 @@ from genesys_prov.source.scope import (
     read_assignments,
     read_directory,
     scoped_user,
+    user_app_roles,
 )
 from genesys_prov.state.db import State
 from genesys_prov.state.snapshot import SNAPSHOT_META, SnapshotWriter, stored_targets
@@ -195,20 +196,25 @@ def read_and_plan(config: Config, mappings: Mappings, conn: Connections,
 
 
 def _probe_changes(conn: Connections, config: Config, state: State,
-                   kinds: dict[str, list[str]]) -> tuple[Why | None, Delta | None]:
+                   kinds: dict[str, list[str]],
+                   app_roles: bool = False) -> tuple[Why | None, Delta | None]:
     """Follow the stored delta links (one Graph request each when nothing changed) and
-    re-read the app's assignments (they have no delta). Returns ("", delta) when an
-    incremental run may go on (delta.count may be 0), else (why a full sync is needed,
-    None)."""
+    re-read the app's assignments (they have no delta; with ``app_roles``, a mapping reads
+    appRoleAssignments, also with ``scope: all``, and the app's role names count). Returns
+    ("", delta) when an incremental run may go on (delta.count may be 0), else (why a full
+    sync is needed, None)."""
     delta = Delta()
     for kind in kinds:
         link = state.delta_link(kind)
         if link is None:
             return (FullReason.NO_DELTA_LINK, f"no delta link for {kind}"), None
         delta.changes[kind], delta.links[kind] = conn.graph.delta_changes(link)
-    if config.source.scope == "assigned" and config.source.service_principal_id:
-        delta.assigned = read_assignments(conn.graph, config.source)
-    digest = delta.assigned.digest if delta.assigned else ""
+    assignments = None
+    if config.source.service_principal_id and (config.source.scope == "assigned" or app_roles):
+        assignments = read_assignments(conn.graph, config.source, app_roles)
+        if config.source.scope == "assigned":
+            delta.assigned = assignments
+    digest = assignments.digest if assignments else ""
     if digest != (state.get_meta("assignments_digest") or ""):
         return (FullReason.ASSIGNMENTS_CHANGED, FullReason.ASSIGNMENTS_CHANGED.value), None
     return None, delta
@@ -305,7 +311,7 @@ def _delta_kinds(config: Config, mappings: Mappings) -> dict[str, list[str]]:
     """Which Graph delta rounds a run tracks, with their ``$select``."""
     kinds = {"users": mappings.graph_select() +
              (["manager"] if mappings.manager_mapping is not None else [])}
-    if mappings.group or config.source.scope == "assigned":
+    if mappings.group or config.source.scope == "assigned" or mappings.uses_app_roles:
         kinds["groups"] = sorted({*mappings.group_select(), "members"})
     return kinds
 
@@ -373,7 +379,8 @@ def _probe(run: RunContext, conn: Connections, kinds: dict[str, list[str]],
            waiting: dict[str, dict[str, Any]]) -> tuple[Why | None, Delta | None]:
     """Follow the delta links; an expired one means starting over with a full read."""
     try:
-        why, delta = _probe_changes(conn, run.config, run.state, kinds)
+        why, delta = _probe_changes(conn, run.config, run.state, kinds,
+                                    run.mappings.uses_app_roles)
     except DeltaExpired as exc:
         return (FullReason.DELTA_EXPIRED, f"{exc}: starting over"), None
     if delta is not None:
@@ -557,6 +564,10 @@ def read_one_user(config: Config, mappings: Mappings, conn: Connections, who: st
     reference it. ``Reading.subject`` holds what was seen. Nothing is written."""
     started = time.monotonic()
     user = _graph_user(conn, mappings, who)
+    if mappings.uses_app_roles:
+        roles = user_app_roles(conn.graph, config.source, str(user["id"]).lower())
+        if roles is not None:
+            user[APP_ROLE_ASSIGNMENTS] = roles
     scope, member_of, why = _one_user_scope(config, mappings, conn, user)
     desired = scoped_user(user, mappings, why, user_rule(config.target))
     attempts, found = _match_one(conn, mappings, desired, links.get(desired.source_id))

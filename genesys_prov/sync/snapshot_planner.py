@@ -105,6 +105,9 @@ class _SnapshotPlanner:
     def read_groups(self) -> None:
         for item in self.delta.changes.get("groups", []):
             gid = str(item.get("id", "")).lower()
+            if self.mappings.uses_app_roles and item.get("members@delta"):
+                # a user's app roles come from the assigned groups they are in
+                raise _Fallback("memberships changed and a mapping reads appRoleAssignments")
             if self.inputs.nested and item.get("members@delta"):
                 # the snapshot holds the assigned groups' transitive members; a change in
                 # any group may move them
@@ -133,6 +136,7 @@ class _SnapshotPlanner:
                 self.original.setdefault(uid, str(member["id"]))
                 self.quick.member_changes.append((gid, uid, "@removed" not in member))
                 self.touched_groups.add(gid)
+
 
     def read_users(self) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         partials: dict[str, dict[str, Any]] = {}

@@ -52,6 +52,8 @@ class GenesysState(RequestLog):
         self.role_names: set[str] = {
             DEFAULT_ROLE, "admin", "Master Admin", "Supervisor", "User", "Communicate - User",
         }
+        #: Division names that exist (an unknown ``division`` is refused with 400).
+        self.divisions: set[str] = {"Home", "Sales", "Support", "Operations"}
         #: Routing skills / languages that exist (names are case-sensitive).
         self.routing_skills: set[str] = {"Sales", "Support", "Billing", "Escalations"}
         self.routing_languages: set[str] = {"English", "French", "German", "Spanish", "Japanese"}

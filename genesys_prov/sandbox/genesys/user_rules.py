@@ -163,6 +163,8 @@ class UserRules(UserIndex):
         """The enterprise extension checked, with a default division and a manager $ref."""
         enterprise = dict(given or {})
         enterprise.setdefault("division", DEFAULT_DIVISION)
+        if enterprise["division"] not in self.divisions:
+            raise invalid_value(f"The division {enterprise['division']!r} does not exist")
         manager = enterprise.get("manager")
         if manager is not None:
             manager_id = manager.get("value")
