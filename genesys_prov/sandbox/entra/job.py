@@ -151,18 +151,48 @@ def _values(flow: ObjectFlow, obj: dict[str, Any], creating: bool) -> list[tuple
     return out
 
 
-def _matches(flow: ObjectFlow, obj: dict[str, Any],
-             resources: dict[str, dict[str, Any]]) -> list[str]:
-    """Target ids the first matching attribute with a value finds (precedence order)."""
-    for mapping in flow.matching:
-        value = mapping.value(obj)
-        if value is None:
-            continue
-        found = [rid for rid, resource in resources.items()
-                 if same_value(mapping.path, get_value(resource, mapping.path), value)]
-        if found:
-            return found
-    return []
+def _key(mapping: Flow, value: Any) -> Any:
+    """A matching value as an index key (case-insensitive attributes lower-cased)."""
+    if isinstance(value, str) and mapping.path.case_insensitive:
+        return value.lower()
+    return value if isinstance(value, str | int | bool) else json.dumps(value, sort_keys=True)
+
+
+class _MatchIndex:
+    """The target resources by the value of each matching attribute, so matching costs
+    one look-up per attribute rather than a scan of the target (Entra's filtered GET)."""
+
+    def __init__(self, flow: ObjectFlow, resources: dict[str, dict[str, Any]]) -> None:
+        self.flow = flow
+        self.resources = resources
+        self.index: dict[str, dict[Any, set[str]]] = {m.target: {} for m in flow.matching}
+        self.keys: dict[str, dict[str, Any]] = {}
+        for rid in resources:
+            self.add(rid)
+
+    def add(self, rid: str) -> None:
+        """Index (again) the resource ``rid`` as it is now."""
+        resource = self.resources[rid]
+        keys = self.keys.setdefault(rid, {})
+        for mapping in self.flow.matching:
+            by_value = self.index[mapping.target]
+            if mapping.target in keys:
+                by_value[keys.pop(mapping.target)].discard(rid)
+            value = get_value(resource, mapping.path)
+            if value is not None:
+                keys[mapping.target] = _key(mapping, value)
+                by_value.setdefault(keys[mapping.target], set()).add(rid)
+
+    def find(self, obj: dict[str, Any]) -> list[str]:
+        """Target ids the first matching attribute with a value finds (precedence order)."""
+        for mapping in self.flow.matching:
+            value = mapping.value(obj)
+            if value is None:
+                continue
+            found = self.index[mapping.target].get(_key(mapping, value))
+            if found:
+                return sorted(found)
+        return []
 
 
 def _changes(values: list[tuple[Flow, Any]], resource: dict[str, Any]) -> list[dict[str, Any]]:
@@ -182,12 +212,14 @@ class EntraJob:
         self.schema = read_schema(schema)
         self.scim = _Scim(genesys)
         self.report = EntraJobReport()
+        self.user_index: _MatchIndex | None = None
 
     def run(self) -> EntraJobReport:
         """Users, then managers, then groups; returns the report."""
         users, groups = entitled_users(self.graph)
         flow = self.schema.users
         if flow is not None and flow.enabled:
+            self.user_index = _MatchIndex(flow, self.genesys.users)
             in_scope = []
             for user in users:
                 if flow.scope.matches(functools.partial(read_source, user)):
@@ -215,7 +247,8 @@ class EntraJob:
         """Match, then update or create one user."""
         identity = _identity(user)
         try:
-            found = _matches(flow, user, self.genesys.users)
+            assert self.user_index is not None
+            found = self.user_index.find(user)
             values = _values(flow, user, creating=not found)
         except (EvaluationError, ValueError) as exc:
             self.report.failures.append(_failure("user", identity, user["id"], 0, str(exc),
@@ -244,6 +277,8 @@ class EntraJob:
                                                  answer, body))
             return
         self.report.links[user["id"].lower()] = answer["id"]
+        if self.user_index is not None:
+            self.user_index.add(answer["id"])
         self.report.created.append(answer["userName"])
 
     def _update(self, user: dict[str, Any], uid: str, values: list[tuple[Flow, Any]]) -> None:
@@ -259,6 +294,8 @@ class EntraJob:
                                                  answer, body))
             return
         self.report.updated.append(self.genesys.users[uid]["userName"])
+        if self.user_index is not None:
+            self.user_index.add(uid)
 
     def _manager(self, flow: ObjectFlow, user: dict[str, Any]) -> None:
         """Set a provisioned user's manager when the manager was provisioned too."""
@@ -286,7 +323,7 @@ class EntraJob:
         """Match a group by its matching attributes; update it and add its members."""
         name = str(group.get("displayName") or group["id"])
         try:
-            found = _matches(flow, group, self.genesys.groups)
+            found = _MatchIndex(flow, self.genesys.groups).find(group)
             values = _values(flow, group, creating=not found)
         except (EvaluationError, ValueError) as exc:
             self.report.failures.append(_failure("group", name, group["id"], 0, str(exc), None))
