@@ -262,6 +262,7 @@ def test_entra_job_creates_updates_and_skips_like_entra(gallery: Sandbox) -> Non
     assert set(report.updated) == {upn("adele"), upn("lee")}   # matched by userName
     assert set(report.created) == {upn(k) for k in ENTITLED_ENABLED} - set(report.updated)
     assert dict(report.skipped) == {
+        upn("megan"): "invalid permission: only the Default Access role",
         upn("debra"): "disabled in the directory, not in Genesys",
         upn("diego"): "disabled in the directory, not in Genesys"}
     names = {u["userName"] for u in gallery.genesys.users.values()}
@@ -345,6 +346,7 @@ def test_customised_schema_scope_defaults_add_only_and_second_match(tmp_path: Pa
         report = sb.entra_report
         assert report is not None
         assert dict(report.skipped) == {
+            upn("megan"): "invalid permission: only the Default Access role",
             upn("debra"): "out of the scoping filter",       # Sales, but disabled
             upn("allan"): "out of the scoping filter",       # IT
             upn("diego"): "disabled in the directory, not in Genesys"}

@@ -108,9 +108,10 @@ class _Scim:
         return response.status, answer
 
 
-def entitled_users(graph: GraphEmulator) -> tuple[list[dict[str, Any]], set[str]]:
-    """(users assigned directly or through an assigned group, ids of assigned groups):
-    Default-Access-only assignments do not count; nested groups are not followed."""
+def entitled_users(graph: GraphEmulator) -> tuple[list[dict[str, Any]], set[str], set[str]]:
+    """(users assigned directly or through an assigned group, ids of assigned groups, ids
+    of users whose only assignment is Default Access): Default-Access-only assignments
+    do not count; nested groups are not followed."""
     roles: dict[tuple[str, str], set[str]] = {}
     for item in graph.app_role_assignments:
         key = (item["principalType"], item["principalId"].lower())
@@ -122,7 +123,8 @@ def entitled_users(graph: GraphEmulator) -> tuple[list[dict[str, Any]], set[str]
         if group["id"].lower() in groups:
             user_ids.update(m.lower() for m in group.get("members", []))
     users = [u for u in graph.users if u["id"].lower() in user_ids]
-    return users, groups
+    default_only = {pid for (kind, pid) in roles if kind == "User"} - user_ids
+    return users, groups, default_only
 
 
 def _failure(kind: str, identity: str, source_id: str, status: int, answer: Any,
@@ -216,7 +218,10 @@ class EntraJob:
 
     def run(self) -> EntraJobReport:
         """Users, then managers, then groups; returns the report."""
-        users, groups = entitled_users(self.graph)
+        users, groups, default_only = entitled_users(self.graph)
+        self.report.skipped.extend(
+            (_identity(u), "invalid permission: only the Default Access role")
+            for u in self.graph.users if u["id"].lower() in default_only)
         flow = self.schema.users
         if flow is not None and flow.enabled:
             self.user_index = _MatchIndex(flow, self.genesys.users)
@@ -246,8 +251,8 @@ class EntraJob:
     def _user(self, flow: ObjectFlow, user: dict[str, Any]) -> None:
         """Match, then update or create one user."""
         identity = _identity(user)
+        assert self.user_index is not None
         try:
-            assert self.user_index is not None
             found = self.user_index.find(user)
             values = _values(flow, user, creating=not found)
         except (EvaluationError, ValueError) as exc:
