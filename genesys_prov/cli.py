@@ -685,22 +685,32 @@ def apply_command(obj: Context, plan_path: str, max_age: str, allow_deletions: b
               default=Path("sandbox"), show_default=True,
               help="Where to write genesys-prov.yaml, mappings.yaml and the test CA.")
 @click.option("--quiet", is_flag=True, help="Print nothing (for scripts and the benchmark).")
-def sandbox(users: int | None, seed: int, directory: Path, quiet: bool) -> None:
+@click.option("--entra-job", type=click.Choice(["gallery", "customised"]), default=None,
+              help="Serve Entra's provisioning job for the app with this schema, and start "
+                   "Genesys as one cycle of that job left it.")
+def sandbox(users: int | None, seed: int, directory: Path, quiet: bool,
+            entra_job: str | None) -> None:
     """Serve the Graph and Genesys emulators on 127.0.0.1 until Ctrl-C.
 
     Writes a configuration pointing at them (credentials are the sandbox's own, not
-    secrets), so any other command can be tried against it.
+    secrets), so any other command can be tried against it. With --entra-job, Graph also
+    serves Entra's provisioning job for the Genesys gallery app (the gallery default
+    schema, or a customised one) and Genesys starts as that job left it: a migration to
+    try (import the job's mappings, then a dry run that should plan nothing).
 
     Example:
 
         genesys-prov sandbox --users 1000
+
+        genesys-prov sandbox --entra-job gallery
 
         genesys-prov --config sandbox/genesys-prov.yaml sync --dry-run
     """
     from genesys_prov.sandbox import Sandbox
     from genesys_prov.sandbox.demo import write_sandbox_config
 
-    with errors_to_exit(), Sandbox(users=users, seed=seed, workdir=directory.resolve()) as sb:
+    with errors_to_exit(), Sandbox(users=users, seed=seed, workdir=directory.resolve(),
+                                   entra_job=entra_job) as sb:
         # A long-running server keeps counters, not a log of every request.
         sb.graph.record_requests = sb.genesys.record_requests = False
         path = write_sandbox_config(sb, directory.resolve())
@@ -717,6 +727,15 @@ def _sandbox_banner(sb: Any, path: Path) -> None:
     """Where the emulators listen and the configuration that points at them."""
     console.print(f"Graph emulator:   {sb.graph_url}  (authority {sb.authority_host})")
     console.print(f"Genesys emulator: {sb.genesys_url}")
+    report = sb.entra_report
+    if report is not None:
+        job = sb.graph.synchronization_job
+        console.print(f"Entra job:        {sb.entra_job} schema, job {job.id}", markup=False)
+        console.print(f"                  GET /v1.0/servicePrincipals/{sb.service_principal_id}"
+                      "/synchronization/jobs", markup=False, soft_wrap=True)
+        console.print(f"                  Genesys as its first cycle left it: "
+                      f"{len(report.created)} created, {len(report.updated)} updated, "
+                      f"{len(report.failures)} failed", markup=False)
     console.print(f"Configuration:    {path}\n")
     console.print(path.read_text(encoding="utf-8"), markup=False)
     console.print(f"Try: genesys-prov --config {path} sync --dry-run")

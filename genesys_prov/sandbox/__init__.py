@@ -29,6 +29,13 @@ import trustme
 
 from genesys_prov.sandbox._http import EmulatorServer, RecordedRequest, server_context
 from genesys_prov.sandbox.directory import demo_directory, generate_directory, service_principal
+from genesys_prov.sandbox.entra import (
+    SCHEMA_KINDS,
+    EntraJobReport,
+    e164_directory,
+    load_schema,
+    run_entra_job,
+)
 from genesys_prov.sandbox.genesys import (
     BASE_PATH,
     TOKEN_PATH,
@@ -36,6 +43,7 @@ from genesys_prov.sandbox.genesys import (
     scim_error_response,
 )
 from genesys_prov.sandbox.graph import GraphEmulator, graph_error_response
+from genesys_prov.sandbox.graph.synchronization import execution
 
 __all__ = [
     "GenesysEmulator",
@@ -64,6 +72,15 @@ class Sandbox:
     ``users=N`` serves N synthetic users generated from ``seed``; ``directory`` serves an
     explicit directory dict (same shape). The connection facts (URLs, credentials,
     ``ca_bundle``) are valid after :meth:`start`.
+
+    ``entra_job="gallery" | "customised"``: the sandbox Graph serves Entra's provisioning
+    job for the app with that schema (``sandbox/entra/<kind>_schema.json``), and
+    :meth:`start` pre-populates Genesys as one cycle of that job would have left it
+    (:attr:`entra_report` says what it created, updated, skipped and what failed; the
+    Genesys request log starts empty after it). The demo and synthetic directories are
+    then served with E.164 phone numbers (a tenant whose Entra job runs cleanly: see
+    :mod:`genesys_prov.sandbox.entra.directory`); an explicit ``directory`` is served as
+    given.
     """
 
     def __init__(
@@ -73,10 +90,15 @@ class Sandbox:
         directory: dict[str, Any] | None = None,
         genesys_rate_limit_per_minute: int | None = None,
         workdir: Path | None = None,
+        entra_job: str | None = None,
     ) -> None:
         """Build the emulators' state; nothing listens until :meth:`start`."""
+        if entra_job is not None and entra_job not in SCHEMA_KINDS:
+            raise ValueError(f"entra_job must be one of {SCHEMA_KINDS} or None")
         if directory is None:
             directory = demo_directory() if users is None else generate_directory(users, seed)
+            if entra_job is not None:
+                directory = e164_directory(directory)
         else:
             directory = copy.deepcopy(directory)
         self.directory = directory
@@ -93,6 +115,11 @@ class Sandbox:
         )
         self._genesys_args = (genesys_rate_limit_per_minute, seed)
         self.genesys = self._new_genesys()
+        self.entra_job = entra_job
+        #: What the emulated Entra job did at :meth:`start` (None without ``entra_job``).
+        self.entra_report: EntraJobReport | None = None
+        if entra_job is not None:
+            self.graph.serve_synchronization_job(load_schema(entra_job))
         self.authority_host = ""
         self.graph_url = ""
         self.genesys_url = ""
@@ -137,6 +164,7 @@ class Sandbox:
             self.genesys_url = f"{genesys_host}{BASE_PATH}"
             self.genesys_token_url = f"{genesys_host}{TOKEN_PATH}"
             self.genesys.load(self.directory.get("genesys", {}))
+            self._run_entra_job(self.genesys)
         except BaseException:
             self.stop()
             raise
@@ -162,9 +190,30 @@ class Sandbox:
         fresh.base_url = self.genesys.base_url
         fresh.record_requests = self.genesys.record_requests
         fresh.load(self.directory.get("genesys", {}))
+        self._run_entra_job(fresh)
         self._genesys_server.serve(fresh)
         self.genesys = fresh
         return fresh
+
+    def _run_entra_job(self, genesys: GenesysEmulator) -> None:
+        """With ``entra_job``: one cycle of the emulated Entra job into ``genesys`` (its
+        rate limit off meanwhile, its request log emptied after), recorded as the job's
+        last cycle."""
+        job = self.graph.synchronization_job
+        if self.entra_job is None or job is None:
+            return
+        limit = genesys.rate_limit_per_minute
+        genesys.rate_limit_per_minute = None
+        try:
+            report = run_entra_job(self.graph, genesys, job.schema)
+        finally:
+            genesys.rate_limit_per_minute = limit
+        genesys.reset_log()
+        self.graph.record_synchronization_cycle(execution(
+            entitled=report.entitled, exported=report.writes,
+            imported=len(self.graph.users) + len(self.graph.groups),
+            state=report.execution_state()))
+        self.entra_report = report
 
     def stop(self) -> None:
         """Stop the servers (and remove the temporary workdir if the sandbox made one)."""

@@ -3,7 +3,8 @@
 Two apps share one state: :meth:`GraphEmulator.login_app` (the Entra authority: OpenID
 discovery and the v2.0 token endpoint, enough for MSAL's client-credentials flow) and
 :meth:`GraphEmulator.graph_app` (``/v1.0``: users, a user's manager, groups, direct and
-transitive members, the service principal and its ``appRoleAssignedTo``).
+transitive members, the service principal, its ``appRoleAssignedTo`` and its
+``synchronization/jobs`` with each job's ``schema``).
 
 Decisions:
 
@@ -33,7 +34,8 @@ Decisions:
 The parts: :mod:`.emulator` (the whole), :mod:`.state` (the tenant and the helpers that
 change it), :mod:`.login` (the Entra authority), :mod:`.api` (the ``/v1.0`` front door),
 :mod:`.query` and :mod:`.shaping` (query options, objects as returned), :mod:`.users`,
-:mod:`.groups` and :mod:`.service_principal` (the resources), :mod:`.delta`,
+:mod:`.groups`, :mod:`.service_principal` and :mod:`.synchronization` (the resources; the
+last is Entra's provisioning job of the app and its schema), :mod:`.delta`,
 :mod:`.delta_links` and :mod:`.changes` (delta query), :mod:`.properties`,
 :mod:`.answers` and :mod:`.encoding`.
 """

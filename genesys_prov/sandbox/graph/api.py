@@ -12,11 +12,14 @@ from genesys_prov.sandbox.graph.answers import JSON_TYPE, GraphError, Payload
 from genesys_prov.sandbox.graph.delta import DeltaQuery
 from genesys_prov.sandbox.graph.encoding import now_iso
 from genesys_prov.sandbox.graph.groups import GroupResources
-from genesys_prov.sandbox.graph.service_principal import ServicePrincipalResources
+from genesys_prov.sandbox.graph.synchronization import (
+    SYNCHRONIZATION_PERMISSIONS,
+    SynchronizationResources,
+)
 from genesys_prov.sandbox.graph.users import UserResources
 
 
-class GraphApi(UserResources, GroupResources, ServicePrincipalResources, DeltaQuery):
+class GraphApi(UserResources, GroupResources, SynchronizationResources, DeltaQuery):
     """The Graph app of the Graph emulator (:meth:`graph_app`)."""
 
     def graph_app(self, request: Request) -> Response:
@@ -97,6 +100,15 @@ class GraphApi(UserResources, GroupResources, ServicePrincipalResources, DeltaQu
             (["serviceprincipals", None, "approleassignedto"],
              "/v1.0/servicePrincipals/{id}/appRoleAssignedTo", self._app_role_assigned_to,
              apps_perm),
+            (["serviceprincipals", None, "synchronization", "jobs"],
+             "/v1.0/servicePrincipals/{id}/synchronization/jobs", self._sync_jobs,
+             SYNCHRONIZATION_PERMISSIONS),
+            (["serviceprincipals", None, "synchronization", "jobs", None],
+             "/v1.0/servicePrincipals/{id}/synchronization/jobs/{jobId}", self._sync_job,
+             SYNCHRONIZATION_PERMISSIONS),
+            (["serviceprincipals", None, "synchronization", "jobs", None, "schema"],
+             "/v1.0/servicePrincipals/{id}/synchronization/jobs/{jobId}/schema",
+             self._sync_schema, SYNCHRONIZATION_PERMISSIONS),
         ]
         for pattern, route, handler, permissions in table:
             if len(pattern) != len(lowered):

@@ -15,7 +15,8 @@ from genesys_prov.sandbox.graph.changes import DELTA_LOG_LIMIT, Change
 from genesys_prov.sandbox.graph.encoding import now_iso
 from genesys_prov.sandbox.graph.properties import GROUP_TYPE, USER_TYPE
 
-DEFAULT_PERMISSIONS = ("User.Read.All", "GroupMember.Read.All", "Application.Read.All")
+DEFAULT_PERMISSIONS = ("User.Read.All", "GroupMember.Read.All", "Application.Read.All",
+                       "Synchronization.Read.All")
 
 
 class GraphState(RequestLog):
