@@ -165,8 +165,9 @@ def check_table(result: CheckResult) -> Table:
     table.add_column("result")
     table.add_column("detail", overflow="fold")
     for s in result.steps:
-        table.add_row(s.name, Text("ok", style="green") if s.ok else Text("FAILED", style="red"),
-                      Text(s.detail))
+        outcome = Text("FAILED", style="red") if not s.ok else \
+            Text("warning", style="yellow") if s.warning else Text("ok", style="green")
+        table.add_row(s.name, outcome, Text(s.detail))
     return table
 
 
