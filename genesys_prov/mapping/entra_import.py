@@ -400,7 +400,9 @@ def _scope_item(mapping: dict[str, Any], section: str, origin: Origin,
     try:
         lines = _scope_lines(scope, section, f"{where}.scope")
     except _Skip as skip:
-        return NotConverted(f"{section}_scope", skip.reason, _raw_scope(scope), at)
+        lines = (f"{section}_scope:", *(f"  {line}" for line in _raw_scope(scope)))
+        reason = f"{skip.reason}; without this filter the scope is wider than Entra's"
+        return NotConverted(f"{section}_scope", reason, lines, at)
     return Converted(f"{section}_scope", lines, at) if lines else None
 
 
@@ -488,7 +490,9 @@ def _whole(section: str, items: Sequence[Converted | NotConverted],
            scope: Converted | NotConverted | None) -> tuple[str, ...]:
     """All the lines an object mapping would have been, with its section headings."""
     lines = [f"{section}:", *(f"  {line}" for item in items for line in item.lines)]
-    if scope is not None:
+    if isinstance(scope, NotConverted):
+        lines += scope.lines
+    elif scope is not None:
         lines += [f"{section}_scope:", *(f"  {line}" for line in scope.lines)]
     return tuple(lines)
 
