@@ -242,7 +242,7 @@ def write_new_file(path: Path, text: str, force: bool) -> None:
         if force:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path)  # fails when the file appeared meanwhile: never overwrites
+            path.hardlink_to(tmp)  # fails when the file appeared meanwhile: never overwrites
     except FileExistsError:
         raise ConfigError(f"{path} already exists: pass --force to overwrite it") from None
     except OSError as exc:
