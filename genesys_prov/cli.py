@@ -163,7 +163,9 @@ def check(obj: Context, output: str) -> None:
     Gets a Graph token and reads one user; authenticates to the target and filters for a
     random userName (expecting an empty list); reads /ServiceProviderConfig and /Schemas
     when the target offers them. Exits 4 if a side is unreachable or refuses. When the job
-    is quarantined, a passing check lets its next run probe at once.
+    is quarantined, a passing check lets its next run probe at once. Last, it shows the
+    state of Entra's own provisioning job for the app, with a warning while it runs (needs
+    Synchronization.Read.All; without it, says so and still passes).
 
     Example:
 

@@ -174,6 +174,17 @@ def test_rebuild_nests_functions_and_escapes_constants() -> None:
     assert rebuild_expression(source) == 'ToLower(Join("a\\"b\\\\c", [givenName]), )'
 
 
+def test_a_function_that_cannot_be_rebuilt_is_not_converted() -> None:
+    s = schema("gallery")
+    user_mappings(s)[1]["source"] = {"type": "Function", "name": "Not",
+                                     "parameters": [{"key": "source", "value": {"type": "X"}}]}
+    result = convert_schema(s, "f", DAY)
+    assert [n.reason for n in result.not_converted] == [
+        "cannot rebuild an expression from a source of type 'X'"]
+    assert "# NOT CONVERTED (cannot rebuild an expression from a source of type 'X'): - " \
+           "{target: active, expression: Not}" in result.text
+
+
 def not_converted_after(change: Any) -> tuple[Any, str]:
     """Convert the gallery schema after ``change(schema)``; the one element not converted
     and the text."""

@@ -196,7 +196,8 @@ def _quote(text: str) -> str:
 def rebuild_expression(source: dict[str, Any]) -> str:
     """An expression's text from Entra's parsed form (``name`` + ordered ``parameters``):
     an Attribute is ``[name]``, a Constant a quoted string, a Function ``Name(arg, ...)``
-    with a missing parameter value as an empty argument."""
+    with a missing parameter value as an empty argument. Anything else raises
+    :class:`MappingError`."""
     kind = source.get("type")
     name = _text(source.get("name"))
     if kind == "Attribute":
@@ -204,9 +205,9 @@ def rebuild_expression(source: dict[str, Any]) -> str:
     if kind == "Constant":
         return _quote(name)
     if kind != "Function" or not name:
-        raise _Skip(f"cannot read the source of type {kind!r}")
+        raise MappingError(f"cannot rebuild an expression from a source of type {kind!r}")
     args = []
-    for param in _list(source.get("parameters"), "parameters"):
+    for param in _list(source.get("parameters"), f"{name}: parameters"):
         value = param.get("value") if isinstance(param, dict) else None
         args.append(rebuild_expression(value) if isinstance(value, dict) else "")
     return f"{name}({', '.join(args)})"
@@ -217,7 +218,10 @@ def _expression_text(source: dict[str, Any]) -> tuple[str, str]:
     given = _text(source.get("expression")).strip()
     if given:
         return given, ""
-    return rebuild_expression(source), "expression rebuilt from the function's parameters"
+    try:
+        return rebuild_expression(source), "expression rebuilt from the function's parameters"
+    except MappingError as exc:
+        raise _Skip(str(exc)) from None
 
 
 def _check_sources(names: Sequence[str], section: str) -> None:
@@ -301,7 +305,7 @@ def _raw_source(source: Any) -> dict[str, Any]:
     if not text:
         try:
             text = rebuild_expression(source)
-        except _Skip:
+        except MappingError:
             text = _text(source.get("name"))
     return {"expression": text}
 
