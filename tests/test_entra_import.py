@@ -365,3 +365,40 @@ def test_a_schema_of_the_wrong_shape_is_one_line(data: Any, message: str) -> Non
         convert_schema(data, "f", DAY)
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
+
+
+GENESYS = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User"
+
+
+def test_todays_gallery_attributes_convert() -> None:
+    """The tutorial's newer targets, written as the tutorial writes them (single quotes in
+    filters), convert and validate; mapping both microsoftteams and other is reported by the
+    validation (Genesys keeps them in one field)."""
+    s = schema("gallery")
+    user_mappings(s).extend([
+        attribute('phoneNumbers[type eq "work2"].value', "extensionAttribute4"),
+        attribute("phoneNumbers[type eq 'microsoftteams'].value", "extensionAttribute6"),
+        attribute(f"{ENT}:division", "extensionAttribute2"),
+        attribute("roles", "appRoleAssignments"),
+        attribute(f"{GENESYS}:externalIds[authority eq 'microsoftteams'].value", "objectId"),
+    ])
+    result = convert_schema(s, "f", DAY)
+    assert result.not_converted == () and result.ok, (result.not_converted, result.findings)
+    assert ("  - {target: \"phoneNumbers[type eq 'microsoftteams'].value\", source: "
+            "extensionAttribute6}\n") in result.text
+    assert len(parse_mappings(result.text).user) == 14
+    user_mappings(s).append(attribute('phoneNumbers[type eq "other"].value', "otherMails"))
+    both = convert_schema(s, "f", DAY)
+    assert not both.ok
+    assert "microsoftteams and other phone numbers in one field" in both.findings[0].message
+
+
+@pytest.mark.parametrize("text", ["a \"b\" 'c' # d: e", "it's", "x\\y", "Zoë: {1}", "- [x]",
+                                  "True", "12", "null", " padded "])
+def test_values_round_trip_through_the_yaml(text: str) -> None:
+    s = schema("gallery")
+    user_mappings(s)[4]["defaultValue"] = text
+    user_mappings(s)[5]["source"] = {"type": "Constant", "name": text}
+    mappings = parse_mappings(convert_schema(s, "f", DAY).text)
+    assert mappings.user[4].default == text
+    assert mappings.user[5].constant == text

@@ -181,10 +181,23 @@ def scim_rule(schema: dict[str, Any]) -> dict[str, Any] | None:
     return rules[0] if rules else None
 
 
+class _Dumper(yaml.SafeDumper):
+    """YAML as people write it: a string holding ``'`` (and no ``"``) in double quotes
+    rather than with doubled single quotes."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if "'" in value and '"' not in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def _flow(value: Any) -> str:
     """One value as a single line of YAML flow style."""
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False,
-                          allow_unicode=True, width=1_000_000)
+    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, sort_keys=False,
+                     allow_unicode=True, width=1_000_000)
     return text.strip().removesuffix("...").strip()
 
 
