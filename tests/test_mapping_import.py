@@ -307,3 +307,29 @@ def test_check_step_without_a_service_principal() -> None:
     step = entra_job_step(reader(), None)
     assert step.ok and not step.warning
     assert step.detail == "not checked: no source.service_principal_id configured"
+
+
+def test_from_entra_without_a_service_principal_says_how(tmp_path: Path) -> None:
+    cfg = configure(tmp_path)
+    text = Path(cfg).read_text().replace(f"  service_principal_id: {SP}\n", "  scope: all\n")
+    Path(cfg).write_text(text)
+    result = run_cli("--config", cfg, "mapping", "import", "--from-entra")
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: --from-entra needs the enterprise application's service "
+                             "principal id: --from-entra SP_ID, or "
+                             "source.service_principal_id\n")
+
+
+def test_the_check_table_shows_a_warning() -> None:
+    from rich.console import Console
+
+    from genesys_prov.console import check_table
+    from genesys_prov.sync.check import CheckResult, CheckStep
+
+    result = CheckResult([CheckStep("graph: token", True, "token acquired"),
+                          CheckStep("entra: provisioning job", True, "running", warning=True)])
+    console = Console(width=120, record=True)
+    console.print(check_table(result))
+    lines = console.export_text().splitlines()
+    assert any("entra: provisioning job" in line and "warning" in line for line in lines)
+    assert result.ok and result.data()["steps"][1]["warning"] is True
