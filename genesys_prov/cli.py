@@ -163,7 +163,9 @@ def check(obj: Context, output: str) -> None:
     Gets a Graph token and reads one user; authenticates to the target and filters for a
     random userName (expecting an empty list); reads /ServiceProviderConfig and /Schemas
     when the target offers them. Exits 4 if a side is unreachable or refuses. When the job
-    is quarantined, a passing check lets its next run probe at once.
+    is quarantined, a passing check lets its next run probe at once. Last, it shows the
+    state of Entra's own provisioning job for the app, with a warning while it runs (needs
+    Synchronization.Read.All; without it, says so and still passes).
 
     Example:
 
@@ -396,6 +398,63 @@ def mapping_validate(obj: Context, mappings_path: str | None, offline: bool,
         show(validation_lines(str(found.path), found.schema, found.findings))
     if found.errors:
         sys.exit(EXIT_USAGE)
+
+
+@mapping.command("import")
+@click.option("--from-entra", "from_entra", is_flag=False, flag_value="", default=None,
+              metavar="[SP_ID]",
+              help="Read the provisioning job's schema from Microsoft Graph: this service "
+                   "principal (the enterprise application), else source.service_principal_id. "
+                   "Needs the permission Synchronization.Read.All.")
+@click.option("--from-file", "from_file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="A synchronizationSchema saved as JSON (Graph's answer, or the portal's "
+                   "Provisioning > Mappings > Advanced > Review your schema).")
+@click.option("--out", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Write the mappings to this file (atomically) instead of printing them.")
+@click.option("--force", is_flag=True, help="With --out: overwrite an existing file.")
+# text, not table: the default output is the mappings file itself.
+@click.option("--output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="text: the mappings on stdout (or --out), the report on stderr; json: "
+                   "both as one JSON object on stdout.")
+@click.pass_obj
+def mapping_import(obj: Context, from_entra: str | None, from_file: str | None,
+                   out: str | None, force: bool, output: str) -> None:
+    """Convert Entra's provisioning job into a mappings file: the user and group attribute
+    mappings and scoping filters of the rule that provisions the SCIM app.
+
+    What cannot be converted exactly (an unknown function, the flow types
+    MultiValueAddOnly / ValueAddOnly / AttributeAddOnly, a disabled object mapping, a target
+    attribute Genesys lacks, an unknown source attribute) is listed with its reason and
+    written as a "# NOT CONVERTED (reason): ..." comment where it would have been. The
+    result is checked as `mapping validate --offline` does: exit 2 when it does not pass
+    (the file is still written, to be fixed by hand). --out never overwrites a file
+    without --force.
+
+    Moving from Entra's job: import, validate, `sync --dry-run` shows 0 changes, pause
+    Entra's job, schedule genesys-prov.
+
+    Example:
+
+    \b
+        genesys-prov mapping import --from-file schema.json --out mappings.yaml
+        genesys-prov mapping import --from-entra --out mappings.yaml --force
+        genesys-prov mapping import --from-entra 33333333-4444-5555-6666-777777777777 > m.yaml
+        genesys-prov mapping import --from-file schema.json --output json
+    """
+    from genesys_prov.console import import_report_lines
+    from genesys_prov.sync.mappings import import_mappings
+
+    with errors_to_exit():
+        done = import_mappings(from_file, from_entra, out, force, obj.config)
+    if output == "json":
+        print_json(done.data())
+    elif done.out is None:
+        click.echo(done.result.text, nl=False)
+    for line in import_report_lines(done) if output == "text" else []:
+        click.echo(line, err=True)
+    with errors_to_exit():
+        done.raise_if_invalid()
 
 
 @cli.command()

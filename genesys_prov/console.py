@@ -19,6 +19,7 @@ from genesys_prov.mapping.scimpath import short_attribute
 from genesys_prov.plan.model import Action, Change, Plan
 from genesys_prov.source.scope import Progress
 from genesys_prov.sync.check import CheckResult
+from genesys_prov.sync.mappings import Imported
 from genesys_prov.sync.result import SyncResult
 from genesys_prov.target.apply import FAILURE, Outcome
 
@@ -164,8 +165,9 @@ def check_table(result: CheckResult) -> Table:
     table.add_column("result")
     table.add_column("detail", overflow="fold")
     for s in result.steps:
-        table.add_row(s.name, Text("ok", style="green") if s.ok else Text("FAILED", style="red"),
-                      Text(s.detail))
+        outcome = Text("FAILED", style="red") if not s.ok else \
+            Text("warning", style="yellow") if s.warning else Text("ok", style="green")
+        table.add_row(s.name, outcome, Text(s.detail))
     return table
 
 
@@ -385,3 +387,24 @@ def validation_lines(path: str, schema: str, findings: list[Any]) -> list[Render
     errors = sum(1 for f in findings if f.level == "error")
     out.append(Text(f"{errors} error(s), {len(findings) - errors} warning(s)"))
     return out
+
+
+def import_report_lines(done: Imported) -> list[str]:
+    """``mapping import``'s report (for stderr): where the schema came from, what was
+    converted, each element NOT converted with its reason and line, the validation."""
+    result = done.result
+    lines = [f"Imported Entra's rule {result.rule!r} from {result.source}.", *done.notes]
+    lines.append(f"{len(result.converted)} element(s) converted, "
+                 f"{len(result.not_converted)} NOT converted.")
+    for item in result.not_converted:
+        where = f"{item.section} " if item.section else ""
+        name = item.origin.target or item.origin.object_mapping
+        lines.append(f"  NOT CONVERTED: {where}{name!r}: {item.reason}")
+        lines += [f"      {line}" for line in item.lines]
+    errors = sum(1 for f in result.findings if f.level == "error")
+    lines.append(f"mapping validate --offline: {errors} error(s), "
+                 f"{len(result.findings) - errors} warning(s)")
+    lines += [f"  {f.level}: {f.where}: {f.message.splitlines()[0]}" for f in result.findings]
+    if done.out is not None:
+        lines.append(f"Wrote {done.out}.")
+    return lines

@@ -7,10 +7,11 @@ partial directory.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import msal
 import requests
@@ -32,6 +33,7 @@ BODY_ATTEMPTS = 3  # a page answered with a body that is not JSON is asked again
 DELTA_PAGE = 200  # Graph's largest delta page (``Prefer: odata.maxpagesize`` is capped there)
 _PREFER_DELTA = {"Prefer": f"odata.maxpagesize={DELTA_PAGE}"}
 USER_TYPE = "#microsoft.graph.user"
+SYNC_PERMISSION = "Synchronization.Read.All"
 
 
 def _credential(config: SourceConfig) -> Any:
@@ -371,3 +373,32 @@ class GraphReader:
         params = {"$top": str(MAX_TOP)}
         return self._objects(f"/servicePrincipals/{service_principal_id}/appRoleAssignedTo",
                              params, "an assignment")
+
+    def synchronization_jobs(self, service_principal_id: str) -> list[dict[str, Any]]:
+        """The provisioning (synchronization) jobs of an enterprise application; needs the
+        application permission ``Synchronization.Read.All``."""
+        path = f"/servicePrincipals/{quote(service_principal_id, safe='')}/synchronization/jobs"
+        self.token()  # a credential failure is not a missing permission
+        with _needs_sync_permission():
+            return list(self._objects(path, {}, "a synchronization job"))
+
+    def synchronization_schema(self, service_principal_id: str, job_id: str
+                               ) -> dict[str, Any]:
+        """The ``synchronizationSchema`` of one job (its rules, mappings and scoping
+        filters); needs ``Synchronization.Read.All``."""
+        path = (f"/servicePrincipals/{quote(service_principal_id, safe='')}"
+                f"/synchronization/jobs/{quote(job_id, safe='')}/schema")
+        self.token()
+        with _needs_sync_permission():
+            return self.get(path)
+
+
+@contextlib.contextmanager
+def _needs_sync_permission() -> Iterator[None]:
+    """Graph refusing a synchronization read: say which permission it needs."""
+    try:
+        yield
+    except AuthError as exc:
+        raise AuthError(f"{exc}; reading Entra's provisioning job needs the application "
+                        f"permission {SYNC_PERMISSION} (or Synchronization.ReadWrite.All) "
+                        "with admin consent") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,9 +13,11 @@ from genesys_prov.config import Config
 from genesys_prov.errors import (
     AuthError,
     GenesysProvError,
+    SourceError,
     TargetError,
 )
 from genesys_prov.mapping.mappings_file import load_mappings
+from genesys_prov.source.graph import GraphReader
 from genesys_prov.sync.connections import connect
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,7 @@ class CheckStep:
     name: str
     ok: bool
     detail: str
+    warning: bool = False
 
 
 @dataclass
@@ -43,13 +47,15 @@ class CheckResult:
     def data(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"ok": self.ok,
-                "steps": [{"name": s.name, "ok": s.ok, "detail": s.detail} for s in self.steps]}
+                "steps": [{"name": s.name, "ok": s.ok, "detail": s.detail,
+                           "warning": s.warning} for s in self.steps]}
 
 
 def run_check(config: Config) -> CheckResult:
     """Test both connections without writing: a Graph token and one read; the target's
     auth with ``GET /Users?filter=userName eq "<random GUID>"`` (expects an empty list),
-    then ``/ServiceProviderConfig`` and ``/Schemas`` when offered."""
+    then ``/ServiceProviderConfig`` and ``/Schemas`` when offered; last, the state of
+    Entra's own provisioning job for the application (never a failure)."""
     mappings = load_mappings(config.mappings_path)
     conn = connect(config)
     result = CheckResult()
@@ -103,4 +109,73 @@ def run_check(config: Config) -> CheckResult:
     if step("target: authenticate and filter", target_probe):
         step("target: /ServiceProviderConfig", spc, required=False)
         step("target: /Schemas", schemas, required=False)
+    if result.steps[0].ok:  # the Graph token
+        result.steps.append(entra_job_step(conn.graph, config.source.service_principal_id))
     return result
+
+
+ENTRA_JOB_STEP = "entra: provisioning job"
+FIGHT = ("Entra's job and genesys-prov would fight over the same users: pause Entra's job "
+         "(Provisioning > Stop provisioning) before scheduling genesys-prov")
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def entra_job_step(graph: GraphReader, service_principal_id: str | None) -> CheckStep:
+    """The state of Entra's own provisioning job(s) for the application, a warning when
+    one runs (both engines would write the same users). Never fails ``check``: without
+    the permission it says that it could not be read, and why."""
+    if not service_principal_id:
+        return CheckStep(ENTRA_JOB_STEP, True,
+                         "not checked: no source.service_principal_id configured")
+    try:
+        jobs = graph.synchronization_jobs(service_principal_id)
+    except (AuthError, SourceError) as exc:
+        return CheckStep(ENTRA_JOB_STEP, True, f"could not be read: {exc}", warning=True)
+    if not jobs:
+        return CheckStep(ENTRA_JOB_STEP, True, "the application has no provisioning job")
+    described = [describe_job(job) for job in jobs]
+    running = any(active for _, active in described)
+    detail = "; ".join(text for text, _ in described)
+    return CheckStep(ENTRA_JOB_STEP, True, f"{detail}. {FIGHT}" if running else detail,
+                     warning=running)
+
+
+def describe_job(job: dict[str, Any]) -> tuple[str, bool]:
+    """One synchronization job in words (state, quarantine reason, schedule, last cycle)
+    and whether it runs (active or quarantined: it still retries)."""
+    status = job.get("status") if isinstance(job.get("status"), dict) else {}
+    schedule = job.get("schedule") if isinstance(job.get("schedule"), dict) else {}
+    assert isinstance(status, dict) and isinstance(schedule, dict)
+    code = str(status.get("code") or "unknown")
+    scheduled = schedule.get("state") == "Active"
+    running = code in ("Active", "Quarantine") or (scheduled and code in ("NotRun", "unknown"))
+    state = {"Active": "running (active)", "Paused": "paused", "NotRun": "not run yet",
+             "NotConfigured": "not configured", "Quarantine": "quarantined"}.get(code, code)
+    quarantine = status.get("quarantine")
+    if code == "Quarantine" and isinstance(quarantine, dict):
+        state += f" (reason: {quarantine.get('reason') or 'unknown'}"
+        error = quarantine.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            state += f": {error['message']}"
+        state += f"; since {quarantine.get('currentBegan') or '?'})"
+    parts = [f"job {job.get('id')}: {state}",
+             f"schedule {schedule.get('state') or 'unknown'}"
+             + (f", every {_interval(schedule.get('interval'))}"
+                if schedule.get("interval") else "")]
+    last = status.get("lastExecution")
+    if isinstance(last, dict):
+        when = last.get("timeEnded") or last.get("timeBegan") or "?"
+        parts.append(f"last cycle {when} {last.get('state') or ''}".rstrip())
+    else:
+        parts.append("no cycle yet")
+    return ", ".join(parts), running
+
+
+def _interval(value: Any) -> str:
+    """An ISO 8601 duration (``PT40M``) in words (``40 min``); anything else as given."""
+    match = _DURATION.match(str(value))
+    if not match or not any(match.groups()):
+        return str(value)
+    units = ("d", "h", "min", "s")
+    return " ".join(f"{int(n)} {unit}" for n, unit in zip(match.groups(), units, strict=True)
+                    if n)
