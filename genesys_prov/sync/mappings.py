@@ -68,7 +68,7 @@ def _optional_config(config_path: str | None, load: Callable[[], Config],
         find_config(config_path)
     except ConfigError:
         if not offline and config_path:
-            raise
+            return load()  # the caller's loader names where the path came from
         return None
     return load()
 
