@@ -359,6 +359,8 @@ def _finish(result: SyncResult, output: str, max_rows: int, quiet: bool,
         write_reports(reports, result)
         if metrics is not None:
             metrics.write(result)
+    for path in [] if quiet else reports:
+        click.echo(f"Wrote {path}", err=True)
     end = result.end
     if end is RunEnd.ABORTED and result.applied is not None:
         stopped = redact.scrub(result.applied.aborted or "")
@@ -410,7 +412,7 @@ def mapping_test(obj: Context, expression: str, attrs: tuple[str, ...], user_fil
         genesys-prov mapping test 'Join(".", [givenName], [surname])' \\
             --attr givenName=Zoë --attr surname=Lefèvre
 
-        genesys-prov mapping test 'ToUpper([department])' --from-graph ada@contoso.com --json
+        genesys-prov mapping test 'ToUpper([department])' --from-graph ada@contoso.com --output json
     """
     from genesys_prov.sync.mappings import evaluate_expression
 
@@ -540,28 +542,51 @@ def state_show(obj: Context, output: str) -> None:
 
 @state.command("reset")
 @click.option("--forget-links", is_flag=True,
-              help="Also forget which directory object is which target object.")
+              help="Also forget which directory object is which target object (asks first "
+                   "on a terminal).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask (for scripts).")
 @click.pass_obj
-def state_reset(obj: Context, forget_links: bool) -> None:
+def state_reset(obj: Context, forget_links: bool, yes: bool) -> None:
     """Entra's "restart": clear the watermark and settings digests (the next run is a full
-    sync). --forget-links also forgets the links, so users are matched again.
+    sync). --forget-links also forgets the links, so users are matched again; it asks
+    first on a terminal, and without one it needs --yes.
 
     Example:
 
         genesys-prov state reset
+
+        genesys-prov state reset --forget-links --yes
     """
     from genesys_prov.state.db import RunLock, State
 
     config = obj.config()
+    if forget_links and not yes:
+        _confirm_forget_links(config.state_dir)
     with errors_to_exit(), RunLock(config.state_dir), State.open(config.state_dir) as db:
         db.reset(forget_links)
     click.echo("State reset" + (" (links forgotten)." if forget_links else "."))
 
 
+def _interactive() -> bool:
+    """True when a person can answer a question (stdin is a terminal)."""
+    return sys.stdin.isatty()
+
+
+def _confirm_forget_links(state_dir: Path) -> None:
+    """Ask before forgetting the links; without a terminal refuse (exit 2): pass --yes."""
+    if not _interactive():
+        fail(ConfigError("state reset --forget-links: not asked on a terminal; pass --yes "
+                         "to forget the links"))
+    if not click.confirm(f"Forget every link in {state_dir}? The next run matches every "
+                         "user again", default=False, err=True):
+        fail(ConfigError("state reset: not confirmed; nothing was changed"))
+
+
 @state.command("retry")
 @click.argument("user", required=False)
 @click.pass_obj
-def state_retry(obj: Context, user: str | None) -> None:
+@output_option('the count (json: {"due_now": N})')
+def state_retry(obj: Context, user: str | None, output: str) -> None:
     """Make changes waiting in escrow due now: all of them, or one user's (UPN / display
     identity or source object id). The next `sync` sends them.
 
@@ -578,7 +603,10 @@ def state_retry(obj: Context, user: str | None) -> None:
         changed = db.escrow_due_now(user)
     if user and not changed:
         fail(ConfigError(f"state retry: {user} has no change waiting in escrow"))
-    click.echo(f"{changed} escrowed change(s) are due now; the next `sync` sends them.")
+    if output == "json":
+        print_json({"due_now": changed})
+    else:
+        click.echo(f"{changed} escrowed change(s) are due now; the next `sync` sends them.")
 
 
 @cli.command()

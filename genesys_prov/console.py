@@ -13,6 +13,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -244,8 +245,10 @@ def state_table(summary: dict[str, Any]) -> Table:
     table.add_row("linked groups", str(summary["links"]["group"]))
     table.add_row("delta links", ", ".join(summary["delta_links"]) or "none")
     table.add_row("last run", Text(f"{last.get('id')} {last.get('status')} at "
-                                   f"{last.get('finished')}" if last else "none"))
+                                   f"{local_time(last.get('finished'))}" if last else "none"))
     table.add_row("log records", str(summary["log_records"]))
+    table.add_row("quarantine", _quarantine_text(summary.get("quarantine")))
+    table.add_row("escrow", _escrow_text(summary.get("escrow") or []))
     snap = summary.get("snapshot") or {}
     table.add_row("snapshot", f"{snap.get('users', 0)} directory users, target state known "
                   f"for {snap.get('target_known', 0)} linked users; " +
@@ -253,6 +256,47 @@ def state_table(summary: dict[str, Any]) -> Table:
                    else "not trusted until a run finishes (incremental runs read the "
                    "directory)"))
     return table
+
+
+def local_time(moment: str | None) -> str:
+    """An ISO 8601 time (as the state keeps it, UTC) in this machine's time zone."""
+    if not moment:
+        return "-"
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError:
+        return moment
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _quarantine_text(info: dict[str, Any] | None) -> Text:
+    """``state show``'s quarantine row."""
+    if not info:
+        return Text("no")
+    return Text(f"QUARANTINED since {local_time(info.get('since'))}: {info.get('reason')}; "
+                f"{info.get('probes', 0)} failed probe(s), last at "
+                f"{local_time(info.get('last_probe'))}; `genesys-prov check` then `sync` "
+                "probes at once, `genesys-prov state reset` clears it", style="red")
+
+
+ESCROW_ROWS = 10
+
+
+def _escrow_text(entries: list[dict[str, Any]]) -> Text:
+    """``state show``'s escrow row: how many changes wait, then one line each (the first
+    :data:`ESCROW_ROWS`)."""
+    if not entries:
+        return Text("empty")
+    lines = [f"{len(entries)} change(s) waiting; `genesys-prov state retry` makes them due"]
+    for entry in entries[:ESCROW_ROWS]:
+        lines.append(f"{entry.get('identity') or entry['source_id']}: {entry['attempts']} "
+                     f"attempt(s) since {local_time(entry['first_failed'])}, next retry "
+                     f"{local_time(entry['next_retry'])} — {entry.get('last_error') or ''}")
+    if len(entries) > ESCROW_ROWS:
+        lines.append(f"… and {len(entries) - ESCROW_ROWS} more (--output json lists all)")
+    return Text("\n".join(lines))
 
 
 def explain_renderables(data: dict[str, Any]) -> list[RenderableType]:

@@ -31,6 +31,7 @@ def evaluate_expression(expression: str, attrs: Sequence[str], user_file: str | 
     user: dict[str, Any] = {}
     if user_file:
         user.update(trial.load_user_file(user_file))
+    trial.check_source_names(expression, [a.partition("=")[0] for a in attrs], user)
     if upn:
         if config is None:
             raise ConfigError("--from-graph needs the configuration")
