@@ -131,8 +131,8 @@ class _Globals:
                 value = ctx.params.pop(name, None)
                 if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
                     setattr(obj, name, value)
-                    obj.config_origin = "--config" if name == "config_path" else \
-                        obj.config_origin
+                    if name == "config_path":
+                        obj.config_origin = "--config"
         if obj is not None and not isinstance(self, click.Group):
             _setup_logging(obj.verbose, obj.log_file)
         return super().invoke(ctx)  # type: ignore[misc]
