@@ -404,7 +404,8 @@ def mapping_test(obj: Context, expression: str, attrs: tuple[str, ...], user_fil
 
     Attributes come from --user, then --from-graph, then --attr (later ones win). A null
     value prints nothing (or {"value": null} with --output json); a list prints one value a
-    line. Exits 2 on a syntax error, with a caret under the column.
+    line. Exits 2 on a syntax error, with a caret under the column, and on a source
+    attribute it does not know (or an --attr name in the wrong case), naming the one meant.
 
     Example:
 
@@ -522,7 +523,8 @@ def state() -> None:
 @click.pass_obj
 @output_option(json_alias=True)
 def state_show(obj: Context, output: str) -> None:
-    """Show the state: links, delta links, the last run, the size of the log.
+    """Show the state: links, delta links, the last run, the size of the log, the
+    quarantine and what waits in escrow (local times; ISO 8601 UTC with --output json).
 
     Example:
 
