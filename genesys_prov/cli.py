@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from genesys_prov import __version__, redact
 from genesys_prov.config import Config, load_config
-from genesys_prov.console import console
+from genesys_prov.console import console, verbatim_examples
 from genesys_prov.errors import (
     EXIT_CHANGES_FAILED,
     EXIT_CONNECT,
@@ -77,29 +78,89 @@ def _setup_logging(verbose: int, log_file: str | None = None) -> None:
 
 
 class Context:
-    """Options shared by every command."""
+    """Options shared by every command (given before or after the command's name)."""
 
-    def __init__(self, config_path: str | None, verbose: int) -> None:
+    def __init__(self, config_path: str | None, verbose: int, log_file: str | None = None,
+                 config_origin: str | None = None) -> None:
         self.config_path = config_path
         self.verbose = verbose
+        self.log_file = log_file
+        self.config_origin = config_origin  # "--config", "$GENESYS_PROV_CONFIG" or None
 
     def config(self) -> Config:
         """Load the configuration or exit 2."""
         with errors_to_exit():
-            return load_config(self.config_path)
+            return load_config(self.config_path, self.config_origin)
         raise AssertionError("unreachable")
 
 
-def output_option(what: str = "the result", json_alias: bool = False) -> Callable[[F], F]:
-    """The one ``--output table|json`` option of every command that prints data; with
-    ``json_alias`` the older ``--json`` flag still works (hidden)."""
+GLOBAL_OPTIONS = ("config_path", "verbose", "log_file")
+CONFIG_HELP = "Configuration file (default: $GENESYS_PROV_CONFIG, else ./genesys-prov.yaml)."
+VERBOSE_HELP = "More logging on stderr (repeatable)."
+LOG_FILE_HELP = "Also append log lines (INFO and up, secrets redacted) to this file."
+
+
+def _global_options() -> list[click.Parameter]:
+    """The root's --config, -v and --log-file as a command's own options. No envvar and no
+    default: given after the command's name, they replace what came before it."""
+    return [click.Option(["--config", "config_path"], metavar="PATH", help=CONFIG_HELP),
+            click.Option(["-v", "--verbose"], count=True, help=VERBOSE_HELP),
+            click.Option(["--log-file"], metavar="PATH", help=LOG_FILE_HELP)]
+
+
+class _Globals:
+    """What every command of genesys-prov shares: the global options are accepted after
+    its name too (the later one wins), and its help's Example block is kept verbatim."""
+
+    params: list[click.Parameter]
+    help: str | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = verbatim_examples(self.help)
+        self._own_globals = not any(p.name == "config_path" for p in self.params)
+        if self._own_globals:
+            self.params.extend(_global_options())
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Apply the global options given after the name, then run the command (a leaf
+        command sets up logging first, once every option is known)."""
+        obj = ctx.find_object(Context)
+        if self._own_globals and obj is not None:
+            for name in GLOBAL_OPTIONS:
+                value = ctx.params.pop(name, None)
+                if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+                    setattr(obj, name, value)
+                    if name == "config_path":
+                        obj.config_origin = "--config"
+        if obj is not None and not isinstance(self, click.Group):
+            _setup_logging(obj.verbose, obj.log_file)
+        return super().invoke(ctx)  # type: ignore[misc]
+
+
+class GenesysCommand(_Globals, click.Command):
+    """A genesys-prov command (see :class:`_Globals`)."""
+
+
+class GenesysGroup(_Globals, click.Group):
+    """A genesys-prov command group: its commands and sub-groups are of these classes."""
+
+    command_class = GenesysCommand
+    group_class = type
+
+
+def output_option(what: str = "the result", json_alias: bool = False,
+                  extra: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """The one ``--output table|json`` option of every command that prints data (``extra``
+    formats after those two, e.g. ``csv``); with ``json_alias`` the older ``--json`` flag
+    still works (hidden)."""
     def decorate(command: F) -> F:
         @functools.wraps(command)
         def wrapper(*args: Any, output: str = "table", as_json: bool = False,
                     **kwargs: Any) -> Any:
             return command(*args, output="json" if as_json else output, **kwargs)
 
-        wrapped: F = click.option("--output", type=click.Choice(["table", "json"]),
+        wrapped: F = click.option("--output", type=click.Choice(["table", "json", *extra]),
                                   default="table", show_default=True,
                                   help=f"How to print {what}.")(wrapper)
         if json_alias:
@@ -123,12 +184,11 @@ def show(renderables: list[Any]) -> None:
         console.print(renderable)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=GenesysGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", envvar="GENESYS_PROV_CONFIG",
-              help="Configuration file (default: $GENESYS_PROV_CONFIG, else ./genesys-prov.yaml).")
-@click.option("-v", "--verbose", count=True, help="More logging on stderr (repeatable).")
-@click.option("--log-file", metavar="PATH",
-              help="Also append log lines (INFO and up, secrets redacted) to this file.")
+              help=CONFIG_HELP)
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
+@click.option("--log-file", metavar="PATH", help=LOG_FILE_HELP)
 @click.version_option(__version__, prog_name="genesys-prov")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: int,
@@ -148,9 +208,13 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int,
     Exit codes: 0 success, 1 some changes failed, 2 usage or configuration error,
     3 blocked by a safety guard, 4 cannot connect or authenticate (or quarantined),
     5 another run holds the lock, 70 internal error (a bug).
+
+    --config, -v and --log-file may also follow the command's name (the later one wins).
     """
-    _setup_logging(verbose, log_file)
-    ctx.obj = Context(config_path, verbose)
+    source = ctx.get_parameter_source("config_path")
+    origin = "$GENESYS_PROV_CONFIG" if source is ParameterSource.ENVIRONMENT else \
+        "--config" if config_path else None
+    ctx.obj = Context(config_path, verbose, log_file, origin)
 
 
 
@@ -297,6 +361,8 @@ def _finish(result: SyncResult, output: str, max_rows: int, quiet: bool,
         write_reports(reports, result)
         if metrics is not None:
             metrics.write(result)
+    for path in [] if quiet else reports:
+        click.echo(f"Wrote {path}", err=True)
     end = result.end
     if end is RunEnd.ABORTED and result.applied is not None:
         stopped = redact.scrub(result.applied.aborted or "")
@@ -340,7 +406,8 @@ def mapping_test(obj: Context, expression: str, attrs: tuple[str, ...], user_fil
 
     Attributes come from --user, then --from-graph, then --attr (later ones win). A null
     value prints nothing (or {"value": null} with --output json); a list prints one value a
-    line. Exits 2 on a syntax error, with a caret under the column.
+    line. Exits 2 on a syntax error, with a caret under the column, and on a source
+    attribute it does not know (or an --attr name in the wrong case), naming the one meant.
 
     Example:
 
@@ -348,7 +415,7 @@ def mapping_test(obj: Context, expression: str, attrs: tuple[str, ...], user_fil
         genesys-prov mapping test 'Join(".", [givenName], [surname])' \\
             --attr givenName=Zoë --attr surname=Lefèvre
 
-        genesys-prov mapping test 'ToUpper([department])' --from-graph ada@contoso.com --json
+        genesys-prov mapping test 'ToUpper([department])' --from-graph ada@contoso.com --output json
     """
     from genesys_prov.sync.mappings import evaluate_expression
 
@@ -465,30 +532,38 @@ def mapping_import(obj: Context, from_entra: str | None, from_file: str | None,
                                "AddMembers, RemoveMembers, Skip, Other).")
 @click.option("--user", help="Only this user (UPN / display identity or source object id).")
 @click.option("--run", "run_id", metavar="ID", help="Only this run.")
+@click.option("--limit", type=click.IntRange(min=1), default=10_000, show_default=True,
+              metavar="N", help="Only the newest N records.")
 @click.pass_obj
-@output_option("the records (json: one object per line)", json_alias=True)
+@output_option("the records (json: one object per line; csv: a header row)", json_alias=True,
+               extra=("csv",))
 def logs(obj: Context, since: str | None, status: str | None, action: str | None,
-         user: str | None, run_id: str | None, output: str) -> None:
-    """Show the provisioning log: one record per attempted change, skip and failure.
+         user: str | None, run_id: str | None, limit: int, output: str) -> None:
+    """Show the provisioning log: one record per attempted change, skip and failure, oldest
+    first, with the run that made it.
 
     Example:
 
         genesys-prov logs --since 2h --status failure
 
         genesys-prov logs --user ada@contoso.com --output json
+
+        genesys-prov logs --limit 500 --output csv > log.csv
     """
-    from genesys_prov.console import log_table
+    from genesys_prov.console import log_csv, log_table
     from genesys_prov.state.db import State, parse_since
 
     config = obj.config()
     with errors_to_exit(), State.open(config.state_dir) as state:
         records = state.query_log(parse_since(since) if since else None, status, action,
-                                  user, run_id)
+                                  user, run_id, limit)
     if output == "json":
         for record in records:
             click.echo(json.dumps(record, ensure_ascii=False, default=str))
-        return
-    console.print(log_table(records))
+    elif output == "csv":
+        click.echo(log_csv(records), nl=False)
+    else:
+        console.print(log_table(records))
 
 
 @cli.group()
@@ -507,7 +582,8 @@ def state() -> None:
 @click.pass_obj
 @output_option(json_alias=True)
 def state_show(obj: Context, output: str) -> None:
-    """Show the state: links, delta links, the last run, the size of the log.
+    """Show the state: links, delta links, the last run, the size of the log, the
+    quarantine and what waits in escrow (local times; ISO 8601 UTC with --output json).
 
     Example:
 
@@ -527,28 +603,51 @@ def state_show(obj: Context, output: str) -> None:
 
 @state.command("reset")
 @click.option("--forget-links", is_flag=True,
-              help="Also forget which directory object is which target object.")
+              help="Also forget which directory object is which target object (asks first "
+                   "on a terminal).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask (for scripts).")
 @click.pass_obj
-def state_reset(obj: Context, forget_links: bool) -> None:
+def state_reset(obj: Context, forget_links: bool, yes: bool) -> None:
     """Entra's "restart": clear the watermark and settings digests (the next run is a full
-    sync). --forget-links also forgets the links, so users are matched again.
+    sync). --forget-links also forgets the links, so users are matched again; it asks
+    first on a terminal, and without one it needs --yes.
 
     Example:
 
         genesys-prov state reset
+
+        genesys-prov state reset --forget-links --yes
     """
     from genesys_prov.state.db import RunLock, State
 
     config = obj.config()
+    if forget_links and not yes:
+        _confirm_forget_links(config.state_dir)
     with errors_to_exit(), RunLock(config.state_dir), State.open(config.state_dir) as db:
         db.reset(forget_links)
     click.echo("State reset" + (" (links forgotten)." if forget_links else "."))
 
 
+def _interactive() -> bool:
+    """True when a person can answer a question (stdin is a terminal)."""
+    return sys.stdin.isatty()
+
+
+def _confirm_forget_links(state_dir: Path) -> None:
+    """Ask before forgetting the links; without a terminal refuse (exit 2): pass --yes."""
+    if not _interactive():
+        fail(ConfigError("state reset --forget-links: not asked on a terminal; pass --yes "
+                         "to forget the links"))
+    if not click.confirm(f"Forget every link in {state_dir}? The next run matches every "
+                         "user again", default=False, err=True):
+        fail(ConfigError("state reset: not confirmed; nothing was changed"))
+
+
 @state.command("retry")
 @click.argument("user", required=False)
 @click.pass_obj
-def state_retry(obj: Context, user: str | None) -> None:
+@output_option('the count (json: {"due_now": N})')
+def state_retry(obj: Context, user: str | None, output: str) -> None:
     """Make changes waiting in escrow due now: all of them, or one user's (UPN / display
     identity or source object id). The next `sync` sends them.
 
@@ -565,7 +664,10 @@ def state_retry(obj: Context, user: str | None) -> None:
         changed = db.escrow_due_now(user)
     if user and not changed:
         fail(ConfigError(f"state retry: {user} has no change waiting in escrow"))
-    click.echo(f"{changed} escrowed change(s) are due now; the next `sync` sends them.")
+    if output == "json":
+        print_json({"due_now": changed})
+    else:
+        click.echo(f"{changed} escrowed change(s) are due now; the next `sync` sends them.")
 
 
 @cli.command()

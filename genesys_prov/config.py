@@ -177,17 +177,24 @@ _ROOT_REQUIRED = {"source", "target"}
 _SECRET_KEYS = {"client_secret", "token"}
 
 
-def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
+def find_config(explicit: str | os.PathLike[str] | None = None,
+                origin: str | None = None) -> Path:
     """Return the configuration path: ``--config``, else ``$GENESYS_PROV_CONFIG``, else
-    ``./genesys-prov.yaml``. Raises ConfigError when the file does not exist."""
+    ``./genesys-prov.yaml``. ``origin`` says where ``explicit`` came from (default
+    ``--config``; the CLI passes ``$GENESYS_PROV_CONFIG`` when its option was filled from
+    the environment). Raises ConfigError, naming the origin and the ways to give a file,
+    when the file does not exist."""
     chosen = explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
     path = Path(chosen)
     if not path.is_file():
         how = (
-            "--config" if explicit else f"${CONFIG_ENV}" if os.environ.get(CONFIG_ENV) else
-            "the default location"
+            f"from {origin or '--config'}" if explicit else f"from ${CONFIG_ENV}"
+            if os.environ.get(CONFIG_ENV) else f"the default: neither --config nor ${CONFIG_ENV}"
+            " is set"
         )
-        raise ConfigError(f"configuration file not found: {_show_path(path)} (from {how})")
+        raise ConfigError(f"configuration file not found: {_show_path(path)} ({how}); create "
+                          f"one with `genesys-prov init`, or name it with --config PATH or "
+                          f"${CONFIG_ENV}")
     return path
 
 
@@ -210,15 +217,16 @@ def read_text(path: Path, error: type[ConfigError] = ConfigError, what: str = ""
                     f"at line {line}, column {column}); save it as UTF-8") from None
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Find, read and validate the configuration.
+def load_config(path: str | os.PathLike[str] | None = None,
+                origin: str | None = None) -> Config:
+    """Find, read and validate the configuration (``origin``: see :func:`find_config`).
 
     Example::
 
         config = load_config("genesys-prov.yaml")
         config.target.url
     """
-    cfg_path = find_config(path)
+    cfg_path = find_config(path, origin)
     text = read_text(cfg_path)
     return parse_config(text, base_dir=cfg_path.parent, path=cfg_path)
 

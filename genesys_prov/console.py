@@ -5,10 +5,15 @@ Only the command line uses it; it builds renderables and the CLI prints them.
 
 from __future__ import annotations
 
+import csv
+import inspect
+import io
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -31,6 +36,30 @@ if not console.is_terminal and "COLUMNS" not in os.environ:
 
 STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REACTIVATE: "cyan",
          Action.DEACTIVATE: "red", Action.DELETE: "bold red"}
+
+
+def verbatim_examples(help_text: str | None) -> str | None:
+    """A command's help with every paragraph of its ``Example:`` block marked (click's
+    ``\\b``) to be printed as written, never re-wrapped. The block ends at the first
+    paragraph that is not indented (e.g. ``Exit codes:``)."""
+    if not help_text:
+        return help_text
+    text, cut, rest = inspect.cleandoc(help_text).partition("\f")
+    out: list[str] = []
+    in_example = False
+    for paragraph in re.split(r"\n[ \t]*\n", text):
+        head, _, tail = paragraph.partition("\n")
+        if head.strip() == "Example:":
+            out.append(head)
+            in_example, paragraph = True, tail
+            if not tail:
+                continue
+        elif in_example and not head.startswith((" ", "\b")):
+            in_example = False
+        if in_example and paragraph.split("\n", 1)[0].strip() != "\b":
+            paragraph = "\b\n" + paragraph
+        out.append(paragraph)
+    return "\n\n".join(out) + cut + rest
 
 
 def show_value(value: Any) -> str:
@@ -174,16 +203,37 @@ def check_table(result: CheckResult) -> Table:
 def log_table(records: list[dict[str, Any]]) -> Table:
     """Provisioning-log records as a table."""
     table = Table(title=f"Provisioning log ({len(records)} records)", title_justify="left")
-    for name in ("time", "action", "status", "identity", "detail"):
+    for name in ("time", "run", "action", "status", "identity", "detail"):
         table.add_column(name, overflow="fold")
     for r in records:
-        props = r.get("properties") or []
-        detail = r.get("reason") or ", ".join(
-            str(p.get("attribute") or p.get("display") or "") for p in props)
         style = {"Failure": "red", "Warning": "yellow", "Skipped": "dim"}.get(r["status"], "")
-        table.add_row(str(r["time"]), Text(str(r["action"])), Text(str(r["status"]),
-                      style=style), Text(str(r.get("identity") or "")), Text(detail))
+        table.add_row(str(r["time"]), Text(str(r.get("run_id") or "")), Text(str(r["action"])),
+                      Text(str(r["status"]), style=style), Text(str(r.get("identity") or "")),
+                      Text(_log_detail(r)))
     return table
+
+
+def _log_detail(record: dict[str, Any]) -> str:
+    """A log record's reason, else the attributes it changed."""
+    props = record.get("properties") or []
+    return str(record.get("reason") or ", ".join(
+        str(p.get("attribute") or p.get("display") or "") for p in props))
+
+
+LOG_CSV_COLUMNS = ("time", "run_id", "action", "status", "identity", "source_id", "target_id",
+                   "code", "reason", "properties")
+
+
+def log_csv(records: list[dict[str, Any]]) -> str:
+    """Provisioning-log records as CSV with a header row (``properties`` as JSON)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(LOG_CSV_COLUMNS)
+    for r in records:
+        writer.writerow([json.dumps(r.get(k) or [], ensure_ascii=False, default=str)
+                         if k == "properties" else "" if r.get(k) is None else r[k]
+                         for k in LOG_CSV_COLUMNS])
+    return out.getvalue()
 
 
 def state_table(summary: dict[str, Any]) -> Table:
@@ -197,8 +247,10 @@ def state_table(summary: dict[str, Any]) -> Table:
     table.add_row("linked groups", str(summary["links"]["group"]))
     table.add_row("delta links", ", ".join(summary["delta_links"]) or "none")
     table.add_row("last run", Text(f"{last.get('id')} {last.get('status')} at "
-                                   f"{last.get('finished')}" if last else "none"))
+                                   f"{local_time(last.get('finished'))}" if last else "none"))
     table.add_row("log records", str(summary["log_records"]))
+    table.add_row("quarantine", _quarantine_text(summary.get("quarantine")))
+    table.add_row("escrow", _escrow_text(summary.get("escrow") or []))
     snap = summary.get("snapshot") or {}
     table.add_row("snapshot", f"{snap.get('users', 0)} directory users, target state known "
                   f"for {snap.get('target_known', 0)} linked users; " +
@@ -206,6 +258,47 @@ def state_table(summary: dict[str, Any]) -> Table:
                    else "not trusted until a run finishes (incremental runs read the "
                    "directory)"))
     return table
+
+
+def local_time(moment: str | None) -> str:
+    """An ISO 8601 time (as the state keeps it, UTC) in this machine's time zone."""
+    if not moment:
+        return "-"
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError:
+        return moment
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _quarantine_text(info: dict[str, Any] | None) -> Text:
+    """``state show``'s quarantine row."""
+    if not info:
+        return Text("no")
+    return Text(f"QUARANTINED since {local_time(info.get('since'))}: {info.get('reason')}; "
+                f"{info.get('probes', 0)} failed probe(s), last at "
+                f"{local_time(info.get('last_probe'))}; `genesys-prov check` then `sync` "
+                "probes at once, `genesys-prov state reset` clears it", style="red")
+
+
+ESCROW_ROWS = 10
+
+
+def _escrow_text(entries: list[dict[str, Any]]) -> Text:
+    """``state show``'s escrow row: how many changes wait, then one line each (the first
+    :data:`ESCROW_ROWS`)."""
+    if not entries:
+        return Text("empty")
+    lines = [f"{len(entries)} change(s) waiting; `genesys-prov state retry` makes them due"]
+    for entry in entries[:ESCROW_ROWS]:
+        lines.append(f"{entry.get('identity') or entry['source_id']}: {entry['attempts']} "
+                     f"attempt(s) since {local_time(entry['first_failed'])}, next retry "
+                     f"{local_time(entry['next_retry'])} — {entry.get('last_error') or ''}")
+    if len(entries) > ESCROW_ROWS:
+        lines.append(f"… and {len(entries) - ESCROW_ROWS} more (--output json lists all)")
+    return Text("\n".join(lines))
 
 
 def explain_renderables(data: dict[str, Any]) -> list[RenderableType]:

@@ -169,7 +169,7 @@ def test_state_reset(sandbox: Sandbox, tmp_path: Path) -> None:
     assert run_cli("--config", cfg, "state", "reset").exit_code == 0
     with State.open(tmp_path / ".genesys-prov") as state:
         assert state.links("user")
-    result = run_cli("--config", cfg, "state", "reset", "--forget-links")
+    result = run_cli("--config", cfg, "state", "reset", "--forget-links", "--yes")
     assert result.stdout == "State reset (links forgotten).\n"
     with State.open(tmp_path / ".genesys-prov") as state:
         assert state.links("user") == {}

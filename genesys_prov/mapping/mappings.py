@@ -10,6 +10,7 @@ is null), ``apply: always | on_create`` and ``match`` (matching precedence, 1 fi
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -211,6 +212,18 @@ def known_source(name: str) -> bool:
         return True
     root = name.split(".", 1)[0]
     return root in GRAPH_USER_PROPERTIES
+
+
+def suggest_source(name: str) -> str | None:
+    """The known source attribute ``name`` most likely means: the same name in another
+    case, else the closest spelling (``jobTitel`` → ``jobTitle``), else None."""
+    names = sorted(GRAPH_USER_PROPERTIES | COMPUTED | REFERENCES | set(ENTRA_ALIASES))
+    same = [n for n in names if n.lower() == name.lower() and n != name]
+    if same:
+        return same[0]
+    lowered = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.8)
+    return lowered[close[0]] if close else None
 
 
 def source_reader(obj: dict[str, Any]) -> Callable[[str], Any]:

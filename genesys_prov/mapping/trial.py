@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,9 @@ from genesys_prov.errors import ConfigError
 from genesys_prov.mapping import expressions
 from genesys_prov.mapping.mappings import (
     graph_property,
+    known_source,
     read_source,
+    suggest_source,
 )
 
 BOOLEAN_SOURCES = frozenset({"accountEnabled", "IsSoftDeleted", "showInAddressList",
@@ -38,6 +40,31 @@ def parse_attr_options(pairs: Sequence[str]) -> dict[str, Any]:
         else:
             out[name] = typed
     return out
+
+
+def check_source_names(text: str, attr_names: Iterable[str],
+                       given: Iterable[str] = ()) -> None:
+    """Refuse what would silently evaluate to null: an ``--attr`` name that is a known
+    attribute in the wrong case, and an attribute the expression reads that is neither
+    known nor given (by ``--attr`` or ``given``, the keys of a ``--user`` file). Raises
+    ConfigError naming the attribute it likely meant.
+
+    Example::
+
+        check_source_names("[jobTitel]", [])  # ConfigError: ... did you mean 'jobTitle'?
+    """
+    for name in attr_names:
+        meant = suggest_source(name)
+        if not known_source(name) and meant and meant.lower() == name.lower():
+            raise ConfigError(f"--attr {name}: unknown source attribute {name!r}, did you "
+                              f"mean {meant!r}? (names are case-sensitive)")
+    provided = set(attr_names) | set(given)
+    for name in sorted(expressions.parse(text).attributes()):
+        if not known_source(name) and name not in provided:
+            meant = suggest_source(name)
+            hint = f", did you mean {meant!r}?" if meant else (
+                " (give its value with --attr NAME=VALUE to test with it)")
+            raise ConfigError(f"unknown source attribute {name!r}{hint}")
 
 
 def load_user_file(path: str | Path) -> dict[str, Any]:

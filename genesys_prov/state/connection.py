@@ -19,6 +19,11 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def iso_utc(moment: float) -> str:
+    """Epoch seconds as UTC ISO 8601 with its offset, whole seconds."""
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
+
+
 #: Bound parameters per statement (SQLite's default limit before 3.32).
 MAX_PARAMETERS = 999
 

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from genesys_prov.errors import ConfigError, LockError
+from genesys_prov.state.connection import iso_utc
 from genesys_prov.state.connection import utc_now as _now
 from genesys_prov.state.delta_links import DeltaLinkStore
 from genesys_prov.state.escrow import EscrowStore
@@ -150,9 +151,10 @@ class State(MetaStore, LinkStore, SnapshotStore, DeltaLinkStore, RunHistory,
             "delta_links": [str(r[0]) for r in self._read("SELECT kind FROM delta_links")],
             "last_run": self.last_run(real_only=False),
             "log_records": self._read("SELECT count(*) FROM log")[0][0],
-            "escrow": [{"source_id": sid, **entry} for sid, entry in
-                       sorted(self.escrowed("user").items())],
-            "quarantine": json.loads(self.get_meta("quarantine") or "null"),
+            "escrow": [{"source_id": sid, **entry, "first_failed": iso_utc(
+                entry["first_failed"]), "next_retry": iso_utc(entry["next_retry"])}
+                       for sid, entry in sorted(self.escrowed("user").items())],
+            "quarantine": self._quarantine(),
             "snapshot": {
                 "users": self._read("SELECT count(*) FROM source_users")[0][0],
                 "target_known": self._read(
@@ -161,6 +163,13 @@ class State(MetaStore, LinkStore, SnapshotStore, DeltaLinkStore, RunHistory,
                 "trusted": self.get_meta("snapshot") is not None,
             },
         }
+
+    def _quarantine(self) -> dict[str, Any] | None:
+        """The stored quarantine, its times as ISO 8601 (None: not quarantined)."""
+        info = json.loads(self.get_meta("quarantine") or "null")
+        if info and isinstance(info.get("last_probe"), int | float):
+            info["last_probe"] = iso_utc(info["last_probe"])
+        return info if info else None
 
     def reset(self, forget_links: bool = False) -> None:
         """Entra's "restart": clear the watermark (delta links), escrow and settings digests;

@@ -37,6 +37,7 @@ def evaluate_expression(expression: str, attrs: Sequence[str], user_file: str | 
     user: dict[str, Any] = {}
     if user_file:
         user.update(trial.load_user_file(user_file))
+    trial.check_source_names(expression, [a.partition("=")[0] for a in attrs], user)
     if upn:
         if config is None:
             raise ConfigError("--from-graph needs the configuration")
@@ -74,7 +75,7 @@ def _optional_config(config_path: str | None, load: Callable[[], Config],
         find_config(config_path)
     except ConfigError:
         if not offline and config_path:
-            raise
+            return load()  # the caller's loader names where the path came from
         return None
     return load()
 
