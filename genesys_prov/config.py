@@ -12,7 +12,7 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -217,9 +217,31 @@ def read_text(path: Path, error: type[ConfigError] = ConfigError, what: str = ""
                     f"at line {line}, column {column}); save it as UTF-8") from None
 
 
+class _WithoutSecrets(Mapping[str, str]):
+    """The environment with every ``${VAR}`` defined: an unset variable reads as the
+    placeholder ``<unset VAR>`` (for offline checks, which need no secret)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        return self._environ.get(name, f"<unset {name}>")
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
+
+
 def load_config(path: str | os.PathLike[str] | None = None,
-                origin: str | None = None) -> Config:
+                origin: str | None = None, secrets: bool = True) -> Config:
     """Find, read and validate the configuration (``origin``: see :func:`find_config`).
+    ``secrets=False`` reads it for offline work (``mapping validate --offline``): an unset
+    ``${VAR}`` is not an error then, and the value it stands for must not be used.
 
     Example::
 
@@ -228,7 +250,8 @@ def load_config(path: str | os.PathLike[str] | None = None,
     """
     cfg_path = find_config(path, origin)
     text = read_text(cfg_path)
-    return parse_config(text, base_dir=cfg_path.parent, path=cfg_path)
+    environ = None if secrets else _WithoutSecrets(os.environ)
+    return parse_config(text, base_dir=cfg_path.parent, path=cfg_path, environ=environ)
 
 
 def parse_config(

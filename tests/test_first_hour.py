@@ -359,3 +359,22 @@ def test_sync_report_names_the_files(sandbox: Sandbox, tmp_path: Path) -> None:
     md.unlink()
     result = run_cli("--config", cfg, "sync", "--dry-run", "--quiet", "--report", str(md))
     assert result.exit_code == 0 and md.is_file() and "Wrote" not in result.stderr
+
+
+def test_mapping_validate_offline_needs_no_secret(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after `init`, before any secret is exported, `mapping validate --offline` works
+    (it reads only the mappings path and the flavor); online it still names the variable."""
+    monkeypatch.delenv("GRAPH_CLIENT_SECRET", raising=False)
+    monkeypatch.delenv("GENESYS_TOKEN", raising=False)
+    made = run_cli("init", "--dir", str(tmp_path), "--tenant-id", "contoso.onmicrosoft.com",
+                   "--client-id", "11111111-2222-3333-4444-555555555555", "--target-url",
+                   "https://api.mypurecloud.ie/api/v2/scim/v2", "--scope", "all", "--no-check")
+    assert made.exit_code == 0, made.stderr
+    config = str(tmp_path / "genesys-prov.yaml")
+    offline = run_cli("--config", config, "mapping", "validate", "--offline")
+    assert offline.exit_code == 0, offline.stderr
+    assert "0 error(s)" in offline.stdout
+    online = run_cli("--config", config, "mapping", "validate")
+    assert online.exit_code == 2
+    assert "GRAPH_CLIENT_SECRET is not set" in online.stderr

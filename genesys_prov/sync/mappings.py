@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from genesys_prov.config import Config, find_config, read_text
+from genesys_prov.config import Config, find_config, load_config, read_text
 from genesys_prov.errors import ConfigError, MappingError
 from genesys_prov.mapping import entra_import, expressions, trial, validation
 from genesys_prov.mapping.mappings_file import load_mappings
@@ -77,7 +77,8 @@ def _optional_config(config_path: str | None, load: Callable[[], Config],
         if not offline and config_path:
             return load()  # the caller's loader names where the path came from
         return None
-    return load()
+    # offline, only the mappings path and the flavor are read: no secret is needed
+    return load_config(config_path, secrets=False) if offline else load()
 
 
 def validate_mappings_file(mappings_path: str | None, offline: bool, config_path: str | None,
