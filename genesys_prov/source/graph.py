@@ -364,3 +364,20 @@ class GraphReader:
         params = {"$top": str(MAX_TOP)}
         return self._objects(f"/servicePrincipals/{service_principal_id}/appRoleAssignedTo",
                              params, "an assignment")
+
+    def default_domain(self) -> str:
+        """The tenant's default verified domain (what ``DefaultDomain()`` returns): one
+        ``GET /organization?$select=verifiedDomains``, the domain with ``isDefault`` true.
+        Needs Organization.Read.All (or Directory.Read.All). No default domain is a
+        :class:`SourceError`, as Entra fails DefaultDomain() then."""
+        body = self.get("/organization", {"$select": "verifiedDomains"})
+        orgs = body.get("value")
+        for org in orgs if isinstance(orgs, list) else []:
+            domains = org.get("verifiedDomains") if isinstance(org, dict) else None
+            for domain in domains if isinstance(domains, list) else []:
+                name = domain.get("name") if isinstance(domain, dict) else None
+                if domain.get("isDefault") is True and isinstance(name, str) and name:
+                    return name
+        raise SourceError("Graph: the tenant has no default verified domain "
+                          "(GET /organization?$select=verifiedDomains), which DefaultDomain() "
+                          "needs")
