@@ -370,7 +370,11 @@ class GraphReader:
         ``GET /organization?$select=verifiedDomains``, the domain with ``isDefault`` true.
         Needs Organization.Read.All (or Directory.Read.All). No default domain is a
         :class:`SourceError`, as Entra fails DefaultDomain() then."""
-        body = self.get("/organization", {"$select": "verifiedDomains"})
+        try:
+            body = self.get("/organization", {"$select": "verifiedDomains"})
+        except AuthError as exc:
+            raise AuthError(f"{exc} (DefaultDomain() in the mappings needs the application "
+                            "permission Organization.Read.All or Directory.Read.All)") from exc
         orgs = body.get("value")
         for org in orgs if isinstance(orgs, list) else []:
             domains = org.get("verifiedDomains") if isinstance(org, dict) else None
