@@ -6,7 +6,7 @@ AppRoleAssignmentsComplex), then the edges (null, empty, multi-valued, wrong typ
 from __future__ import annotations
 
 import pickle
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import given
@@ -224,3 +224,63 @@ class TestCatalog:
                      'NormalizeDiacriticsByCulture([a], "de-DE")'):
             with pytest.raises(ExpressionError, match="unknown function"):
                 parse(text)
+
+
+class TestMappingsCarryTheDomain:
+    """The evaluation context: Mappings.with_default_domain() feeds every evaluation."""
+
+    TEXT = (
+        "user:\n"
+        "  - {target: userName, source: userPrincipalName, match: 1}\n"
+        "  - {target: title, expression: 'Join(\"@\", [mailNickname], DefaultDomain())'}\n"
+        "  - {target: nickName, expression: 'SelectUniqueValue(Join(\"@\", [givenName], "
+        "DefaultDomain()))', apply: on_create}\n"
+        "group:\n"
+        "  - {target: displayName, expression: 'Join(\" / \", [displayName], DefaultDomain())',"
+        " match: 1}\n"
+    )
+    USER: ClassVar[dict[str, Any]] = {"id": "1", "userPrincipalName": "ada@x.com",
+                                      "mailNickname": "ada",
+                                      "givenName": "Ada", "accountEnabled": True}
+
+    def mappings(self) -> Any:
+        from genesys_prov.mapping.mappings_file import parse_mappings
+        return parse_mappings(self.TEXT, where="test")
+
+    def test_uses_default_domain(self) -> None:
+        from genesys_prov.mapping.mappings_file import default_mappings_text, parse_mappings
+        assert self.mappings().uses_default_domain
+        assert not parse_mappings(default_mappings_text(), where="d").uses_default_domain
+
+    def test_every_evaluation_sees_it(self) -> None:
+        from genesys_prov.mapping.desired import desired_group, desired_user, evaluate
+        bound = self.mappings().with_default_domain("contoso.com")
+        desired = desired_user(self.USER, bound)
+        assert desired.error is None
+        assert desired.values["title"] == "ada@contoso.com"
+        assert desired.unique["nickName"] == ["Ada@contoso.com"]
+        out_of_scope = desired_user(self.USER, bound, in_scope=False)
+        assert out_of_scope.values["title"] == "ada@contoso.com"
+        group = desired_group({"id": "g", "displayName": "Sales"}, bound)
+        assert group.values["displayName"] == "Sales / contoso.com"
+        title = next(m for m in bound.user if m.target == "title")
+        assert evaluate(title, self.USER, True, bound.default_domain) == "ada@contoso.com"
+
+    def test_unbound_mappings_fail_the_user_with_the_reason(self) -> None:
+        from genesys_prov.mapping.desired import desired_user
+        desired = desired_user(self.USER, self.mappings())
+        assert desired.error is not None
+        assert "DefaultDomain: the tenant's default verified domain is not known" in (
+            desired.error)
+
+    def test_binding_is_a_new_value_and_the_file_is_unchanged(self) -> None:
+        mappings = self.mappings()
+        bound = mappings.with_default_domain("contoso.com")
+        assert mappings.default_domain is None and bound.default_domain == "contoso.com"
+        assert bound.digest == mappings.digest  # the settings digest ignores the tenant
+
+    def test_a_directory_attribute_cannot_pose_as_the_domain(self) -> None:
+        from genesys_prov.mapping.desired import desired_user
+        user = {**self.USER, DEFAULT_DOMAIN: "evil.example"}
+        bound = self.mappings().with_default_domain("contoso.com")
+        assert desired_user(user, bound).values["title"] == "ada@contoso.com"
