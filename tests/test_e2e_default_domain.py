@@ -144,3 +144,20 @@ def test_mapping_test_reads_the_domain_from_graph_or_takes_it_offline(
     missing = run_cli("mapping", "test", TITLE, "--attr", "displayName=Ada")
     assert missing.exit_code != 0
     assert "DefaultDomain=DOMAIN" in missing.stderr
+
+
+def test_provision_creates_the_user_with_the_domain(sandbox: Sandbox, tmp_path: Path) -> None:
+    cfg = configure(sandbox, tmp_path)
+    held = {u["userName"].lower() for u in sandbox.genesys.users.values()}
+    sales = next(g for g in sandbox.graph.groups if g["displayName"] == "Sales Agents")
+    by_id = {u["id"]: u for u in sandbox.graph.users}
+    user = next(by_id[m] for m in sales["members"] if m in by_id
+                and by_id[m].get("accountEnabled", True)
+                and by_id[m]["userPrincipalName"].lower() not in held)
+    result = run_cli("--config", cfg, "provision", user["userPrincipalName"], "--output",
+                     "json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    created = next(u for u in sandbox.genesys.users.values()
+                   if u["userName"].lower() == user["userPrincipalName"].lower())
+    assert created["title"] == f"{user['displayName']} @ {DOMAIN}"
+    assert sandbox.graph.counts[ORG] == 1
