@@ -377,10 +377,11 @@ def test_expression_error_is_a_mapping_error_with_usage_exit_code() -> None:
 
 
 SPEC_FUNCTIONS = [
-    "Append", "BitAnd", "CBool", "CDate", "CStr", "Coalesce", "ConvertToBase64",
-    "ConvertToUTF8Hex", "Count", "DateAdd", "DateDiff", "DateFromNum", "FormatDateTime", "Guid",
+    "Append", "AppRoleAssignmentsComplex", "BitAnd", "CBool", "CDate", "CStr", "Coalesce",
+    "ConvertToBase64", "ConvertToUTF8Hex", "Count", "DateAdd", "DateDiff", "DateFromNum",
+    "DefaultDomain", "FormatDateTime", "Guid",
     "IIF", "IgnoreFlowIfNullOrEmpty", "InStr", "IsNull", "IsNullOrEmpty", "IsPresent",
-    "IsString", "Item", "Join", "Left", "Mid", "NormalizeDiacritics", "Not", "Now",
+    "IsString", "Item", "Join", "Left", "Len", "Mid", "NormalizeDiacritics", "Not", "Now",
     "NumFromDate", "PCase", "RandomString", "Redact", "RemoveDuplicates", "Replace",
     "SelectUniqueValue", "SingleAppRoleAssignment", "Split", "StripSpaces", "Switch",
     "ToLower", "ToUpper", "Word",

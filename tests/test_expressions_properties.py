@@ -26,7 +26,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from genesys_prov.errors import EvaluationError, ExpressionError
-from genesys_prov.mapping.expressions import IGNORE, MAX_LENGTH, Expression, function_names, parse
+from genesys_prov.mapping.expressions import (
+    DEFAULT_DOMAIN,
+    IGNORE,
+    MAX_LENGTH,
+    Expression,
+    function_names,
+    parse,
+)
 
 COMMON: dict[str, Any] = {
     "deadline": None,
@@ -66,12 +73,19 @@ def run(text: str, **attributes: Any) -> Any:
 
 
 def is_result(value: Any) -> bool:
-    """A value ``evaluate`` may return: None, str, int, bool, a list of scalars or IGNORE."""
+    """A value ``evaluate`` may return: None, str, int, bool, a list of scalars or of
+    AppRoleAssignmentsComplex's role objects, or IGNORE."""
     if value is None or value is IGNORE or isinstance(value, str | int | bool):
         return True
     return isinstance(value, list) and all(
-        item is None or isinstance(item, str | int | bool) for item in value
+        item is None or isinstance(item, str | int | bool) or is_role(item) for item in value
     )
+
+
+def is_role(item: Any) -> bool:
+    """One role object of AppRoleAssignmentsComplex."""
+    return isinstance(item, dict) and set(item) == {"primary", "type", "display", "value"} \
+        and item["primary"] is False and item["display"] == item["value"] != ""
 
 
 def check_evaluation(expression: Expression, lookup: Callable[[str], Any], **kw: Any) -> None:
@@ -335,6 +349,7 @@ def build_switch(draw: st.DrawFn, depth: int) -> list[Gen | None]:
 
 BUILDERS: dict[str, Builder] = {
     "Append": fixed(2),
+    "AppRoleAssignmentsComplex": fixed(1),
     "BitAnd": fixed(2),
     "CBool": build_cbool,
     "CDate": fixed(1),
@@ -346,6 +361,7 @@ BUILDERS: dict[str, Builder] = {
     "DateAdd": build_date_math,
     "DateDiff": build_date_math,
     "DateFromNum": fixed(1),
+    "DefaultDomain": fixed(0),
     "FormatDateTime": build_formatdatetime,
     "Guid": fixed(0),
     "IgnoreFlowIfNullOrEmpty": fixed(1),
@@ -358,6 +374,7 @@ BUILDERS: dict[str, Builder] = {
     "Item": fixed(2),
     "Join": ranged(2, 4),
     "Left": fixed(2),
+    "Len": fixed(1),
     "Mid": fixed(3),
     "NormalizeDiacritics": fixed(1),
     "Not": fixed(1),
@@ -482,6 +499,8 @@ def test_well_formed_expressions_parse_and_evaluate(gen: Gen, data: st.DataObjec
     asked: set[str] = set()
 
     def lookup(name: str) -> Any:
+        if name == DEFAULT_DOMAIN:  # DefaultDomain(): the tenant's, not an attribute
+            return "contoso.com"
         asked.add(name)
         return values[name]
 

@@ -40,15 +40,33 @@ class DesiredUser:
     warnings: list[str] = field(default_factory=list)  # sent anyway, but worth a look
 
 
-def evaluate(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool = True) -> Any:
-    """The value a mapping produces for one directory object (may be None or IGNORE).
+def source_lookup(obj: dict[str, Any], in_scope: bool = True,
+                  default_domain: str | None = None) -> expressions.Lookup:
+    """The lookup expressions read for one directory object: its source attributes
+    (``IsSoftDeleted`` is also true out of scope, Entra's definition), and the tenant's
+    default domain under :data:`~genesys_prov.mapping.expressions.DEFAULT_DOMAIN` (what
+    ``DefaultDomain()`` asks for) when it is known."""
+    if in_scope and default_domain is None:
+        return functools.partial(read_source, obj)
+    reserved = expressions.DEFAULT_DOMAIN
 
-    ``IsSoftDeleted`` is also true for a user who is out of scope (Entra's definition)."""
     def lookup(name: str) -> Any:
         if name == "IsSoftDeleted" and not in_scope:
             return True
-        return read_source(user, name)
+        if name == reserved and default_domain is not None:
+            return default_domain
+        return read_source(obj, name)
 
+    return lookup
+
+
+def evaluate(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool = True,
+             default_domain: str | None = None) -> Any:
+    """The value a mapping produces for one directory object (may be None or IGNORE).
+
+    ``IsSoftDeleted`` is also true for a user who is out of scope (Entra's definition);
+    ``DefaultDomain()`` is ``default_domain``."""
+    lookup = source_lookup(user, in_scope, default_domain)
     if mapping.expression is not None:
         return mapping.expression.evaluate(lookup)
     if mapping.source is not None:
@@ -56,7 +74,8 @@ def evaluate(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool = T
     return mapping.constant
 
 
-def _candidates(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool) -> list[Any]:
+def _candidates(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool,
+                default_domain: str | None = None) -> list[Any]:
     """Every non-empty candidate of a SelectUniqueValue mapping, in order (the planner picks
     the first one the target does not hold)."""
     assert mapping.expression is not None
@@ -66,9 +85,7 @@ def _candidates(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool)
         seen.append(scimpath.coerce(mapping.path, value))
         return True  # "taken": makes the evaluator offer the next candidate
 
-    def lookup(name: str) -> Any:
-        return True if name == "IsSoftDeleted" and not in_scope else read_source(user, name)
-
+    lookup = source_lookup(user, in_scope, default_domain)
     try:
         mapping.expression.evaluate(lookup, is_taken=record)
     except EvaluationError:
@@ -77,10 +94,11 @@ def _candidates(mapping: AttributeMapping, user: dict[str, Any], in_scope: bool)
     return seen
 
 
-def _mapped(mapping: AttributeMapping, obj: dict[str, Any], in_scope: bool = True) -> Any:
+def _mapped(mapping: AttributeMapping, obj: dict[str, Any], in_scope: bool = True,
+            default_domain: str | None = None) -> Any:
     """The mapping's value coerced to the target type (IGNORE passes through); raises
     EvaluationError or ValueError for this object."""
-    value = evaluate(mapping, obj, in_scope)
+    value = evaluate(mapping, obj, in_scope, default_domain)
     return value if value is expressions.IGNORE else scimpath.coerce(mapping.path, value)
 
 
@@ -148,6 +166,7 @@ class UserProgram:
             for m in mappings.user if not m.is_reference)
         self.match_targets = tuple(m.target for m in mappings.user_match)
         self.has_manager = mappings.manager_mapping is not None
+        self.default_domain = mappings.default_domain
 
 
 _PROGRAMS: dict[int, tuple[Mappings, UserProgram]] = {}
@@ -168,13 +187,6 @@ def user_program(mappings: Mappings) -> UserProgram:
     return program
 
 
-def _lookup(user: dict[str, Any], in_scope: bool) -> expressions.Lookup:
-    """The source lookup expressions read: ``IsSoftDeleted`` is also true out of scope."""
-    if in_scope:
-        return functools.partial(read_source, user)
-    return lambda name: True if name == "IsSoftDeleted" else read_source(user, name)
-
-
 def desired_user(user: dict[str, Any], mappings: Mappings, in_scope: bool = True,
                  scope_reason: str | None = None) -> DesiredUser:
     """Apply the user mappings to one Graph user (their compiled :func:`user_program`).
@@ -190,13 +202,14 @@ def desired_user(user: dict[str, Any], mappings: Mappings, in_scope: bool = True
                           active=not soft, in_scope=in_scope, scope_reason=scope_reason)
     if program.has_manager:
         desired.manager = manager_id(user)
-    lookup = _lookup(user, in_scope)
+    lookup = source_lookup(user, in_scope, program.default_domain)
     values, create_only = desired.values, desired.create_only
     redacted = set()
     for step in program.steps:
         try:
             if step.unique:
-                desired.unique[step.target] = _candidates(step.mapping, user, in_scope)
+                desired.unique[step.target] = _candidates(step.mapping, user, in_scope,
+                                                          program.default_domain)
                 continue
             value = step.value(user, lookup)
         except (EvaluationError, ValueError) as exc:
@@ -243,7 +256,7 @@ def desired_group(group: dict[str, Any], mappings: Mappings,
         if m.is_reference:
             continue
         try:
-            value = _mapped(m, group)
+            value = _mapped(m, group, default_domain=mappings.default_domain)
         except (EvaluationError, ValueError) as exc:
             desired.error = f"group mapping {m.target!r}: {exc}"
             return desired

@@ -10,6 +10,7 @@ is null), ``apply: always | on_create`` and ``match`` (matching precedence, 1 fi
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 from collections.abc import Callable, Iterable
@@ -103,6 +104,19 @@ class Mappings:
     path: Path | None = None
     user_scope: ScopeFilter = field(default_factory=ScopeFilter)
     group_scope: ScopeFilter = field(default_factory=ScopeFilter)
+    #: The tenant's default verified domain, what ``DefaultDomain()`` returns; a run whose
+    #: mappings use it fills it once (:meth:`with_default_domain`), never per user.
+    default_domain: str | None = None
+
+    @property
+    def uses_default_domain(self) -> bool:
+        """True when a user or group mapping's expression calls ``DefaultDomain()``."""
+        return any(m.expression is not None and m.expression.uses_default_domain
+                   for m in (*self.user, *self.group))
+
+    def with_default_domain(self, domain: str | None) -> Mappings:
+        """These mappings evaluated in a tenant whose default verified domain is ``domain``."""
+        return dataclasses.replace(self, default_domain=domain)
 
     @property
     def manager_mapping(self) -> AttributeMapping | None:

@@ -103,6 +103,8 @@ def try_expression(text: str, user: dict[str, Any]) -> ExpressionResult:
     """Evaluate ``text`` (an Entra expression, or a bare ``[attribute]``) against a user's
     source attributes. Entra and Graph names both resolve; an attribute given explicitly
     wins over a computed one (so ``IsSoftDeleted=True`` can be tested directly).
+    ``DefaultDomain()`` reads ``user["DefaultDomain"]`` (``--attr DefaultDomain=contoso.com``
+    offline): the tenant's default domain is no attribute of the user, so it is given here.
 
     Example::
 

@@ -392,6 +392,27 @@ class GraphReader:
         with _needs_sync_permission():
             return self.get(path)
 
+    def default_domain(self) -> str:
+        """The tenant's default verified domain (what ``DefaultDomain()`` returns): one
+        ``GET /organization?$select=verifiedDomains``, the domain with ``isDefault`` true.
+        Needs Organization.Read.All (or Directory.Read.All). No default domain is a
+        :class:`SourceError`, as Entra fails DefaultDomain() then."""
+        try:
+            body = self.get("/organization", {"$select": "verifiedDomains"})
+        except AuthError as exc:
+            raise AuthError(f"{exc} (DefaultDomain() in the mappings needs the application "
+                            "permission Organization.Read.All or Directory.Read.All)") from exc
+        orgs = body.get("value")
+        for org in orgs if isinstance(orgs, list) else []:
+            domains = org.get("verifiedDomains") if isinstance(org, dict) else None
+            for domain in domains if isinstance(domains, list) else []:
+                name = domain.get("name") if isinstance(domain, dict) else None
+                if domain.get("isDefault") is True and isinstance(name, str) and name:
+                    return name
+        raise SourceError("Graph: the tenant has no default verified domain "
+                          "(GET /organization?$select=verifiedDomains), which DefaultDomain() "
+                          "needs")
+
 
 @contextlib.contextmanager
 def _needs_sync_permission() -> Iterator[None]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from genesys_prov.config import Config
 from genesys_prov.http import HttpClient, RateLimiter, make_session
+from genesys_prov.mapping.mappings import Mappings
 from genesys_prov.source.graph import GraphReader
 from genesys_prov.target.scim import ScimClient
 
@@ -43,3 +44,14 @@ def connect(config: Config) -> Connections:
                            timeout=config.target.timeout)
     return Connections(GraphReader(config.source, graph_http),
                        ScimClient(config.target, scim_http), graph_http, scim_http)
+
+
+def tenant_mappings(mappings: Mappings, conn: Connections) -> Mappings:
+    """``mappings`` with what they need from the tenant, read once per run: the default
+    verified domain when a mapping calls ``DefaultDomain()`` (one Graph request, none
+    otherwise or when it is already known)."""
+    if not mappings.uses_default_domain or mappings.default_domain is not None:
+        return mappings
+    domain = conn.graph.default_domain()
+    log.info("the tenant's default verified domain (DefaultDomain()): %s", domain)
+    return mappings.with_default_domain(domain)

@@ -19,7 +19,7 @@ from genesys_prov.mapping.mappings import ENTRA_ALIASES, Mappings
 from genesys_prov.mapping.mappings_file import load_mappings
 from genesys_prov.plan.model import REDACT_MARK, Plan
 from genesys_prov.state.db import State
-from genesys_prov.sync.connections import Connections, connect
+from genesys_prov.sync.connections import Connections, connect, tenant_mappings
 from genesys_prov.sync.inputs import read_one_user
 
 
@@ -55,6 +55,7 @@ def investigate(config: Config, who: str) -> Investigation:
     """Read one user from both sides and plan it alone (no write)."""
     mappings = load_mappings(config.mappings_path)
     conn = connect(config)
+    mappings = tenant_mappings(mappings, conn)
     with State.open(config.state_dir) as state:
         links = state.links("user")
     reading = read_one_user(config, mappings, conn, who, links)
@@ -95,7 +96,8 @@ def _mapped_values(mappings: Mappings, user: dict[str, Any],
             entry["note"] = "a reference: resolved to the target id of that user"
         else:
             try:
-                entry["value"] = _show(evaluate(m, user, in_scope), m.redacted)
+                entry["value"] = _show(evaluate(m, user, in_scope, mappings.default_domain),
+                                       m.redacted)
             except Exception as exc:
                 entry["error"] = str(exc)
         values.append(entry)

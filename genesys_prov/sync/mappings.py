@@ -28,23 +28,28 @@ def evaluate_expression(expression: str, attrs: Sequence[str], user_file: str | 
     """Evaluate one expression for a user whose attributes come from ``user_file``, then
     Microsoft Graph (``upn``, with the configuration ``config()`` loads), then ``attrs``
     (``NAME=VALUE``; later ones win). A syntax error raises before any request.
+    ``DefaultDomain()`` is ``--attr DefaultDomain=DOMAIN`` when given, else (with
+    ``upn``) the tenant's, read from Graph.
 
     Example::
 
         evaluate_expression("ToLower([userPrincipalName])", ["userPrincipalName=A@B.com"])
     """
-    expressions.parse(expression)
+    parsed = expressions.parse(expression)
     user: dict[str, Any] = {}
     if user_file:
         user.update(trial.load_user_file(user_file))
     trial.check_source_names(expression, [a.partition("=")[0] for a in attrs], user)
+    given = trial.parse_attr_options(attrs)
     if upn:
         if config is None:
             raise ConfigError("--from-graph needs the configuration")
         conn = connect(config())
         user.update(conn.graph.get(trial.graph_user_path(upn),
                                    {"$select": ",".join(trial.graph_select_for(expression))}))
-    user.update(trial.parse_attr_options(attrs))
+        if parsed.uses_default_domain and expressions.DEFAULT_DOMAIN not in given:
+            user[expressions.DEFAULT_DOMAIN] = conn.graph.default_domain()
+    user.update(given)
     return trial.try_expression(expression, user)
 
 

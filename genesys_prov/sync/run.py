@@ -23,7 +23,7 @@ from genesys_prov.report import check_output_path
 from genesys_prov.source.scope import Progress
 from genesys_prov.state.snapshot import SNAPSHOT_META
 from genesys_prov.sync.bookkeeping import Bookkeeper, applied_rows, keep_plan, plan_records
-from genesys_prov.sync.connections import Connections, connect
+from genesys_prov.sync.connections import Connections, connect, tenant_mappings
 from genesys_prov.sync.context import RunContext, fewer_full_collections, run_context
 from genesys_prov.sync.digests import settings_digest
 from genesys_prov.sync.incidents import (
@@ -68,6 +68,7 @@ def run_sync(config: Config, *, dry_run: bool = False, allow_deletions: bool = F
         left_quarantine = not dry_run and quarantine_gate(config, run.state, run.run_id,
                                                           clock())
         conn = connect(config)
+        run.mappings = tenant_mappings(run.mappings, conn)
         ask = Ask(settings_digest(config, mappings), {}, full, left_quarantine,
                   bool(plan_out), retry_now)
         check_target_schema(config, mappings, conn, run.state, ask.digest)

@@ -17,12 +17,19 @@ at "a null source leaves the target alone", since provisioning never sends nulls
 * most functions return null for a null source (``ToLower``, ``Mid``, ``Replace``, ``Not``,
   ``CStr``, ``CBool``, the date functions, ...);
 * ``Append`` treats one null side as ``""`` and is null only when both sides are null;
-* ``Left`` of null is ``""`` (documented by Entra); ``Count`` of null is ``0``;
+* ``Left`` of null is ``""`` (documented by Entra); ``Count`` and ``Len`` of null are ``0``
+  (``Len``'s is documented);
+* ``AppRoleAssignmentsComplex`` of no roles is null (not an empty list);
 * ``Join`` skips null / empty sources and returns ``""`` when nothing is left;
 * ``Coalesce`` skips null, ``""`` and empty lists and otherwise returns the last argument;
 * ``Switch`` returns the default for a null source;
 * comparisons never fail on null: ``=`` and ordering give ``False``, ``<>`` gives ``True``
   (Entra fails the whole object instead).
+
+``DefaultDomain()`` is the one function that reads the evaluation context: it asks the
+lookup for :data:`DEFAULT_DOMAIN`, which the caller fills with the tenant's default verified
+domain (:meth:`Expression.functions` tells whether an expression needs it). Without one it
+is an error, as in Entra.
 
 Date-time values travel as text in Entra's display form ``M/d/yyyy h:mm:ss tt`` (UTC), which
 every date function also reads back, together with ISO-8601 and generalized time
@@ -46,6 +53,7 @@ from genesys_prov.mapping.expressions.base import _MAX_HEX_DIGITS as _MAX_HEX_DI
 from genesys_prov.mapping.expressions.base import _MAX_INT_DIGITS as _MAX_INT_DIGITS
 from genesys_prov.mapping.expressions.base import _RUNTIME_ERRORS as _RUNTIME_ERRORS
 from genesys_prov.mapping.expressions.base import _SHOW_LIMIT as _SHOW_LIMIT
+from genesys_prov.mapping.expressions.base import DEFAULT_DOMAIN as DEFAULT_DOMAIN
 from genesys_prov.mapping.expressions.base import IGNORE as IGNORE
 from genesys_prov.mapping.expressions.base import MAX_LENGTH as MAX_LENGTH
 from genesys_prov.mapping.expressions.base import Lookup as Lookup
@@ -53,6 +61,9 @@ from genesys_prov.mapping.expressions.base import _Eval as _Eval
 from genesys_prov.mapping.expressions.base import _IgnoreType as _IgnoreType
 from genesys_prov.mapping.expressions.builders import _attr as _attr
 from genesys_prov.mapping.expressions.builders import _build_coalesce as _build_coalesce
+from genesys_prov.mapping.expressions.builders import (
+    _build_default_domain as _build_default_domain,
+)
 from genesys_prov.mapping.expressions.builders import _build_iif as _build_iif
 from genesys_prov.mapping.expressions.builders import _build_select_unique as _build_select_unique
 from genesys_prov.mapping.expressions.builders import _build_switch as _build_switch
@@ -117,10 +128,14 @@ from genesys_prov.mapping.expressions.functions import _CULTURE_RE as _CULTURE_R
 from genesys_prov.mapping.expressions.functions import _DIACRITIC_SPECIALS as _DIACRITIC_SPECIALS
 from genesys_prov.mapping.expressions.functions import _DIACRITICS as _DIACRITICS
 from genesys_prov.mapping.expressions.functions import _SPECIAL_CHARS as _SPECIAL_CHARS
+from genesys_prov.mapping.expressions.functions import APP_ROLE_TYPE as APP_ROLE_TYPE
 from genesys_prov.mapping.expressions.functions import _caseless as _caseless
 from genesys_prov.mapping.expressions.functions import _compare_mode as _compare_mode
 from genesys_prov.mapping.expressions.functions import _DiacriticTable as _DiacriticTable
 from genesys_prov.mapping.expressions.functions import _fn_append as _fn_append
+from genesys_prov.mapping.expressions.functions import (
+    _fn_approles_complex as _fn_approles_complex,
+)
 from genesys_prov.mapping.expressions.functions import _fn_base64 as _fn_base64
 from genesys_prov.mapping.expressions.functions import _fn_bitand as _fn_bitand
 from genesys_prov.mapping.expressions.functions import _fn_cbool as _fn_cbool
@@ -141,6 +156,7 @@ from genesys_prov.mapping.expressions.functions import _fn_isstring as _fn_isstr
 from genesys_prov.mapping.expressions.functions import _fn_item as _fn_item
 from genesys_prov.mapping.expressions.functions import _fn_join as _fn_join
 from genesys_prov.mapping.expressions.functions import _fn_left as _fn_left
+from genesys_prov.mapping.expressions.functions import _fn_len as _fn_len
 from genesys_prov.mapping.expressions.functions import _fn_mid as _fn_mid
 from genesys_prov.mapping.expressions.functions import _fn_normalize as _fn_normalize
 from genesys_prov.mapping.expressions.functions import _fn_not as _fn_not
@@ -205,4 +221,5 @@ from genesys_prov.mapping.expressions.values import _req_text as _req_text
 from genesys_prov.mapping.expressions.values import _show as _show
 from genesys_prov.mapping.expressions.values import _text as _text
 
-__all__ = ["IGNORE", "MAX_LENGTH", "Expression", "function_names", "parse"]
+__all__ = ["APP_ROLE_TYPE", "DEFAULT_DOMAIN", "IGNORE", "MAX_LENGTH", "Expression",
+           "function_names", "parse"]

@@ -43,6 +43,11 @@ class _IgnoreType:
 IGNORE: Final = _IgnoreType()
 """Returned by ``IgnoreFlowIfNullOrEmpty`` for a null or empty value: drop the attribute."""
 
+DEFAULT_DOMAIN: Final = "DefaultDomain"
+"""The lookup name ``DefaultDomain()`` asks for: the tenant's default verified domain. It is
+not a source attribute; whoever evaluates fills it from the tenant (the caller of
+:meth:`~genesys_prov.mapping.expressions.Expression.evaluate`, never a global)."""
+
 Lookup: TypeAlias = Callable[[str], Any]
 _Eval: TypeAlias = Callable[[Lookup], Any]
 

@@ -1,5 +1,6 @@
-"""Evaluation closures: constants, attribute reads, eager function calls and the functions
-that evaluate their arguments lazily (Coalesce, IIF, Switch, SelectUniqueValue)."""
+"""Evaluation closures: constants, attribute reads, eager function calls, the functions
+that evaluate their arguments lazily (Coalesce, IIF, Switch, SelectUniqueValue) and the one
+that reads the evaluation context (DefaultDomain)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from genesys_prov.errors import EvaluationError
-from genesys_prov.mapping.expressions.base import _RUNTIME_ERRORS, Lookup, _Eval
+from genesys_prov.mapping.expressions.base import _RUNTIME_ERRORS, DEFAULT_DOMAIN, Lookup, _Eval
 from genesys_prov.mapping.expressions.syntax import _Call, _Literal
-from genesys_prov.mapping.expressions.values import _bool, _is_empty, _text
+from genesys_prov.mapping.expressions.values import _bool, _is_empty, _show, _text
 
 
 def _const(value: Any) -> _Eval:
@@ -133,3 +134,23 @@ def _build_select_unique(node: _Call, args: list[_Eval]) -> _Eval:
         return None
 
     return first_present
+
+
+def _build_default_domain(node: _Call, args: list[_Eval]) -> _Eval:
+    """``DefaultDomain()``: the tenant's default verified domain, asked of the lookup under
+    :data:`DEFAULT_DOMAIN` (the caller fills it from the tenant). Like Entra, no known
+    default domain is an error, not a null."""
+
+    def default_domain(lookup: Lookup) -> str:
+        value = lookup(DEFAULT_DOMAIN)
+        if isinstance(value, str) and value:
+            return value
+        if value is None or value == "":
+            raise EvaluationError(
+                "DefaultDomain: the tenant's default verified domain is not known "
+                "(it is read from Microsoft Graph's /organization when a run's mappings use "
+                f"it; `mapping test` takes it as --attr {DEFAULT_DOMAIN}=DOMAIN)"
+            )
+        raise EvaluationError(f"DefaultDomain: expected a domain name, got {_show(value)}")
+
+    return default_domain

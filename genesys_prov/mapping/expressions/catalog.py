@@ -7,6 +7,7 @@ from typing import Final
 
 from genesys_prov.mapping.expressions.builders import (
     _build_coalesce,
+    _build_default_domain,
     _build_iif,
     _build_select_unique,
     _build_switch,
@@ -20,6 +21,7 @@ from genesys_prov.mapping.expressions.checks import (
 )
 from genesys_prov.mapping.expressions.functions import (
     _fn_append,
+    _fn_approles_complex,
     _fn_base64,
     _fn_bitand,
     _fn_cbool,
@@ -40,6 +42,7 @@ from genesys_prov.mapping.expressions.functions import (
     _fn_item,
     _fn_join,
     _fn_left,
+    _fn_len,
     _fn_mid,
     _fn_normalize,
     _fn_not,
@@ -62,6 +65,7 @@ from genesys_prov.mapping.expressions.syntax import _Function
 
 _FUNCTIONS: Final[dict[str, _Function]] = {
     "Append": _Function(2, 2, _fn_append),
+    "AppRoleAssignmentsComplex": _Function(1, 1, _fn_approles_complex),
     "BitAnd": _Function(2, 2, _fn_bitand),
     "CBool": _Function(1, 1, _fn_cbool),
     "CDate": _Function(1, 1, _fn_cdate),
@@ -73,6 +77,7 @@ _FUNCTIONS: Final[dict[str, _Function]] = {
     "DateAdd": _Function(3, 3, _fn_dateadd, check=_check_interval),
     "DateDiff": _Function(3, 3, _fn_datediff, check=_check_interval),
     "DateFromNum": _Function(1, 1, _fn_datefromnum),
+    "DefaultDomain": _Function(0, 0, build=_build_default_domain),
     "FormatDateTime": _Function(3, 4, _fn_formatdatetime, check=_check_formatdatetime),
     "Guid": _Function(0, 0, _fn_guid),
     "IgnoreFlowIfNullOrEmpty": _Function(1, 1, _fn_ignore),
@@ -85,6 +90,7 @@ _FUNCTIONS: Final[dict[str, _Function]] = {
     "Item": _Function(2, 2, _fn_item),
     "Join": _Function(2, None, _fn_join),
     "Left": _Function(2, 2, _fn_left),
+    "Len": _Function(1, 1, _fn_len),
     "Mid": _Function(3, 3, _fn_mid),
     "NormalizeDiacritics": _Function(1, 1, _fn_normalize),
     "Not": _Function(1, 1, _fn_not),

@@ -20,7 +20,7 @@ class Expression:
     (callers then show ``[Redact]`` instead of the value, and evaluation errors hide details).
     """
 
-    __slots__ = ("_attributes", "_candidates", "_root", "redacted", "text")
+    __slots__ = ("_attributes", "_candidates", "_functions", "_root", "redacted", "text")
 
     text: str
     redacted: bool
@@ -28,16 +28,28 @@ class Expression:
     def __init__(
         self, text: str, root: _Eval, attributes: frozenset[str], redacted: bool,
         candidates: tuple[_Eval, ...] | None = None,
+        functions: frozenset[str] = frozenset(),
     ) -> None:
         self.text = text
         self.redacted = redacted
         self._root = root
         self._attributes = attributes
         self._candidates = candidates
+        self._functions = functions
 
     def attributes(self) -> frozenset[str]:
         """Every ``[attributeName]`` the expression references, spelled as written."""
         return self._attributes
+
+    def functions(self) -> frozenset[str]:
+        """Every function the expression calls, by name."""
+        return self._functions
+
+    @property
+    def uses_default_domain(self) -> bool:
+        """True when ``DefaultDomain()`` appears: the caller must put the tenant's default
+        domain in the lookup (under :data:`~genesys_prov.mapping.expressions.DEFAULT_DOMAIN`)."""
+        return "DefaultDomain" in self._functions
 
     @property
     def selects_unique(self) -> bool:
@@ -51,7 +63,10 @@ class Expression:
         """Evaluate for one object.
 
         ``lookup(name)`` returns the source value of ``[name]`` (None, str, int, bool or a
-        list of those). Returns None, str, int, bool, a list or :data:`IGNORE`. ``is_taken``
+        list of those), and :data:`~genesys_prov.mapping.expressions.DEFAULT_DOMAIN` the
+        tenant's default domain when :attr:`uses_default_domain`. Returns None, str, int,
+        bool, a list (of those, or of AppRoleAssignmentsComplex's role objects) or
+        :data:`IGNORE`. ``is_taken``
         is only used by a top-level ``SelectUniqueValue``: candidates are tried in order and
         the first non-empty one for which ``is_taken`` is False wins (without ``is_taken``,
         the first non-empty candidate). Raises :class:`EvaluationError` on run-time failures.
@@ -110,5 +125,6 @@ def parse(text: str) -> Expression:
     if isinstance(node, _Call) and node.name == "SelectUniqueValue":
         candidates = tuple(_compile(arg) for arg in node.args)
     return Expression(
-        text, _compile(node), frozenset(parser.attributes), parser.redacted, candidates
+        text, _compile(node), frozenset(parser.attributes), parser.redacted, candidates,
+        frozenset(parser.functions),
     )

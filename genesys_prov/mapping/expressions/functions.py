@@ -273,6 +273,13 @@ def _fn_left(value: Any, num_chars: Any) -> str:
     return text[:count]
 
 
+def _fn_len(value: Any) -> int:
+    """Characters in the string (a number counts its digits: ``Len(42568)`` is 5); null and
+    ``""`` are 0. Characters are counted as Left, Mid and InStr count them (code points)."""
+    text = _text(value, "Len", "string")
+    return 0 if text is None else len(text)
+
+
 def _fn_mid(source: Any, start: Any, length: Any) -> str | None:
     text = _text(source, "Mid", "source")
     begin = _req_int(start, "Mid", "start")
@@ -426,6 +433,28 @@ def _fn_singleapprole(value: Any) -> Any:
             f"SingleAppRoleAssignment: the user has {len(roles)} app roles, expected one"
         )
     return roles[0] if roles else None
+
+
+APP_ROLE_TYPE: Final = "WindowsAzureActiveDirectoryRole"
+
+
+def _fn_approles_complex(value: Any) -> list[dict[str, Any]] | None:
+    """Every app role the user is assigned, as the SCIM ``roles`` objects Entra sends:
+    ``{"primary": False, "type": "WindowsAzureActiveDirectoryRole", "display": name,
+    "value": name}`` (every role is sent with primary false), in assignment order, each
+    name once. Null, ``""``, an empty list or a list of empty names give null (not ``[]``):
+    a user without roles leaves the target's roles alone, as Entra's add-only PATCH does.
+    """
+    names = value if isinstance(value, list) else [value]
+    seen: dict[str, None] = {}
+    for item in names:
+        name = _text(item, "AppRoleAssignmentsComplex", "an app role")
+        if name:
+            seen.setdefault(name, None)
+    if not seen:
+        return None
+    return [{"primary": False, "type": APP_ROLE_TYPE, "display": name, "value": name}
+            for name in seen]
 
 
 def _fn_split(source: Any, delimiter: Any) -> list[str] | None:

@@ -66,6 +66,7 @@ class _Parser:
         self.lexer = _Lexer(text)
         self.token = self.lexer.next()
         self.attributes: set[str] = set()
+        self.functions: set[str] = set()
         self.redacted = False
 
     def error(self, message: str, pos: int) -> ExpressionError:
@@ -147,6 +148,7 @@ class _Parser:
                 "SelectUniqueValue must be the outermost function of the expression",
                 name_token.pos,
             )
+        self.functions.add(name)
         if name == "Redact":
             self.redacted = True
         open_paren = self.advance()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from genesys_prov.sandbox._http import Request, Response
+from genesys_prov.sandbox.directory.tenant import DOMAIN
 from genesys_prov.sandbox.graph.answers import JSON_TYPE, GraphError, Payload
 from genesys_prov.sandbox.graph.delta import DeltaQuery
 from genesys_prov.sandbox.graph.encoding import now_iso
@@ -21,6 +22,14 @@ from genesys_prov.sandbox.graph.users import UserResources
 
 class GraphApi(UserResources, GroupResources, SynchronizationResources, DeltaQuery):
     """The Graph app of the Graph emulator (:meth:`graph_app`)."""
+
+    #: The tenant's verified domains (``GET /organization``); a test may replace them.
+    verified_domains: tuple[dict[str, Any], ...] = (
+        {"name": DOMAIN, "isDefault": True, "isInitial": False, "type": "Managed",
+         "capabilities": "Email, OfficeCommunicationsOnline"},
+        {"name": "contoso.onmicrosoft.com", "isDefault": False, "isInitial": True,
+         "type": "Managed", "capabilities": "Email, OfficeCommunicationsOnline"},
+    )
 
     def graph_app(self, request: Request) -> Response:
         """The Graph API (``/v1.0``)."""
@@ -76,6 +85,8 @@ class GraphApi(UserResources, GroupResources, SynchronizationResources, DeltaQue
         groups_perm = ("GroupMember.Read.All", "Group.Read.All", "Directory.Read.All",
                        "Group.ReadWrite.All", "Directory.ReadWrite.All")
         apps_perm = ("Application.Read.All", "Directory.Read.All", "Application.ReadWrite.All")
+        org_perm = ("Organization.Read.All", "Directory.Read.All",
+                    "Organization.ReadWrite.All", "Directory.ReadWrite.All")
         table: list[tuple[list[str | None], str, Callable[..., dict[str, Any]],
                           tuple[str, ...]]] = [
             (["users"], "/v1.0/users", self._list_users, users_perm),
@@ -95,6 +106,7 @@ class GraphApi(UserResources, GroupResources, SynchronizationResources, DeltaQue
              users_perm),
             (["directory", "deleteditems", None], "/v1.0/directory/deletedItems/{id}",
              self._get_deleted_item, users_perm),
+            (["organization"], "/v1.0/organization", self._organization, org_perm),
             (["serviceprincipals", None], "/v1.0/servicePrincipals/{id}",
              self._get_service_principal, apps_perm),
             (["serviceprincipals", None, "approleassignedto"],
@@ -127,6 +139,17 @@ class GraphApi(UserResources, GroupResources, SynchronizationResources, DeltaQue
                 return route, handler, args, permissions
         last = segments[-1] if segments else ""
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{last}'.")
+
+    def _organization(self, request: Request) -> dict[str, Any]:
+        """``GET /v1.0/organization``: the tenant (``$select`` honoured)."""
+        options = self._options(request)
+        org: dict[str, Any] = {"id": self.tenant_id, "displayName": "Contoso",
+                               "verifiedDomains": [dict(d) for d in self.verified_domains]}
+        if "$select" in options:
+            names = [n.strip() for n in options["$select"].split(",") if n.strip()]
+            org = {k: org.get(k) for k in ["id", *names]}
+        return {"@odata.context": f"{self.graph_url}/v1.0/$metadata#organization",
+                "value": [org]}
 
     def _check_throttle(self) -> None:
         """Raise the injected throttling error, if any is pending."""
