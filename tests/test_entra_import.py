@@ -402,3 +402,34 @@ def test_values_round_trip_through_the_yaml(text: str) -> None:
     mappings = parse_mappings(convert_schema(s, "f", DAY).text)
     assert mappings.user[4].default == text
     assert mappings.user[5].constant == text
+
+
+def test_the_newest_functions_convert_and_an_undocumented_one_says_why() -> None:
+    """Issue 13: a schema using AppRoleAssignmentsComplex, Len and DefaultDomain converts;
+    NormalizeDiacriticsByCulture (named by Entra, undocumented) is listed with the reason."""
+    def function(target: str, expression: str) -> dict[str, Any]:
+        return {"targetAttributeName": target, "flowType": "Always", "matchingPriority": 0,
+                "source": {"expression": expression, "name": "F", "type": "Function",
+                           "parameters": []}}
+
+    schema = {"id": "job", "version": "v1", "synchronizationRules": [{
+        "id": "r", "name": "USER", "sourceDirectoryName": "Azure Active Directory",
+        "targetDirectoryName": "customappsso", "objectMappings": [{
+            "enabled": True, "name": "Users", "sourceObjectName": "User",
+            "targetObjectName": "User", "scope": None, "attributeMappings": [
+                {"targetAttributeName": "userName", "flowType": "Always",
+                 "matchingPriority": 1, "source": {"expression": "[userPrincipalName]",
+                                                   "name": "userPrincipalName",
+                                                   "type": "Attribute", "parameters": []}},
+                function("roles", "AppRoleAssignmentsComplex([appRoleAssignments])"),
+                function("title", 'Join("@", [mailNickname], DefaultDomain())'),
+                function("displayName", 'IIF(Len([displayName])>3, [displayName], "?")'),
+                function(f"{ENT}:department",
+                         'NormalizeDiacriticsByCulture([department], "de-DE")'),
+            ]}]}]}
+    result = convert_schema(schema, "test", "2026-12-04")
+    converted = parse_mappings(result.text)
+    assert [m.target for m in converted.user] == ["userName", "roles", "title", "displayName"]
+    (skipped,) = result.not_converted
+    assert "NormalizeDiacriticsByCulture" in skipped.reason
+    assert "does not document" in skipped.reason

@@ -353,3 +353,34 @@ def test_roles_with_scope_all_read_the_assignments_and_follow_their_changes(
     (patch,) = patches(sandbox)
     assert patch.body["Operations"] == [
         {"op": "replace", "path": "roles", "value": [{"value": "Supervisor"}]}]
+
+
+def test_app_role_assignments_complex_sends_every_role_and_converges(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    """Entra's way to send several roles (``AppRoleAssignmentsComplex``): the role objects
+    it builds (primary, type, display, value) reach Genesys as role names, a user with two
+    roles gets both, and the next full dry run plans nothing (no perpetual diff on the
+    extra keys)."""
+    mappings = MAPPINGS.replace(
+        "{target: roles, source: appRoleAssignments}",
+        "{target: roles, expression: 'AppRoleAssignmentsComplex([appRoleAssignments])'}")
+    assert "AppRoleAssignmentsComplex" in mappings
+    adele = graph_user(sandbox, ADELE)
+    sandbox.graph.app_role_assignments.append(
+        {"principalId": adele["id"], "principalType": "User", "appRoleId": SUPERVISOR_ROLE})
+    cfg = str(write_config(tmp_path, sandbox.config(), mappings))
+    code, out = sync(cfg)
+    assert code == 0, out["plan"]["failures"]
+    assert sorted(r["value"] for r in held(sandbox, ADELE)["roles"]) == ["Supervisor", "User"]
+    assert held(sandbox, LIDIA)["roles"] == [{"value": "Supervisor"}]
+    sent = []
+    for write in sandbox.genesys.writes():
+        if write.method == "POST" and "roles" in write.body:
+            sent.append(write.body["roles"])
+        sent += [op["value"] for op in write.body.get("Operations", [])
+                 if write.method == "PATCH" and op.get("path") == "roles"]
+    assert [{"value": "Supervisor"}, {"value": "User"}] in sent  # names only, sorted
+    sandbox.genesys.requests.clear()
+    code, out = sync(cfg, "--full", "--dry-run")
+    assert code == 0 and out["plan"]["changes"] == []
+    assert sandbox.genesys.writes() == []

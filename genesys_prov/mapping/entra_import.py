@@ -250,6 +250,8 @@ def _parse_expression(text: str) -> expressions.Expression:
         return expressions.parse(text)
     except ExpressionError as exc:
         reason = exc.reason.replace("\n", " ")
+        if reason.startswith("function") and "is not supported" in reason:
+            raise _Skip(reason) from None
         if reason.startswith("unknown function"):
             raise _Skip(f"{reason}: not in genesys-prov's expression language") from None
         raise _Skip(f"the expression does not parse: {reason}") from None

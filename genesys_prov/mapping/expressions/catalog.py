@@ -111,6 +111,15 @@ _FUNCTIONS: Final[dict[str, _Function]] = {
     "Word": _Function(3, 3, _fn_word),
 }
 
+# Names Entra's function list carries whose behaviour Microsoft's expression reference does not
+# document: refused with the reason (and what to use instead), never guessed at.
+UNDOCUMENTED: Final[dict[str, str]] = {
+    "NormalizeDiacriticsByCulture": (
+        "Microsoft's expression reference does not document what it does for each culture, "
+        "so genesys-prov does not guess; use NormalizeDiacritics, or Replace for "
+        "culture-specific letters (ä -> ae)"),
+}
+
 # Where a comparison may appear: (function, argument index).
 _COMPARISON_SLOTS: Final = frozenset({("IIF", 0), ("CBool", 0)})
 _VB_CONSTANTS: Final = frozenset({"vbTextCompare", "vbBinaryCompare"})

@@ -13,6 +13,7 @@ from genesys_prov.mapping.expressions.catalog import (
     _FUNCTIONS,
     _VB_CONSTANTS,
     _VB_SLOT,
+    UNDOCUMENTED,
 )
 from genesys_prov.mapping.expressions.lexer import _Lexer, _Token
 from genesys_prov.mapping.expressions.syntax import (
@@ -135,6 +136,9 @@ class _Parser:
         """A function call whose name was just read; checks arity and runs its parse-time check."""
         name = name_token.value
         spec = _FUNCTIONS.get(name)
+        if spec is None and name in UNDOCUMENTED:
+            raise self.error(f"function {name!r} is not supported: {UNDOCUMENTED[name]}",
+                             name_token.pos)
         if spec is None:
             close = difflib.get_close_matches(name, _FUNCTIONS, n=1, cutoff=0.6)
             folded = {key.lower(): key for key in _FUNCTIONS}.get(name.lower())
