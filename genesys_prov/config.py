@@ -45,9 +45,12 @@ class SourceConfig:
     """The ``source:`` section: how to reach Microsoft Graph."""
 
     tenant_id: str
-    client_id: str
+    client_id: str  # "" with auth: managed_identity (the identity has its own)
     client_secret: str | None = None
     certificate: CertificateCredential | None = None
+    auth: str = "secret"  # secret | certificate | managed_identity | federated
+    managed_identity_client_id: str | None = None  # a user-assigned identity; None: system
+    federated_token_file: Path | None = None  # auth: federated: the assertion, re-read each time
     authority_host: str = "https://login.microsoftonline.com"
     graph_url: str = "https://graph.microsoft.com"
     scope: str = "assigned"
@@ -132,10 +135,13 @@ class Config:
 
 _SCHEMA: dict[str, Any] = {
     "source": {
-        "tenant_id": (str, True),
-        "client_id": (str, True),
+        "tenant_id": (str, False),  # required by auth (see _auth), not by every method
+        "client_id": (str, False),
+        "auth": (str, False),
         "client_secret": (str, False),
         "certificate": ({"private_key_path": (str, True), "thumbprint": (str, True)}, False),
+        "managed_identity_client_id": (str, False),
+        "federated_token_file": (str, False),
         "authority_host": (str, False),
         "graph_url": (str, False),
         "scope": (str, False),
@@ -280,7 +286,7 @@ def parse_config(
         if key not in data:
             raise ConfigError(f"{key}: required section is missing")
     base = base_dir or Path.cwd()
-    source = replace(_source(data["source"]),
+    source = replace(_source(data["source"], env, base),
                      secret_variable=secrets.get("source.client_secret"))
     target = replace(_target(data["target"]), secret_variable=secrets.get(
         "target.oauth.client_secret") or secrets.get("target.token"))
@@ -580,14 +586,81 @@ def check_url(keypath: str, url: str) -> str:
     return url.rstrip("/")
 
 
-def _source(data: dict[str, Any]) -> SourceConfig:
-    cert = None
-    if "certificate" in data:
-        c = data["certificate"]
-        cert = CertificateCredential(Path(c["private_key_path"]), c["thumbprint"])
-    secret = data.get("client_secret")
-    if (secret is None) == (cert is None):
+AUTH_METHODS = ("secret", "certificate", "managed_identity", "federated")
+#: The keys only one authentication method uses.
+_AUTH_KEYS = {"client_secret": "secret", "certificate": "certificate",
+              "managed_identity_client_id": "managed_identity",
+              "federated_token_file": "federated"}
+FEDERATED_ENV = {"federated_token_file": "AZURE_FEDERATED_TOKEN_FILE",
+                 "client_id": "AZURE_CLIENT_ID", "tenant_id": "AZURE_TENANT_ID"}
+"""The variables AKS workload identity (and CI systems) set, for ``auth: federated``."""
+
+
+def _auth_method(data: dict[str, Any]) -> str:
+    """``source.auth``, or the method the keys given imply (configurations written before
+    ``auth`` existed name a client secret or a certificate)."""
+    auth = data.get("auth")
+    if auth is not None:
+        if auth not in AUTH_METHODS:
+            raise ConfigError(f"source.auth: expected one of {', '.join(AUTH_METHODS)}; "
+                              f"got {auth!r}")
+        return str(auth)
+    given = [key for key in _AUTH_KEYS if key in data]
+    if "client_secret" in given and "certificate" in given:
         raise ConfigError("source: give exactly one of client_secret or certificate")
+    if not given:
+        raise ConfigError("source: give client_secret or certificate, or set source.auth to "
+                          "managed_identity or federated")
+    return _AUTH_KEYS[given[0]]
+
+
+def _auth(data: dict[str, Any], env: Mapping[str, str], base: Path) -> dict[str, Any]:
+    """The authentication fields of :class:`SourceConfig`, each combination checked."""
+    auth = _auth_method(data)
+    for key, method in _AUTH_KEYS.items():
+        if key in data and method != auth:
+            raise ConfigError(f"source.{key}: not used with source.auth: {auth}; remove it "
+                              f"(or set source.auth: {method})")
+    needed = {"secret": "client_secret", "certificate": "certificate"}.get(auth)
+    if needed and needed not in data:
+        raise ConfigError(f"source.{needed}: required when source.auth is {auth}")
+    fields: dict[str, Any] = {"auth": auth, "tenant_id": data.get("tenant_id", ""),
+                              "client_id": data.get("client_id", "")}
+    if auth == "managed_identity":
+        if "client_id" in data:
+            raise ConfigError("source.client_id: not used with source.auth: managed_identity; "
+                              "a user-assigned identity's client id goes in "
+                              "source.managed_identity_client_id (omit both for the "
+                              "system-assigned identity)")
+        fields["managed_identity_client_id"] = data.get("managed_identity_client_id") or None
+        return fields
+    if auth == "federated":
+        for key, variable in FEDERATED_ENV.items():
+            value = data.get(key) or env.get(variable)
+            if not value:
+                raise ConfigError(f"source.{key}: required when source.auth is federated "
+                                  f"(or set ${variable}, as AKS workload identity does)")
+            fields[key] = value
+        token_file = Path(fields["federated_token_file"])
+        if "federated_token_file" in data and not token_file.is_absolute():
+            token_file = base / token_file
+        fields["federated_token_file"] = token_file
+        return fields
+    for key in ("tenant_id", "client_id"):
+        if key not in data:
+            raise ConfigError(f"source.{key}: required key is missing")
+    if auth == "certificate":
+        c = data["certificate"]
+        fields["certificate"] = CertificateCredential(Path(c["private_key_path"]),
+                                                      c["thumbprint"])
+    else:
+        fields["client_secret"] = data["client_secret"]
+    return fields
+
+
+def _source(data: dict[str, Any], env: Mapping[str, str] | None = None,
+            base: Path | None = None) -> SourceConfig:
+    auth = _auth(data, os.environ if env is None else env, base or Path.cwd())
     scope = data.get("scope", "assigned")
     if scope not in ("all", "assigned"):
         raise ConfigError(f"source.scope: expected 'all' or 'assigned', got {scope!r}")
@@ -597,10 +670,7 @@ def _source(data: dict[str, Any]) -> SourceConfig:
             "default): the object id of the enterprise application; or set scope: all"
         )
     return SourceConfig(
-        tenant_id=data["tenant_id"],
-        client_id=data["client_id"],
-        client_secret=secret,
-        certificate=cert,
+        **auth,
         authority_host=check_url("source.authority_host",
                                  data.get("authority_host", SourceConfig.authority_host)),
         graph_url=check_url("source.graph_url", data.get("graph_url", SourceConfig.graph_url)),

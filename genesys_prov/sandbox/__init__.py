@@ -43,6 +43,7 @@ from genesys_prov.sandbox.genesys import (
     scim_error_response,
 )
 from genesys_prov.sandbox.graph import GraphEmulator, graph_error_response
+from genesys_prov.sandbox.graph.login import MI_PATH, FederatedCredential
 from genesys_prov.sandbox.graph.synchronization import execution
 
 __all__ = [
@@ -62,6 +63,13 @@ GRAPH_CLIENT_SECRET = "Sbx8Q~sandbox-graph-client-secret.NotASecret"
 GENESYS_CLIENT_ID = "e7a2c9f4-6b1d-4f3e-8a5c-2d9b7e1f4a06"
 GENESYS_CLIENT_SECRET = "sandbox-genesys-client-secret-NotASecret"
 GENESYS_STATIC_TOKEN = "sandbox-genesys-static-token-NotASecret"
+#: The client ids of the sandbox host's managed identities (system- and user-assigned).
+SYSTEM_IDENTITY_CLIENT_ID = "0b6f3d1e-7c2a-4e59-9d84-3a1f6c8e2b57"
+USER_IDENTITY_CLIENT_ID = "c4e81a2f-5d3b-4f7e-a690-1b2d8c7e9f34"
+#: The federated credential the sandbox app trusts: an AKS cluster's OIDC issuer and the
+#: Kubernetes service account the tool runs as.
+OIDC_ISSUER = f"https://sandbox.oic.prod-aks.azure.com/{TENANT_ID}/genesys-prov/"
+SERVICE_ACCOUNT = "system:serviceaccount:genesys-prov:genesys-prov"
 
 
 class Sandbox:
@@ -113,6 +121,9 @@ class Sandbox:
         self.graph = GraphEmulator(
             directory, TENANT_ID, GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET, sp
         )
+        self.graph.system_identity = SYSTEM_IDENTITY_CLIENT_ID
+        self.graph.user_identities.add(USER_IDENTITY_CLIENT_ID)
+        self.graph.federated_credentials.append(FederatedCredential(OIDC_ISSUER, SERVICE_ACCOUNT))
         self._genesys_args = (genesys_rate_limit_per_minute, seed)
         self.genesys = self._new_genesys()
         self.entra_job = entra_job
@@ -243,9 +254,12 @@ class Sandbox:
         self.stop()
 
     def config(self, mappings: str = "mappings.yaml", oauth: bool = True,
-               scope: str = "assigned") -> dict[str, Any]:
+               scope: str = "assigned", auth: str = "secret") -> dict[str, Any]:
         """A ``genesys-prov.yaml`` dict pointing at this sandbox (``scope``: the users
-        assigned to the sandbox's enterprise app, as Entra does by default, or ``all``)."""
+        assigned to the sandbox's enterprise app, as Entra does by default, or ``all``;
+        ``auth``: ``secret``, ``managed_identity`` (the system-assigned identity: set
+        :meth:`managed_identity_env` in the environment) or ``federated`` (the token file
+        :meth:`write_federated_token` writes))."""
         target: dict[str, Any] = {"url": self.genesys_url}
         if oauth:
             target["oauth"] = {
@@ -257,19 +271,63 @@ class Sandbox:
             target["token"] = self.genesys_static_token
         target.update({"flavor": "genesys", "rate_limit_per_minute": 0, "concurrency": 4})
         return {
-            "source": {
-                "tenant_id": self.tenant_id,
-                "client_id": self.client_id,
-                "client_secret": self.client_secret,
-                "authority_host": self.authority_host,
-                "graph_url": self.graph_url,
-                "scope": scope,
-                "service_principal_id": self.service_principal_id,
-            },
+            "source": self._source_config(scope, auth),
             "target": target,
             "mappings": mappings,
             "ca_bundle": str(self.ca_bundle),
         }
+
+    def _source_config(self, scope: str, auth: str) -> dict[str, Any]:
+        """The ``source:`` section for ``auth`` (see :meth:`config`)."""
+        if auth not in ("secret", "managed_identity", "federated"):
+            raise ValueError("auth must be secret, managed_identity or federated")
+        source: dict[str, Any] = {
+            "tenant_id": self.tenant_id, "client_id": self.client_id,
+            "client_secret": self.client_secret, "authority_host": self.authority_host,
+            "graph_url": self.graph_url, "scope": scope,
+            "service_principal_id": self.service_principal_id,
+        }
+        if auth == "secret":
+            return source
+        del source["client_secret"]
+        source["auth"] = auth
+        if auth == "managed_identity":
+            del source["client_id"], source["tenant_id"]
+        else:
+            source["federated_token_file"] = str(self.federated_token_path())
+        return source
+
+    def managed_identity_env(self) -> dict[str, str]:
+        """The variables an App Service-style host sets for its managed identity
+        (``IDENTITY_ENDPOINT``, ``IDENTITY_HEADER``): MSAL asks this sandbox's endpoint."""
+        if not self.authority_host:
+            raise RuntimeError("start the sandbox first")
+        return {"IDENTITY_ENDPOINT": f"{self.authority_host}{MI_PATH}",
+                "IDENTITY_HEADER": self.graph.identity_header}
+
+    def federated_token_path(self) -> Path:
+        """Where :meth:`write_federated_token` writes (in the workdir)."""
+        if self.workdir is None:
+            raise RuntimeError("start the sandbox first")
+        return self.workdir / "azure-identity-token"
+
+    def write_federated_token(self, lifetime: int = 3600, **claims: str) -> Path:
+        """Write a federated assertion the sandbox app trusts (as Kubernetes projects the
+        service account token) to :meth:`federated_token_path` and return the path.
+        ``claims`` (``issuer``, ``subject``, ``audience``) override the trusted ones; a
+        negative ``lifetime`` writes an expired assertion."""
+        path = self.federated_token_path()
+        path.write_text(self.graph.mint_federated_token(lifetime=lifetime, **claims) + "\n",
+                        encoding="utf-8")
+        return path
+
+    def federated_env(self) -> dict[str, str]:
+        """The variables AKS workload identity sets (``AZURE_FEDERATED_TOKEN_FILE``,
+        ``AZURE_CLIENT_ID``, ``AZURE_TENANT_ID``, ``AZURE_AUTHORITY_HOST``) for this
+        sandbox."""
+        return {"AZURE_FEDERATED_TOKEN_FILE": str(self.federated_token_path()),
+                "AZURE_CLIENT_ID": self.client_id, "AZURE_TENANT_ID": self.tenant_id,
+                "AZURE_AUTHORITY_HOST": self.authority_host}
 
     def issue_client_certificate(self) -> tuple[Path, str]:
         """A client certificate for Graph certificate credentials.

@@ -13,18 +13,18 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import msal
 import requests
 
 from genesys_prov import redact
 from genesys_prov.config import SourceConfig
-from genesys_prov.errors import AuthError, ConfigError, DeltaExpired, SourceError
+from genesys_prov.errors import AuthError, DeltaExpired, SourceError
 from genesys_prov.http import (
     HttpClient,
     TransportError,
     describe_transport_error,
     tls_permanent,
 )
+from genesys_prov.source.credentials import GraphCredential, token_endpoint
 
 API_VERSION = "v1.0"
 MAX_TOP = 999
@@ -34,21 +34,6 @@ DELTA_PAGE = 200  # Graph's largest delta page (``Prefer: odata.maxpagesize`` is
 _PREFER_DELTA = {"Prefer": f"odata.maxpagesize={DELTA_PAGE}"}
 USER_TYPE = "#microsoft.graph.user"
 SYNC_PERMISSION = "Synchronization.Read.All"
-
-
-def _credential(config: SourceConfig) -> Any:
-    if config.client_secret is not None:
-        redact.register(config.client_secret)
-        return config.client_secret
-    cert = config.certificate
-    assert cert is not None
-    try:
-        key = cert.private_key_path.read_text(encoding="ascii")
-    except OSError as exc:
-        raise ConfigError(f"source.certificate.private_key_path: cannot read "
-                          f"{cert.private_key_path}: {exc.strerror}") from exc
-    redact.register(key)
-    return {"private_key": key, "thumbprint": cert.thumbprint}
 
 
 # Graph's error codes for a delta token it no longer knows; real responses spell the first
@@ -98,21 +83,14 @@ class GraphReader:
         self.config = config
         self.http = http
         self.base = f"{config.graph_url.rstrip('/')}/{API_VERSION}"
-        self._app: Any = None
+        self._app: GraphCredential | None = None
         self._lock = threading.Lock()
         self.pages_read = 0
 
-    def _msal(self) -> Any:
+    def _msal(self) -> GraphCredential:
         if self._app is None:
             try:
-                self._app = msal.ConfidentialClientApplication(
-                    self.config.client_id,
-                    client_credential=_credential(self.config),
-                    authority=f"{self.config.authority_host.rstrip('/')}/{self.config.tenant_id}",
-                    http_client=self.http.session,
-                    instance_discovery=False,
-                    timeout=self.http.timeout,
-                )
+                self._app = GraphCredential(self.config, self.http.session, self.http.timeout)
             except ValueError as exc:  # MSAL raises ValueError for a bad authority/response
                 raise AuthError(f"Microsoft Entra: {redact.scrub(str(exc))}") from exc
             except requests.RequestException as exc:
@@ -120,7 +98,7 @@ class GraphReader:
         return self._app
 
     def _unreachable(self, exc: requests.RequestException) -> SourceError:
-        url = self.config.authority_host
+        url = token_endpoint(self.config)
         error = SourceError(f"Microsoft Entra: "
                             f"{describe_transport_error(exc, url, self.http.timeout)}")
         if isinstance(exc, requests.exceptions.SSLError) and tls_permanent(exc):
@@ -134,11 +112,9 @@ class GraphReader:
             app = self._msal()
             scope = f"{self.config.graph_url.rstrip('/')}/.default"
             if fresh:
-                cache = app.token_cache
-                for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
-                    cache.remove_at(entry)
+                app.forget()
             try:
-                result = app.acquire_token_for_client(scopes=[scope])
+                result = app.acquire(scope)
             except requests.RequestException as exc:
                 raise self._unreachable(exc) from exc
             except ValueError as exc:
@@ -147,13 +123,8 @@ class GraphReader:
             err = result.get("error", "error") if isinstance(result, dict) else "error"
             desc = result.get("error_description", "") if isinstance(result, dict) else ""
             first = str(desc).splitlines()[0] if desc else ""
-            what = "source.client_secret" if self.config.client_secret is not None else \
-                "source.certificate"
-            hint = f" (read from ${{{self.config.secret_variable}}})" \
-                if self.config.secret_variable else ""
             raise AuthError(redact.scrub(f"Microsoft Entra refused the credentials: {err}: "
-                                         f"{first}".rstrip(": ") + f"; check source.client_id "
-                                         f"and {what}{hint}"))
+                                         f"{first}".rstrip(": ") + f"; {app.refusal_hint()}"))
         token = str(result["access_token"])
         redact.register(token)
         return token

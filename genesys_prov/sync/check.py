@@ -17,6 +17,7 @@ from genesys_prov.errors import (
     TargetError,
 )
 from genesys_prov.mapping.mappings_file import load_mappings
+from genesys_prov.source.credentials import describe_auth, token_endpoint
 from genesys_prov.source.graph import GraphReader
 from genesys_prov.sync.connections import connect
 
@@ -73,7 +74,8 @@ def run_check(config: Config) -> CheckResult:
 
     def graph_token() -> str:
         conn.graph.token()
-        return f"token acquired from {config.source.authority_host}"
+        return (f"token acquired with {describe_auth(config.source)} from "
+                f"{token_endpoint(config.source)}")
 
     def graph_read() -> str:
         body = conn.graph.get("/users", {"$select": ",".join(mappings.graph_select()),

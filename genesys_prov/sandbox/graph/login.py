@@ -1,5 +1,8 @@
 """The Entra authority: OpenID discovery documents and the v2.0 token endpoint (client
-credentials with a secret or a client-assertion JWT), enough for MSAL."""
+credentials with a secret, a certificate's client-assertion JWT, or a federated assertion
+matching one of the app's federated identity credentials), enough for MSAL; and the
+managed identity endpoint of an App Service-style host (``IDENTITY_ENDPOINT`` +
+``IDENTITY_HEADER``), as MSAL's ``ManagedIdentityClient`` calls it."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import json
 import secrets
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from genesys_prov.sandbox._http import Request, Response, same_secret
@@ -17,10 +21,76 @@ from genesys_prov.sandbox.graph.encoding import b64url, b64url_decode, now_iso
 from genesys_prov.sandbox.graph.state import GraphState
 
 GRAPH_RESOURCE_IDS = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: The audience Entra expects in a federated assertion (the default of a federated credential).
+FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+#: The App Service managed identity API version MSAL sends.
+MI_API_VERSION = "2019-08-01"
+MI_PATH = "/msi/token"
+_NO_IDENTITY = ("No User Assigned or Delegated Managed Identity found for specified "
+                "ClientId/ResourceId/PrincipalId.")
+
+
+@dataclass(frozen=True)
+class FederatedCredential:
+    """One federated identity credential of the app: the external issuer, subject and
+    audience a federated assertion must carry."""
+
+    issuer: str
+    subject: str
+    audience: str = FEDERATION_AUDIENCE
+
+
+class _MiError(Exception):
+    """A managed identity endpoint refusal: its status and message (App Service's shape)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class EntraLogin(GraphState):
     """The login app of the Graph emulator (:meth:`login_app`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """The tenant's state (see :class:`GraphState`), the host's managed identities and
+        the app's federated credentials."""
+        super().__init__(*args, **kwargs)
+        #: The managed identity endpoint's secret (the host's ``IDENTITY_HEADER``).
+        self.identity_header = secrets.token_urlsafe(24)
+        #: The client id of the host's system-assigned identity (None: it has none).
+        self.system_identity: str | None = None
+        #: The client ids of the user-assigned identities attached to the host.
+        self.user_identities: set[str] = set()
+        #: The app's federated identity credentials; a federated assertion must match one.
+        self.federated_credentials: list[FederatedCredential] = []
+        #: How each access token was obtained: ``secret``, ``certificate``, ``federated`` or
+        #: ``managed_identity:<client id>``.
+        self.token_origins: dict[str, str] = {}
+        self._minted: set[str] = set()
+
+    def mint_federated_token(self, issuer: str | None = None, subject: str | None = None,
+                             audience: str = FEDERATION_AUDIENCE,
+                             lifetime: int = 3600) -> str:
+        """A federated assertion as the external issuer (a cluster's OIDC issuer) would
+        sign it; only assertions minted here are accepted (their signature is "valid").
+        ``issuer`` / ``subject`` default to the first federated credential's;
+        a negative ``lifetime`` gives an expired one."""
+        first = self.federated_credentials[0] if self.federated_credentials else None
+        now = int(time.time())
+        claims = {
+            "iss": issuer or (first.issuer if first else "https://issuer.invalid"),
+            "sub": subject or (first.subject if first else "unknown"),
+            "aud": [audience], "iat": now, "nbf": min(now, now + lifetime),
+            "exp": now + lifetime, "jti": str(uuid.uuid4()),
+        }
+        header = {"alg": "RS256", "kid": "sandbox-oidc", "typ": "JWT"}
+        token = ".".join((b64url(json.dumps(header).encode()),
+                          b64url(json.dumps(claims).encode()), b64url(secrets.token_bytes(64))))
+        with self._lock:
+            self._minted.add(token)
+        return token
 
     def login_app(self, request: Request) -> Response:
         """The Entra authority: discovery documents and the v2.0 token endpoint."""
@@ -37,6 +107,9 @@ class EntraLogin(GraphState):
             elif len(parts) == 4 and lowered[1:] == ["oauth2", "v2.0", "token"]:
                 route = "/{tenant}/oauth2/v2.0/token"
                 response = self._token(request, parts[0])
+            elif lowered == ["msi", "token"]:
+                route = MI_PATH
+                response = self._managed_identity(request)
             else:
                 raise AadError(404, "invalid_request", "90019", f"No endpoint at {request.path}")
         except AadError as err:
@@ -140,8 +213,9 @@ class EntraLogin(GraphState):
                            "Client credential flows must have a scope value with /.default "
                            "suffixed to the resource identifier (application ID URI).")
         assertion = form.get("client_assertion")
+        origin = "secret"
         if assertion is not None:
-            self._check_assertion(assertion, form.get("client_assertion_type", ""))
+            origin = self._check_assertion(assertion, form.get("client_assertion_type", ""))
         elif secret is None:
             raise AadError(401, "invalid_client", "7000218",
                            "The request body must contain the following parameter: "
@@ -151,11 +225,13 @@ class EntraLogin(GraphState):
                            "Invalid client secret provided. Ensure the secret being sent in the "
                            f"request is the client secret value, not the client secret ID, for "
                            f"a secret added to app '{self.client_id}'.")
-        return Response.json(200, self._issue_token(), headers={"Cache-Control": "no-store"})
+        return Response.json(200, self._issue_token(origin),
+                             headers={"Cache-Control": "no-store"})
 
-    def _check_assertion(self, assertion: str, assertion_type: str) -> None:
-        """Check a client-assertion JWT's shape and claims (not its signature)."""
-        if assertion_type != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+    def _check_assertion(self, assertion: str, assertion_type: str) -> str:
+        """Check a client-assertion JWT's shape and claims: a certificate's (not its
+        signature) or, without a certificate thumbprint, a federated one; returns which."""
+        if assertion_type != JWT_BEARER:
             raise AadError(400, "invalid_request", "50027",
                            f"Invalid client_assertion_type '{assertion_type}'.")
         try:
@@ -169,6 +245,9 @@ class EntraLogin(GraphState):
         if not isinstance(header, dict) or not isinstance(payload, dict):
             raise AadError(401, "invalid_client", "50027", "JWT token is invalid or malformed.")
         thumbprint = header.get("x5t") or header.get("x5t#S256")
+        if not thumbprint and self.federated_credentials:
+            self._check_federated(assertion, payload)
+            return "federated"
         if not thumbprint:
             raise AadError(401, "invalid_client", "700027",
                            "Client assertion contains an invalid signature: no x5t header.")
@@ -186,12 +265,68 @@ class EntraLogin(GraphState):
                            f"Client assertion audience claim does not match Realm issuer. "
                            f"Review the documentation at https://aka.ms/certCreds. "
                            f"Actual: {payload.get('aud')}")
-        if not isinstance(payload.get("exp"), int | float) or payload["exp"] < time.time():
-            raise AadError(401, "invalid_client", "700024",
-                           "Client assertion is not within its valid time range.")
+        _check_lifetime(payload)
+        return "certificate"
 
-    def _issue_token(self) -> dict[str, Any]:
-        """Issue and remember an access token."""
+    def _check_federated(self, assertion: str, payload: dict[str, Any]) -> None:
+        """A federated assertion: minted by the issuer (its "signature"), matching one of
+        the app's federated credentials (issuer, subject, audience), within its lifetime."""
+        with self._lock:
+            known = assertion in self._minted
+        if not known:
+            raise AadError(401, "invalid_client", "50013",
+                           "Assertion failed signature validation. [Reason - The key was not "
+                           "found.]")
+        audiences = payload.get("aud")
+        audiences = audiences if isinstance(audiences, list) else [audiences]
+        if not any(c.issuer == payload.get("iss") and c.subject == payload.get("sub")
+                   and c.audience in audiences for c in self.federated_credentials):
+            raise AadError(400, "invalid_request", "70021",
+                           f"No matching federated identity record found for presented "
+                           f"assertion. Assertion Issuer: '{payload.get('iss')}'. Assertion "
+                           f"Subject: '{payload.get('sub')}'. Assertion Audience: "
+                           f"'{','.join(str(a) for a in audiences)}'.")
+        _check_lifetime(payload)
+
+    def _managed_identity(self, request: Request) -> Response:
+        """The App Service managed identity endpoint: ``GET ?api-version=2019-08-01&resource=
+        ...[&client_id=...]`` with ``X-IDENTITY-HEADER``; answers ``access_token``,
+        ``expires_on`` (epoch seconds, a string), ``resource``, ``token_type``."""
+        try:
+            resource, identity = self._check_identity_request(request)
+        except _MiError as err:
+            return Response.json(err.status, {"statusCode": err.status, "message": err.message})
+        answer = self._issue_token(f"managed_identity:{identity}", appid=identity)
+        return Response.json(200, {
+            "access_token": answer["access_token"],
+            "expires_on": str(int(time.time()) + self.token_lifetime),
+            "resource": resource, "token_type": "Bearer", "client_id": identity,
+        })
+
+    def _check_identity_request(self, request: Request) -> tuple[str, str]:
+        """The resource and the identity's client id of a managed identity request."""
+        if request.method != "GET":
+            raise _MiError(405, "The endpoint only accepts GET requests.")
+        if not same_secret(request.header("X-IDENTITY-HEADER") or "", self.identity_header):
+            raise _MiError(401, "The X-IDENTITY-HEADER header is missing or wrong.")
+        if request.param("api-version") != MI_API_VERSION:
+            raise _MiError(400, f"api-version {request.param('api-version')!r} is not "
+                                f"supported; use {MI_API_VERSION}.")
+        resource = request.param("resource") or ""
+        if resource.rstrip("/") not in (self.graph_url, *GRAPH_RESOURCE_IDS):
+            raise _MiError(400, f"The resource '{resource}' is not valid.")
+        others = [name for name in ("mi_res_id", "object_id", "principal_id")
+                  if request.param(name)]
+        client_id = request.param("client_id")
+        if others or (client_id is not None and client_id not in self.user_identities):
+            raise _MiError(400, _NO_IDENTITY)
+        identity = client_id or self.system_identity
+        if identity is None:
+            raise _MiError(400, "No managed identity is assigned to this resource.")
+        return resource, identity
+
+    def _issue_token(self, origin: str, appid: str | None = None) -> dict[str, Any]:
+        """Issue and remember an access token (``origin``: how it was asked for)."""
         issued = int(time.time())
         claims = {
             "aud": self.graph_url,
@@ -199,7 +334,7 @@ class EntraLogin(GraphState):
             "iat": issued,
             "nbf": issued,
             "exp": issued + self.token_lifetime,
-            "appid": self.client_id,
+            "appid": appid or self.client_id,
             "idtyp": "app",
             "roles": sorted(self.granted_permissions),
             "tid": self.tenant_id,
@@ -215,9 +350,17 @@ class EntraLogin(GraphState):
             self._tokens[token] = (
                 self.clock() + self.token_lifetime, frozenset(self.granted_permissions)
             )
+            self.token_origins[token] = origin
         return {
             "token_type": "Bearer",
             "expires_in": self.token_lifetime,
             "ext_expires_in": self.token_lifetime,
             "access_token": token,
         }
+
+
+def _check_lifetime(payload: dict[str, Any]) -> None:
+    """AADSTS700024 unless the assertion's ``exp`` is in the future."""
+    if not isinstance(payload.get("exp"), int | float) or payload["exp"] < time.time():
+        raise AadError(401, "invalid_client", "700024",
+                       "Client assertion is not within its valid time range.")
