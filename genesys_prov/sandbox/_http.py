@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 _log = logging.getLogger(__name__)
 
 #: Header names whose values never reach the request log.
-_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-identity-header"})
 #: Form / JSON body fields whose values never reach the request log.
 _SECRET_FIELDS = frozenset({"client_secret", "client_assertion", "password", "access_token"})
 REDACTED = "[redacted]"
