@@ -199,11 +199,12 @@ def _assert_auth_failure(sb: Sandbox, cfg: str, *expected: str) -> str:
 def test_managed_identity_wrong_header_fails_in_one_line(
         sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IDENTITY_ENDPOINT", sandbox.managed_identity_env()["IDENTITY_ENDPOINT"])
-    monkeypatch.setenv("IDENTITY_HEADER", "not-the-header")
+    monkeypatch.setenv("IDENTITY_HEADER", "not-the-identity-header")
     cfg = _config(sandbox, tmp_path, "managed_identity")
     line = _assert_auth_failure(sandbox, cfg, "401", "X-IDENTITY-HEADER",
                                 "that the host has a system-assigned identity")
-    assert "not-the-header" not in line
+    assert line.startswith("Error: the managed identity endpoint https://127.0.0.1:")
+    assert "not-the-identity-header" not in line
     assert next(r.status for r in sandbox.graph.requests if r.path == MI_PATH) == 401
 
 

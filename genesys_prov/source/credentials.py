@@ -125,6 +125,7 @@ class GraphCredential:
         self.cache = msal.TokenCache()
         self.managed = config.auth == "managed_identity"
         if self.managed:
+            redact.register(os.environ.get("IDENTITY_HEADER") or "")
             identity: Any = (
                 msal.UserAssignedManagedIdentity(client_id=config.managed_identity_client_id)
                 if config.managed_identity_client_id else msal.SystemAssignedManagedIdentity())
@@ -153,7 +154,19 @@ class GraphCredential:
         for entry in list(self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
             self.cache.remove_at(entry)
 
-    def refusal_hint(self) -> str:
+    def refusal(self, result: Any) -> str:
+        """The one-line message for an answer without a token: who refused, what they
+        said, and the keys to check (not yet scrubbed of secrets)."""
+        err = result.get("error", "error") if isinstance(result, dict) else "error"
+        desc = result.get("error_description", "") if isinstance(result, dict) else ""
+        first = str(desc).splitlines()[0] if desc else ""
+        if self.managed:  # MSAL labels every refusal of the endpoint "invalid_scope"
+            return (f"the managed identity endpoint {token_endpoint(self.config)} refused the "
+                    f"token request ({first or err}); {self._hint()}")
+        return f"Microsoft Entra refused the credentials: {err}: {first}".rstrip(": ") + \
+            f"; {self._hint()}"
+
+    def _hint(self) -> str:
         """What to check when Entra (or the identity endpoint) refuses: the keys in play."""
         config = self.config
         if config.auth == "managed_identity":

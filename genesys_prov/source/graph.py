@@ -120,11 +120,7 @@ class GraphReader:
             except ValueError as exc:
                 raise AuthError(f"Microsoft Entra: {redact.scrub(str(exc))}") from exc
         if not isinstance(result, dict) or "access_token" not in result:
-            err = result.get("error", "error") if isinstance(result, dict) else "error"
-            desc = result.get("error_description", "") if isinstance(result, dict) else ""
-            first = str(desc).splitlines()[0] if desc else ""
-            raise AuthError(redact.scrub(f"Microsoft Entra refused the credentials: {err}: "
-                                         f"{first}".rstrip(": ") + f"; {app.refusal_hint()}"))
+            raise AuthError(redact.scrub(app.refusal(result)))
         token = str(result["access_token"])
         redact.register(token)
         return token

@@ -308,7 +308,7 @@ class EntraLogin(GraphState):
         if request.method != "GET":
             raise _MiError(405, "The endpoint only accepts GET requests.")
         if not same_secret(request.header("X-IDENTITY-HEADER") or "", self.identity_header):
-            raise _MiError(401, "The X-IDENTITY-HEADER header is missing or wrong.")
+            raise _MiError(401, "The X-IDENTITY-HEADER header is missing or does not match.")
         if request.param("api-version") != MI_API_VERSION:
             raise _MiError(400, f"api-version {request.param('api-version')!r} is not "
                                 f"supported; use {MI_API_VERSION}.")
