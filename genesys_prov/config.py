@@ -632,7 +632,7 @@ def _auth(data: dict[str, Any], env: Mapping[str, str], base: Path) -> dict[str,
                               "a user-assigned identity's client id goes in "
                               "source.managed_identity_client_id (omit both for the "
                               "system-assigned identity)")
-        fields["managed_identity_client_id"] = data.get("managed_identity_client_id") or None
+        fields["managed_identity_client_id"] = data.get("managed_identity_client_id")
         return fields
     if auth == "federated":
         for key, variable in FEDERATED_ENV.items():

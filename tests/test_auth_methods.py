@@ -97,6 +97,8 @@ def test_federated_takes_the_workload_identity_variables(tmp_path: Path) -> None
      "source.client_id: required when source.auth is federated (or set $AZURE_CLIENT_ID"),
     ("  auth: certificate\n  tenant_id: t\n  client_id: c\n",
      "source.certificate: required when source.auth is certificate"),
+    ("  auth: managed_identity\n  managed_identity_client_id: ''\n",
+     "source.managed_identity_client_id: must not be empty"),  # never system by mistake
     ("  auth: secret\n  client_id: c\n  client_secret: s\n",
      "source.tenant_id: required key is missing"),
 ])
