@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from genesys_prov.config import parse_config
 from genesys_prov.strict_yaml import hide_variables, load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,10 +74,18 @@ def test_the_kubernetes_cronjob_is_complete() -> None:
     claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
               if "persistentVolumeClaim" in v}
     assert claims == {kinds["PersistentVolumeClaim"]["metadata"]["name"]}
-    config = load_yaml(hide_variables(
+    raw = load_yaml(hide_variables(
         (ROOT / "examples" / "kubernetes" / "genesys-prov.yaml").read_text(encoding="utf-8")),
         "genesys-prov.yaml")
-    assert config["source"]["auth"] == "federated"
-    assert config["state_dir"] == next(
+    assert raw["state_dir"] == next(
         m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]
         if m["name"] == "state")
+    # what the workload identity webhook and the Secret put into the pod's environment
+    environ = {"AZURE_TENANT_ID": "8a3f5c2e-4b1d-4e6f-9a7c-2d5e8f1b3c4a",
+               "AZURE_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
+               "AZURE_FEDERATED_TOKEN_FILE": "/var/run/secrets/azure/tokens/azure-identity-token",
+               "GENESYS_CLIENT_SECRET": "not-a-secret"}
+    config = parse_config((ROOT / "examples" / "kubernetes" / "genesys-prov.yaml").read_text(
+        encoding="utf-8"), base_dir=ROOT, environ=environ)
+    assert config.source.auth == "federated"
+    assert str(config.source.federated_token_file) == environ["AZURE_FEDERATED_TOKEN_FILE"]
