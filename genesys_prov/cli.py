@@ -904,33 +904,46 @@ def _sandbox_banner(sb: Any, path: Path) -> None:
 
 
 @cli.command()
-@click.option("--max-rows", type=click.IntRange(min=0), default=40, show_default=True,
-              help="Changes shown per table.")
-def demo(max_rows: int) -> None:
+@click.option("--max-rows", type=click.IntRange(min=0), default=6, show_default=True,
+              help="Example rows shown per step (--output json has every change).")
+@output_option("the story (json: each step's whole plan and result)")
+def demo(max_rows: int, output: str) -> None:
     """Run a real sync against the built-in sandbox: dry-run, sync, sync again, and a change.
 
-    Starts the Graph and Genesys emulators in-process, shows the plan of a dry-run (and
-    that it wrote nothing), applies it, syncs again to show that nothing is left to do
-    (an incremental run: no target request at all), then changes one user's job title in
-    the directory and shows the one minimal PATCH it costs.
+    Starts the Graph and Genesys emulators in-process, shows the plan of a dry-run (its
+    counts and a few example rows, and that it wrote nothing), applies it, syncs again to
+    show that nothing is left to do (an incremental run: no target request at all), then
+    changes one user's job title in the directory and shows the one minimal PATCH it costs.
+    --output json prints every step's whole plan and result instead.
 
     Example:
 
         genesys-prov demo
+
+        genesys-prov demo --output json > demo.json
     """
-    from genesys_prov.console import changes_table, sync_renderables
     from genesys_prov.sandbox.demo import demo_story
 
     with errors_to_exit():
+        if output == "json":
+            print_json({"scenes": [scene.data() for scene in demo_story()]})
+            return
         for scene in demo_story():
-            console.rule(scene.title)
-            if scene.result is not None and scene.show == "plan":
-                show(sync_renderables(scene.result, max_rows))
-            elif scene.result is not None:
-                show(([changes_table(scene.result.plan, max_rows)]
-                      if scene.show == "changes" else []) + [scene.result.summary()])
-            for note in scene.notes:
-                console.print(note, markup=False, soft_wrap=True)
+            _tell(scene, max_rows)
+
+
+def _tell(scene: Any, max_rows: int) -> None:
+    """One step of the demo, in a few lines."""
+    from genesys_prov.console import changes_table, plan_digest
+
+    console.rule(scene.title)
+    if scene.result is not None and scene.show == "digest":
+        show(plan_digest(scene.result, max_rows))
+    elif scene.result is not None:
+        show(([changes_table(scene.result.plan, max_rows)]
+              if scene.show == "changes" else []) + [scene.result.summary()])
+    for note in scene.notes:
+        console.print(note, markup=False, soft_wrap=True)
 
 
 def main() -> None:

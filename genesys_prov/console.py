@@ -187,6 +187,74 @@ def plan_renderables(plan: Plan, max_rows: int = 200) -> list[RenderableType]:
     return out
 
 
+def counts_line(plan: Plan) -> str:
+    """The plan's counts on one line: the changes by action, then what was left alone."""
+    counts = plan.counts()
+    changes = [f"{counts[k]} {k}" for k in [a.value for a in Action] +
+               ["group create", "group update"] if counts[k]]
+    members = [f"{sign}{counts[f'members {word}']} members"
+               for sign, word in (("+", "added"), ("-", "removed")) if counts[f"members {word}"]]
+    alone = [f"{counts[k]} {k.replace('_', ' ')}" for k in
+             ("skipped", "failed", "unmanaged", "out_of_scope", "held") if counts[k]]
+    return ("Plan: " + (", ".join(changes) or "no changes")
+            + (f" ({', '.join(members)})" if members else "")
+            + (f"; not changed: {', '.join(alone)}" if alone else ""))
+
+
+def _example(change: Change) -> str:
+    """One change in a few words: a create's attributes, else the first old → new."""
+    names = [short_attribute(a.attribute) for a in change.attributes]
+    if change.action is Action.CREATE:
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+        return f"{len(names)} attributes: {shown}"
+    if not change.attributes:
+        return change.reason
+    data = change.attributes[0].data()
+    more = f" (+{len(names) - 1} more)" if len(names) > 1 else ""
+    return f"{names[0]}: {show_value(data['old'])} → {show_value(data['new'])}{more}"
+
+
+def plan_examples(plan: Plan, max_rows: int = 6) -> Table | None:
+    """A few example rows of a plan: the first change of each action, the first group
+    change and the first thing left alone (at most ``max_rows``); None when empty."""
+    rows: list[tuple[Text, str, str]] = []
+    seen: set[Action] = set()
+    for change in plan.changes:
+        if change.action not in seen:
+            seen.add(change.action)
+            rows.append((Text(change.action.value, style=STYLE[change.action]),
+                         change.identity, _example(change)))
+    for group in plan.group_changes[:1]:
+        what = [f"+{len(group.add)} members"] * bool(group.add) + \
+            [f"-{len(group.remove)} members"] * bool(group.remove) + \
+            [short_attribute(a.attribute) for a in group.attributes]
+        rows.append((Text(group.action.value, style="magenta"), group.identity,
+                     ", ".join(what)))
+    users_first = sorted(plan.skipped, key=lambda s: s.kind != "user")
+    for skipped in users_first[:1]:
+        rows.append((Text("skipped", style="dim"), skipped.identity, skipped.reason))
+    if not rows or max_rows <= 0:
+        return None
+    table = Table(title="Examples (one per kind)", title_justify="left", box=None,
+                  padding=(0, 2, 0, 0))
+    for column in ("action", "who", "what"):
+        table.add_column(column, overflow="fold")
+    for action, who, what in rows[:max_rows]:
+        table.add_row(action, Text(who), Text(what))
+    return table
+
+
+def plan_digest(result: SyncResult, max_rows: int = 6) -> list[RenderableType]:
+    """A run in a few lines (the demo's story): the counts by action, a few example rows,
+    the summary line. ``--output json`` has the whole plan."""
+    out: list[RenderableType] = [Text(counts_line(result.plan))]
+    examples = plan_examples(result.plan, max_rows)
+    if examples is not None:
+        out.append(examples)
+    out.append(Text(result.summary()))
+    return out
+
+
 def check_table(result: CheckResult) -> Table:
     """The steps of ``check`` with their outcome."""
     table = Table(title="Connection check", title_justify="left")
