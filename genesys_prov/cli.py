@@ -732,9 +732,20 @@ def provision(obj: Context, user: str, dry_run: bool, output: str) -> None:
               default=Path("."), show_default=True, help="Where to write the files.")
 @click.option("--tenant-id", help="Entra tenant (domain or id).")
 @click.option("--client-id", help="App registration (client) id for Microsoft Graph.")
-@click.option("--target-url", help="SCIM tenant URL, e.g. "
-              "https://api.mypurecloud.ie/api/v2/scim/v2.")
-@click.option("--genesys-client-id", help="Genesys OAuth client id (else a static token).")
+@click.option("--cloud", type=click.Choice(["global", "usgov", "usgov-dod", "china"]),
+              default="global", show_default=True,
+              help="Microsoft cloud: sets source.authority_host and source.graph_url "
+                   "(usgov: GCC High; GCC is global).")
+@click.option("--region", help="Genesys Cloud region, by name (eu-west-1) or API host "
+              "(mypurecloud.ie): gives the SCIM URL and the token URL. Asked on a terminal.")
+@click.option("--target-url", help="SCIM tenant URL instead of --region, e.g. "
+              "https://api.mypurecloud.ie/api/v2/scim/v2 (any SCIM server).")
+@click.option("--genesys-auth", type=click.Choice(["oauth", "token"]), default=None,
+              help="Genesys OAuth client (client credentials) or a static token. Asked on "
+                   "a terminal; without one: token, unless --genesys-client-id is given.")
+@click.option("--genesys-client-id", help="Genesys OAuth client id (implies oauth).")
+@click.option("--ca-bundle", type=click.Path(dir_okay=False, exists=True),
+              help="PEM file of trusted CAs (a TLS-inspecting proxy): written as ca_bundle.")
 @click.option("--flavor", type=click.Choice(["genesys", "generic"]), default="genesys",
               show_default=True)
 @click.option("--scope", type=click.Choice(["assigned", "all"]), default="assigned",
@@ -742,28 +753,25 @@ def provision(obj: Context, user: str, dry_run: bool, output: str) -> None:
 @click.option("--service-principal-id", help="Enterprise app object id (scope: assigned).")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option("--no-check", is_flag=True, help="Do not run `check` afterwards.")
-def init(directory: Path, tenant_id: str | None, client_id: str | None,
-         target_url: str | None, genesys_client_id: str | None, flavor: str, scope: str,
-         service_principal_id: str | None, force: bool, no_check: bool) -> None:
+def init(directory: Path, force: bool, no_check: bool, **options: Any) -> None:
     """Write a starter genesys-prov.yaml and mappings.yaml, then run `check`.
 
-    Asks for what the options do not give when run on a terminal. Secrets are never
-    written: the configuration reads them from GRAPH_CLIENT_SECRET and
-    GENESYS_CLIENT_SECRET (or GENESYS_TOKEN).
+    Asks for what the options do not give when run on a terminal (the Genesys region from
+    a list, OAuth client or static token). Secrets are never written: the configuration
+    reads them from GRAPH_CLIENT_SECRET and GENESYS_CLIENT_SECRET (or GENESYS_TOKEN). Both
+    files are checked first and written together: a failure leaves neither.
 
     Example:
 
         genesys-prov init --tenant-id contoso.onmicrosoft.com --client-id 1111... \\
-            --target-url https://api.mypurecloud.ie/api/v2/scim/v2 --scope all
-    """
-    from genesys_prov.starter import Answers, write_starter
+            --region eu-west-1 --genesys-client-id 2222... --scope all
 
-    answers = Answers(_ask(tenant_id, "Tenant id"), _ask(client_id, "Client id"),
-                      _ask(target_url, "Target url"), scope, flavor,
-                      _ask(service_principal_id, "Service principal id")
-                      if scope == "assigned" else service_principal_id, genesys_client_id)
+        genesys-prov init --cloud usgov --region us-east-2 --ca-bundle corp-ca.pem
+    """
+    from genesys_prov.starter import write_starter
+
     with errors_to_exit():
-        files = write_starter(directory, answers, force)
+        files = write_starter(directory, _init_answers(**options), force)
     click.echo(f"Wrote {files.config_path} and {files.mappings_path}.")
     missing = [v for v in files.secrets if v not in os.environ]
     if missing:
@@ -773,11 +781,56 @@ def init(directory: Path, tenant_id: str | None, client_id: str | None,
         _check_after_init(files.config_path)
 
 
+def _init_answers(tenant_id: str | None, client_id: str | None, cloud: str,
+                  region: str | None, target_url: str | None, genesys_auth: str | None,
+                  genesys_client_id: str | None, ca_bundle: str | None, flavor: str,
+                  scope: str, service_principal_id: str | None) -> Any:
+    """``init``'s answers: the options, and on a terminal what they do not give."""
+    from genesys_prov.starter import Answers
+
+    tenant, client = _ask(tenant_id, "Tenant id"), _ask(client_id, "Client id")
+    url, token_url = _init_target(region, target_url, flavor)
+    if not genesys_client_id and genesys_auth is None and _interactive():
+        genesys_auth = click.prompt("Genesys authentication (oauth: an OAuth client with "
+                                    "client credentials; token: a static token)",
+                                    type=click.Choice(["oauth", "token"]), default="oauth")
+    if not genesys_client_id and genesys_auth == "oauth":
+        genesys_client_id = _ask(None, "Genesys client id")
+    sp_id = _ask(service_principal_id, "Service principal id") if scope == "assigned" \
+        else service_principal_id
+    return Answers(tenant, client, url, scope, flavor, sp_id, genesys_client_id, cloud,
+                   ca_bundle, token_url)
+
+
+def _init_target(region: str | None, target_url: str | None,
+                 flavor: str) -> tuple[str, str | None]:
+    """The SCIM URL (and the token URL when a region gives it): --target-url, --region,
+    else the region picked from the list on a terminal."""
+    from genesys_prov.starter import REGIONS
+    from genesys_prov.starter import region as find_region
+
+    if region and target_url:
+        fail(ConfigError("init: give --region or --target-url, not both"))
+    if target_url or (flavor == "generic" and not region):
+        return _ask(target_url, "Target url"), None
+    if not region and not _interactive():
+        fail(ConfigError("init: --region (or --target-url) is required when not run on a "
+                         "terminal"))
+    if not region:
+        for name, (host, where) in REGIONS.items():
+            click.echo(f"  {name:<15} {host:<24} {where}")
+        region = str(click.prompt("Genesys Cloud region", type=click.Choice(list(REGIONS)),
+                                  show_choices=False))
+    with errors_to_exit():
+        picked = find_region(region)
+    return picked.scim_url, picked.token_url
+
+
 def _ask(value: str | None, prompt: str) -> str:
     """An option's value, else asked on a terminal (exit 2 without one)."""
     if value:
         return value
-    if not sys.stdin.isatty():
+    if not _interactive():
         fail(ConfigError(f"init: --{prompt.lower().replace(' ', '-')} is required when "
                          "not run on a terminal"))
     return str(click.prompt(prompt))
