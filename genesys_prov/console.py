@@ -369,16 +369,38 @@ def _escrow_text(entries: list[dict[str, Any]]) -> Text:
     return Text("\n".join(lines))
 
 
-def explain_renderables(data: dict[str, Any]) -> list[RenderableType]:
-    """``explain`` as tables: source, scope, mappings, matching, plan."""
-    user = data["user"]
+def named(text: str, names: dict[str, str]) -> str:
+    """``text`` with each object id that ``names`` knows shown as ``name (id)``."""
+    for object_id, name in names.items():
+        text = re.sub(re.escape(object_id), lambda m, n=name: f"{n} ({m.group(0)})", text,
+                      flags=re.IGNORECASE)
+    return text
+
+
+def _mapping_value(m: dict[str, Any], names: dict[str, str]) -> str:
+    """A mapping's row value: what will be sent, with the mapped value beside it when the
+    target's data rules changed it (phone numbers, dateHire), names beside ids."""
+    if m.get("error"):
+        return f"error: {m['error']}"
+    value = m.get("value")
+    if "sent" not in m or m["sent"] == value:
+        return named(show_value(value), names)
+    return f"{show_value(m['sent'])}  (mapped: {show_value(value)}; target data rules)"
+
+
+def _source_table(user: dict[str, Any], names: dict[str, str]) -> Table:
     source = Table(title=f"Source: {user['userPrincipalName']} ({user['id']})",
                    title_justify="left", show_header=False)
     source.add_column("attribute")
     source.add_column("value", overflow="fold")
     for key, value in user["source"].items():
-        source.add_row(Text(key), Text(show_value(value)))
-    scope = data["scope"]
+        if key == "manager" and isinstance(value, dict) and value.get("id"):
+            value = str(value["id"])
+        source.add_row(Text(key), Text(named(show_value(value), names)))
+    return source
+
+
+def _scope_table(scope: dict[str, Any], names: dict[str, str]) -> Table:
     verdict = Text("in scope" if scope["in_scope"] else "OUT OF SCOPE",
                    style="green" if scope["in_scope"] else "red")
     scope_table = Table(title=Text.assemble("Scope (", scope["mode"], "): ", verdict),
@@ -386,18 +408,26 @@ def explain_renderables(data: dict[str, Any]) -> list[RenderableType]:
     scope_table.add_column("why", overflow="fold")
     scope_table.add_column("result")
     for reason in scope["reasons"]:
-        scope_table.add_row(Text(reason), "")
+        scope_table.add_row(Text(named(reason, names)), "")
     for clause in scope["user_scope"]:
         scope_table.add_row(Text(f"user_scope {clause['clause']}"),
                             Text(str(clause["result"]),
                                  style="green" if clause["result"] else "red"))
-    maps = Table(title="Mappings", title_justify="left")
+    return scope_table
+
+
+def explain_renderables(data: dict[str, Any]) -> list[RenderableType]:
+    """``explain`` as tables: source, scope, mappings (what will be sent), matching, plan;
+    directory objects named by id get their names beside the id."""
+    names: dict[str, str] = data.get("names") or {}
+    maps = Table(title="Mappings (the value sent, after the target's data rules)",
+                 title_justify="left")
     for column in ("target", "from", "value"):
         maps.add_column(column, overflow="fold")
     for m in data["mappings"]:
         origin = m.get("expression") or m.get("source") or "constant"
-        value = (m.get("error") and f"error: {m['error']}") or show_value(m.get("value"))
-        maps.add_row(Text(short_attribute(m["target"])), Text(origin), Text(value))
+        maps.add_row(Text(short_attribute(m["target"])), Text(origin),
+                     Text(_mapping_value(m, names)))
     match = Table(title="Matching (in precedence order)", title_justify="left")
     for column in ("by", "value", "found"):
         match.add_column(column, overflow="fold")
@@ -405,27 +435,32 @@ def explain_renderables(data: dict[str, Any]) -> list[RenderableType]:
         found = ", ".join(attempt["found"]) or attempt.get("note", "nothing")
         match.add_row(Text(attempt["by"]), Text(show_value(attempt["value"])), Text(found))
     plan = data["plan"]
-    out: list[RenderableType] = [source, scope_table, maps, match]
+    out: list[RenderableType] = [_source_table(data["user"], names),
+                                 _scope_table(data["scope"], names), maps, match]
     if plan["changes"]:
-        change_table = Table(title="Planned change", title_justify="left")
-        for column in ("action", "attribute", "old → new"):
-            change_table.add_column(column, overflow="fold")
-        for change in plan["changes"]:
-            for i, attr in enumerate(change["attributes"] or [{}]):
-                change_table.add_row(
-                    Text(change["action"] if i == 0 else ""),
-                    Text(short_attribute(attr.get("attribute", ""))),
-                    Text(f"{show_value(attr.get('old'))} → {show_value(attr.get('new'))}"
-                         if attr else change["reason"]))
-        out.append(change_table)
-    reasons = [s["reason"] for s in plan["skipped"]] + \
-        [f"{f['code']}: {f['reason']}" for f in plan["failures"]]
+        out.append(_planned_change(plan["changes"]))
+    reasons = [named(s["reason"], names) for s in plan["skipped"]] + \
+        [f"{f['code']}: {named(f['reason'], names)}" for f in plan["failures"]]
     if not plan["changes"]:
         out.append(Text("Planned change: none — " + ("; ".join(reasons) if reasons else
                                                     "the target already matches")))
     else:
         out += [Text(f"Note: {reason}", style="yellow") for reason in reasons]
     return out
+
+
+def _planned_change(changes: list[dict[str, Any]]) -> Table:
+    change_table = Table(title="Planned change", title_justify="left")
+    for column in ("action", "attribute", "old → new"):
+        change_table.add_column(column, overflow="fold")
+    for change in changes:
+        for i, attr in enumerate(change["attributes"] or [{}]):
+            change_table.add_row(
+                Text(change["action"] if i == 0 else ""),
+                Text(short_attribute(attr.get("attribute", ""))),
+                Text(f"{show_value(attr.get('old'))} → {show_value(attr.get('new'))}"
+                     if attr else change["reason"]))
+    return change_table
 
 
 def estimate_line(writes: int, rate_per_minute: int) -> str | None:
