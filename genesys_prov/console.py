@@ -24,6 +24,7 @@ from genesys_prov.mapping.scimpath import short_attribute
 from genesys_prov.plan.model import Action, Change, Plan
 from genesys_prov.source.scope import Progress
 from genesys_prov.sync.check import CheckResult
+from genesys_prov.sync.explain import named
 from genesys_prov.sync.mappings import Imported
 from genesys_prov.sync.result import SyncResult
 from genesys_prov.target.apply import FAILURE, Outcome
@@ -369,14 +370,6 @@ def _escrow_text(entries: list[dict[str, Any]]) -> Text:
     return Text("\n".join(lines))
 
 
-def named(text: str, names: dict[str, str]) -> str:
-    """``text`` with each object id that ``names`` knows shown as ``name (id)``."""
-    for object_id, name in names.items():
-        text = re.sub(re.escape(object_id), lambda m, n=name: f"{n} ({m.group(0)})", text,
-                      flags=re.IGNORECASE)
-    return text
-
-
 def _mapping_value(m: dict[str, Any], names: dict[str, str]) -> str:
     """A mapping's row value: what will be sent, with the mapped value beside it when the
     target's data rules changed it (phone numbers, dateHire), names beside ids."""
@@ -564,11 +557,15 @@ def sync_renderables(result: SyncResult, max_rows: int) -> list[RenderableType]:
 
 
 def provision_lines(data: dict[str, Any]) -> list[RenderableType]:
-    """``provision``: one line per step, ✓ or ✗."""
+    """``provision``: one line per step, ✓ or ✗ (a step that passed is cut to the width of
+    the terminal; a failing one is shown whole; ``--output json`` has every detail)."""
     out: list[RenderableType] = []
     for step in data["steps"]:
         mark = Text("✓ " if step["ok"] else "✗ ", style="green" if step["ok"] else "red")
-        out.append(Text.assemble(mark, (step["step"], "bold"), " — ", step["detail"]))
+        line = Text.assemble(mark, (step["step"], "bold"), " — ", step["detail"])
+        if step["ok"]:
+            line.no_wrap, line.overflow = True, "ellipsis"
+        out.append(line)
     if data["dry_run"]:
         out.append(Text("Dry run: nothing was written."))
     return out

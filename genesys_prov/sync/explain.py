@@ -90,6 +90,14 @@ def investigate(config: Config, who: str) -> Investigation:
     return Investigation(data, conn, plan, seen.member_of)
 
 
+def named(text: str, names: dict[str, str]) -> str:
+    """``text`` with each object id that ``names`` knows shown as ``name (id)``."""
+    for object_id, name in names.items():
+        text = re.sub(re.escape(object_id), lambda m, n=name: f"{n} ({m.group(0)})", text,
+                      flags=re.IGNORECASE)
+    return text
+
+
 OBJECT_ID = re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b")
 
 
