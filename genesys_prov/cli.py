@@ -895,6 +895,10 @@ def apply_command(obj: Context, plan_path: str, max_age: str, allow_deletions: b
               help="Serve N synthetic users instead of the demo directory.")
 @click.option("--seed", type=int, default=42, show_default=True,
               help="Seed of the synthetic directory.")
+@click.option("--directory", "directory_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Serve this directory JSON (the shape of "
+              "examples/demo-directory.json) and apply each saved change to it as a "
+              "directory change, while the sandbox runs.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path("sandbox"), show_default=True,
               help="Where to write genesys-prov.yaml, mappings.yaml and the test CA.")
@@ -902,43 +906,75 @@ def apply_command(obj: Context, plan_path: str, max_age: str, allow_deletions: b
 @click.option("--entra-job", type=click.Choice(["gallery", "customised"]), default=None,
               help="Serve Entra's provisioning job for the app with this schema, and start "
                    "Genesys as one cycle of that job left it.")
-def sandbox(users: int | None, seed: int, directory: Path, quiet: bool,
-            entra_job: str | None) -> None:
+def sandbox(users: int | None, seed: int, directory_file: Path | None, directory: Path,
+            quiet: bool, entra_job: str | None) -> None:
     """Serve the Graph and Genesys emulators on 127.0.0.1 until Ctrl-C.
 
     Writes a configuration pointing at them (credentials are the sandbox's own, not
-    secrets), so any other command can be tried against it. With --entra-job, Graph also
-    serves Entra's provisioning job for the Genesys gallery app (the gallery default
-    schema, or a customised one) and Genesys starts as that job left it: a migration to
-    try (import the job's mappings, then a dry run that should plan nothing).
+    secrets), so any other command can be tried against it. With --directory FILE it
+    serves your own directory JSON and watches the file: edit a user and save, and the
+    next `sync` is an incremental run that sends just that change. With --entra-job,
+    Graph also serves Entra's provisioning job for the Genesys gallery app (the gallery
+    default schema, or a customised one) and Genesys starts as that job left it: a
+    migration to try (import the job's mappings, then a dry run that should plan nothing).
 
     Example:
 
         genesys-prov sandbox --users 1000
+
+        python -m genesys_prov.sandbox.data > my-directory.json
+        genesys-prov sandbox --directory my-directory.json
 
         genesys-prov sandbox --entra-job gallery
 
         genesys-prov --config sandbox/genesys-prov.yaml sync --dry-run
     """
     from genesys_prov.sandbox import Sandbox
+    from genesys_prov.sandbox.watch import load_directory_file
+
+    with errors_to_exit():
+        served = load_directory_file(directory_file) if directory_file else None
+        with Sandbox(users=users, seed=seed, workdir=directory.resolve(), directory=served,
+                     entra_job=entra_job) as sb:
+            _serve(sb, directory.resolve(), directory_file, quiet)
+
+
+def _serve(sb: Any, workdir: Path, directory_file: Path | None, quiet: bool) -> None:
+    """Write the sandbox's configuration, say where it listens, and serve until Ctrl-C
+    (watching --directory's file when given)."""
     from genesys_prov.sandbox.demo import write_sandbox_config
+    from genesys_prov.sandbox.watch import DirectoryWatcher
 
-    with errors_to_exit(), Sandbox(users=users, seed=seed, workdir=directory.resolve(),
-                                   entra_job=entra_job) as sb:
-        # A long-running server keeps counters, not a log of every request.
-        sb.graph.record_requests = sb.genesys.record_requests = False
-        path = write_sandbox_config(sb, directory.resolve())
-        if not quiet:
-            _sandbox_banner(sb, path)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
-        if not quiet:
-            console.print("stopped")
+    # A long-running server keeps counters, not a log of every request.
+    sb.graph.record_requests = sb.genesys.record_requests = False
+    path = write_sandbox_config(sb, workdir)
+    if not quiet:
+        _sandbox_banner(sb, path, directory_file)
+    watcher = DirectoryWatcher(directory_file, sb.graph, _say if not quiet else _silent) \
+        if directory_file else None
+    if watcher is not None:
+        watcher.start()
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
+    if watcher is not None:
+        watcher.stop()
+    if not quiet:
+        console.print("stopped")
 
 
-def _sandbox_banner(sb: Any, path: Path) -> None:
-    """Where the emulators listen and the configuration that points at them."""
+def _say(line: str) -> None:
+    """One line from the running sandbox (not markup)."""
+    console.print(line, markup=False, soft_wrap=True)
+
+
+def _silent(line: str) -> None:
+    """Nothing (--quiet)."""
+
+
+def _sandbox_banner(sb: Any, path: Path, directory_file: Path | None = None) -> None:
+    """Where the emulators listen, the configuration that points at them, and how to change
+    a user while it runs."""
     console.print(f"Graph emulator:   {sb.graph_url}  (authority {sb.authority_host})")
     console.print(f"Genesys emulator: {sb.genesys_url}")
     report = sb.entra_report
@@ -952,7 +988,16 @@ def _sandbox_banner(sb: Any, path: Path) -> None:
                       f"{len(report.failures)} failed", markup=False)
     console.print(f"Configuration:    {path}\n")
     console.print(path.read_text(encoding="utf-8"), markup=False)
-    console.print(f"Try: genesys-prov --config {path} sync --dry-run")
+    console.print(f"Try: genesys-prov --config {path} sync --dry-run", markup=False)
+    if directory_file is not None:
+        console.print(f"Directory:        {directory_file} (watched): edit a user and save; "
+                      "the next sync is an incremental run that sends just that change.",
+                      markup=False, soft_wrap=True)
+    else:
+        console.print("To change a user while it runs: serve your own directory — "
+                      "python -m genesys_prov.sandbox.data > my-directory.json, then "
+                      "genesys-prov sandbox --directory my-directory.json — and edit it.",
+                      markup=False, soft_wrap=True)
     console.print("Serving until Ctrl-C…")
 
 

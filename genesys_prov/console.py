@@ -226,11 +226,11 @@ def plan_examples(plan: Plan, max_rows: int = 6) -> Table | None:
             rows.append((Text(change.action.value, style=STYLE[change.action]),
                          change.identity, _example(change)))
     for group in plan.group_changes[:1]:
-        what = [f"+{len(group.add)} members"] * bool(group.add) + \
+        parts = [f"+{len(group.add)} members"] * bool(group.add) + \
             [f"-{len(group.remove)} members"] * bool(group.remove) + \
             [short_attribute(a.attribute) for a in group.attributes]
         rows.append((Text(group.action.value, style="magenta"), group.identity,
-                     ", ".join(what)))
+                     ", ".join(parts)))
     users_first = sorted(plan.skipped, key=lambda s: s.kind != "user")
     for skipped in users_first[:1]:
         rows.append((Text("skipped", style="dim"), skipped.identity, skipped.reason))

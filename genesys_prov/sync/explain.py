@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genesys_prov.config import Config
-from genesys_prov.mapping import expressions
 from genesys_prov.errors import ConnectError
+from genesys_prov.mapping import expressions
 from genesys_prov.mapping.desired import desired_user, evaluate
 from genesys_prov.mapping.genesys_rules import user_rule
 from genesys_prov.mapping.mappings import ENTRA_ALIASES, Mappings
@@ -92,10 +92,15 @@ def investigate(config: Config, who: str) -> Investigation:
 
 def named(text: str, names: dict[str, str]) -> str:
     """``text`` with each object id that ``names`` knows shown as ``name (id)``."""
-    for object_id, name in names.items():
-        text = re.sub(re.escape(object_id), lambda m, n=name: f"{n} ({m.group(0)})", text,
-                      flags=re.IGNORECASE)
-    return text
+    if not names:
+        return text
+    lowered = {k.lower(): v for k, v in names.items()}
+
+    def replace(match: re.Match[str]) -> str:
+        name = lowered.get(match.group(0).lower())
+        return f"{name} ({match.group(0)})" if name else match.group(0)
+
+    return OBJECT_ID.sub(replace, text)
 
 
 OBJECT_ID = re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b")
