@@ -791,9 +791,10 @@ def _init_answers(tenant_id: str | None, client_id: str | None, cloud: str,
     tenant, client = _ask(tenant_id, "Tenant id"), _ask(client_id, "Client id")
     url, token_url = _init_target(region, target_url, flavor)
     if not genesys_client_id and genesys_auth is None and _interactive():
-        genesys_auth = click.prompt("Genesys authentication (oauth: an OAuth client with "
-                                    "client credentials; token: a static token)",
-                                    type=click.Choice(["oauth", "token"]), default="oauth")
+        genesys_auth = click.prompt("Genesys authentication: oauth (an OAuth client, "
+                                    "client credentials) or token (a static token)",
+                                    type=click.Choice(["oauth", "token"]), default="oauth",
+                                    show_choices=False)
     if not genesys_client_id and genesys_auth == "oauth":
         genesys_client_id = _ask(None, "Genesys client id")
     sp_id = _ask(service_principal_id, "Service principal id") if scope == "assigned" \
@@ -955,12 +956,17 @@ def _serve(sb: Any, workdir: Path, directory_file: Path | None, quiet: bool) -> 
     if watcher is not None:
         watcher.start()
     with contextlib.suppress(KeyboardInterrupt):
-        while True:
-            time.sleep(3600)
+        _wait_forever()
     if watcher is not None:
         watcher.stop()
     if not quiet:
         console.print("stopped")
+
+
+def _wait_forever() -> None:
+    """Sleep until Ctrl-C (KeyboardInterrupt)."""
+    while True:
+        time.sleep(3600)
 
 
 def _say(line: str) -> None:

@@ -11,6 +11,7 @@ and renamed only when both are ready: a failure leaves no half-written configura
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,8 +138,8 @@ def starter_text(answers: Answers) -> tuple[str, tuple[str, ...]]:
                           + ", ".join(CLOUDS))
     if answers.genesys_client_id:
         secret_var = "GENESYS_CLIENT_SECRET"
-        token_url = f", token_url: {answers.token_url}" if answers.token_url else ""
-        auth = (f"  oauth: {{client_id: {answers.genesys_client_id}, "
+        token_url = f", token_url: {_q(answers.token_url)}" if answers.token_url else ""
+        auth = (f"  oauth: {{client_id: {_q(answers.genesys_client_id)}, "
                 f"client_secret: ${{GENESYS_CLIENT_SECRET}}{token_url}}}\n")
     else:
         secret_var = "GENESYS_TOKEN"
@@ -146,15 +147,21 @@ def starter_text(answers: Answers) -> tuple[str, tuple[str, ...]]:
     authority, graph = CLOUDS[answers.cloud]
     cloud_lines = "" if answers.cloud == "global" else \
         f"  authority_host: {authority}\n  graph_url: {graph}\n"
-    sp_line = f"  service_principal_id: {answers.service_principal_id}\n" \
+    sp_line = f"  service_principal_id: {_q(answers.service_principal_id)}\n" \
         if answers.service_principal_id else ""
-    ca_line = f"ca_bundle: {Path(answers.ca_bundle).resolve()}\n" if answers.ca_bundle else ""
+    ca_line = f"ca_bundle: {_q(str(Path(answers.ca_bundle).resolve()))}\n" \
+        if answers.ca_bundle else ""
     text = TEMPLATE.format(
-        tenant_id=answers.tenant_id, client_id=answers.client_id, scope=answers.scope,
-        target_url=answers.target_url, sp_line=sp_line, auth_block=auth,
+        tenant_id=_q(answers.tenant_id), client_id=_q(answers.client_id), scope=answers.scope,
+        target_url=_q(answers.target_url), sp_line=sp_line, auth_block=auth,
         flavor=answers.flavor, secret_var=secret_var, cloud_lines=cloud_lines,
         ca_line=ca_line)
     return text, ("GRAPH_CLIENT_SECRET", secret_var)
+
+
+def _q(value: str | None) -> str:
+    """A value as a YAML string whatever it looks like (``1111`` stays a string)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def write_starter(directory: Path, answers: Answers, force: bool = False) -> Starter:
