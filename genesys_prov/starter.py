@@ -188,15 +188,23 @@ def write_starter(directory: Path, answers: Answers, force: bool = False) -> Sta
 
 def _write_both(files: dict[Path, str]) -> None:
     """Write every file aside (``.<name>.init-<pid>``), then rename them all; on any
-    failure remove what was written aside and re-raise."""
+    failure remove what was written aside (and a new file already renamed) and raise a
+    ConfigError."""
     aside = {path: path.with_name(f".{path.name}.init-{os.getpid()}") for path in files}
+    renamed: list[Path] = []
     try:
         for path, text in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_aside(aside[path], text)
         for path in files:
+            existed = path.exists()
             aside[path].replace(path)
+            if not existed:
+                renamed.append(path)
     except OSError as exc:
+        for path in renamed:   # a rename failed after another succeeded: take it back
+            with contextlib.suppress(OSError):
+                path.unlink()
         raise ConfigError(f"init: cannot write {exc.filename or 'the files'}: "
                           f"{exc.strerror or exc}; nothing was written") from exc
     finally:

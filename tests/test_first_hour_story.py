@@ -184,6 +184,22 @@ def test_init_writes_both_files_or_neither(tmp_path: Path,
     assert "nothing was written" in result.stderr
     assert written and list((tmp_path / "cfg").iterdir()) == []   # not even the aside file
 
+    # the second rename fails after the first succeeded: the first is taken back
+    monkeypatch.setattr(starter, "_write_aside", real)
+    renames: list[Path] = []
+    real_replace = Path.replace
+
+    def second_rename_fails(self: Path, target: Any) -> Path:
+        if renames:
+            raise OSError(13, "Permission denied", str(target))
+        renames.append(Path(target))
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", second_rename_fails)
+    again = init(tmp_path, "--region", "eu-west-1", name="cfg2")
+    assert again.exit_code == 2 and renames
+    assert list((tmp_path / "cfg2").iterdir()) == []
+
 
 def test_readme_init_row_lists_every_flag() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

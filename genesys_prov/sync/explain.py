@@ -114,17 +114,18 @@ def _names(conn: Connections, data: dict[str, Any], member_of: list[str]) -> dic
                  data["plan"]["failures"]])
     ids = {i.lower() for i in [*OBJECT_ID.findall(text), *member_of]} - \
         {str(data["user"]["id"]).lower()}
+    groups = {g.lower() for g in member_of}
     names: dict[str, str] = {}
     for object_id in sorted(ids):
-        names.update(_name(conn, object_id))
+        names.update(_name(conn, object_id, object_id in groups))
     return names
 
 
-def _name(conn: Connections, object_id: str) -> dict[str, str]:
+def _name(conn: Connections, object_id: str, group_first: bool) -> dict[str, str]:
     """``{id: name}`` for one directory object (a user: "displayName <UPN>"; a group: its
     displayName); empty when it is neither (e.g. a target id)."""
-    for kind, fields in (("users", "id,displayName,userPrincipalName"),
-                         ("groups", "id,displayName")):
+    kinds = [("users", "id,displayName,userPrincipalName"), ("groups", "id,displayName")]
+    for kind, fields in (kinds[::-1] if group_first else kinds):
         try:
             found = conn.graph.get(f"/{kind}/{object_id}", {"$select": fields})
         except ConnectError:  # not found, or not readable with these permissions
