@@ -732,9 +732,20 @@ def provision(obj: Context, user: str, dry_run: bool, output: str) -> None:
               default=Path("."), show_default=True, help="Where to write the files.")
 @click.option("--tenant-id", help="Entra tenant (domain or id).")
 @click.option("--client-id", help="App registration (client) id for Microsoft Graph.")
-@click.option("--target-url", help="SCIM tenant URL, e.g. "
-              "https://api.mypurecloud.ie/api/v2/scim/v2.")
-@click.option("--genesys-client-id", help="Genesys OAuth client id (else a static token).")
+@click.option("--cloud", type=click.Choice(["global", "usgov", "usgov-dod", "china"]),
+              default="global", show_default=True,
+              help="Microsoft cloud: sets source.authority_host and source.graph_url "
+                   "(usgov: GCC High; GCC is global).")
+@click.option("--region", help="Genesys Cloud region, by name (eu-west-1) or API host "
+              "(mypurecloud.ie): gives the SCIM URL and the token URL. Asked on a terminal.")
+@click.option("--target-url", help="SCIM tenant URL instead of --region, e.g. "
+              "https://api.mypurecloud.ie/api/v2/scim/v2 (any SCIM server).")
+@click.option("--genesys-auth", type=click.Choice(["oauth", "token"]), default=None,
+              help="Genesys OAuth client (client credentials) or a static token. Asked on "
+                   "a terminal; without one: token, unless --genesys-client-id is given.")
+@click.option("--genesys-client-id", help="Genesys OAuth client id (implies oauth).")
+@click.option("--ca-bundle", type=click.Path(dir_okay=False, exists=True),
+              help="PEM file of trusted CAs (a TLS-inspecting proxy): written as ca_bundle.")
 @click.option("--flavor", type=click.Choice(["genesys", "generic"]), default="genesys",
               show_default=True)
 @click.option("--scope", type=click.Choice(["assigned", "all"]), default="assigned",
@@ -742,28 +753,25 @@ def provision(obj: Context, user: str, dry_run: bool, output: str) -> None:
 @click.option("--service-principal-id", help="Enterprise app object id (scope: assigned).")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option("--no-check", is_flag=True, help="Do not run `check` afterwards.")
-def init(directory: Path, tenant_id: str | None, client_id: str | None,
-         target_url: str | None, genesys_client_id: str | None, flavor: str, scope: str,
-         service_principal_id: str | None, force: bool, no_check: bool) -> None:
+def init(directory: Path, force: bool, no_check: bool, **options: Any) -> None:
     """Write a starter genesys-prov.yaml and mappings.yaml, then run `check`.
 
-    Asks for what the options do not give when run on a terminal. Secrets are never
-    written: the configuration reads them from GRAPH_CLIENT_SECRET and
-    GENESYS_CLIENT_SECRET (or GENESYS_TOKEN).
+    Asks for what the options do not give when run on a terminal (the Genesys region from
+    a list, OAuth client or static token). Secrets are never written: the configuration
+    reads them from GRAPH_CLIENT_SECRET and GENESYS_CLIENT_SECRET (or GENESYS_TOKEN). Both
+    files are checked first and written together: a failure leaves neither.
 
     Example:
 
         genesys-prov init --tenant-id contoso.onmicrosoft.com --client-id 1111... \\
-            --target-url https://api.mypurecloud.ie/api/v2/scim/v2 --scope all
-    """
-    from genesys_prov.starter import Answers, write_starter
+            --region eu-west-1 --genesys-client-id 2222... --scope all
 
-    answers = Answers(_ask(tenant_id, "Tenant id"), _ask(client_id, "Client id"),
-                      _ask(target_url, "Target url"), scope, flavor,
-                      _ask(service_principal_id, "Service principal id")
-                      if scope == "assigned" else service_principal_id, genesys_client_id)
+        genesys-prov init --cloud usgov --region us-east-2 --ca-bundle corp-ca.pem
+    """
+    from genesys_prov.starter import write_starter
+
     with errors_to_exit():
-        files = write_starter(directory, answers, force)
+        files = write_starter(directory, _init_answers(**options), force)
     click.echo(f"Wrote {files.config_path} and {files.mappings_path}.")
     missing = [v for v in files.secrets if v not in os.environ]
     if missing:
@@ -773,11 +781,57 @@ def init(directory: Path, tenant_id: str | None, client_id: str | None,
         _check_after_init(files.config_path)
 
 
+def _init_answers(tenant_id: str | None, client_id: str | None, cloud: str,
+                  region: str | None, target_url: str | None, genesys_auth: str | None,
+                  genesys_client_id: str | None, ca_bundle: str | None, flavor: str,
+                  scope: str, service_principal_id: str | None) -> Any:
+    """``init``'s answers: the options, and on a terminal what they do not give."""
+    from genesys_prov.starter import Answers
+
+    tenant, client = _ask(tenant_id, "Tenant id"), _ask(client_id, "Client id")
+    url, token_url = _init_target(region, target_url, flavor)
+    if not genesys_client_id and genesys_auth is None and _interactive():
+        genesys_auth = click.prompt("Genesys authentication: oauth (an OAuth client, "
+                                    "client credentials) or token (a static token)",
+                                    type=click.Choice(["oauth", "token"]), default="oauth",
+                                    show_choices=False)
+    if not genesys_client_id and genesys_auth == "oauth":
+        genesys_client_id = _ask(None, "Genesys client id")
+    sp_id = _ask(service_principal_id, "Service principal id") if scope == "assigned" \
+        else service_principal_id
+    return Answers(tenant, client, url, scope, flavor, sp_id, genesys_client_id, cloud,
+                   ca_bundle, token_url)
+
+
+def _init_target(region: str | None, target_url: str | None,
+                 flavor: str) -> tuple[str, str | None]:
+    """The SCIM URL (and the token URL when a region gives it): --target-url, --region,
+    else the region picked from the list on a terminal."""
+    from genesys_prov.starter import REGIONS
+    from genesys_prov.starter import region as find_region
+
+    if region and target_url:
+        fail(ConfigError("init: give --region or --target-url, not both"))
+    if target_url or (flavor == "generic" and not region):
+        return _ask(target_url, "Target url"), None
+    if not region and not _interactive():
+        fail(ConfigError("init: --region (or --target-url) is required when not run on a "
+                         "terminal"))
+    if not region:
+        for name, (host, where) in REGIONS.items():
+            click.echo(f"  {name:<15} {host:<24} {where}")
+        region = str(click.prompt("Genesys Cloud region", type=click.Choice(list(REGIONS)),
+                                  show_choices=False))
+    with errors_to_exit():
+        picked = find_region(region)
+    return picked.scim_url, picked.token_url
+
+
 def _ask(value: str | None, prompt: str) -> str:
     """An option's value, else asked on a terminal (exit 2 without one)."""
     if value:
         return value
-    if not sys.stdin.isatty():
+    if not _interactive():
         fail(ConfigError(f"init: --{prompt.lower().replace(' ', '-')} is required when "
                          "not run on a terminal"))
     return str(click.prompt(prompt))
@@ -842,6 +896,10 @@ def apply_command(obj: Context, plan_path: str, max_age: str, allow_deletions: b
               help="Serve N synthetic users instead of the demo directory.")
 @click.option("--seed", type=int, default=42, show_default=True,
               help="Seed of the synthetic directory.")
+@click.option("--directory", "directory_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Serve this directory JSON (the shape of "
+              "examples/demo-directory.json) and apply each saved change to it as a "
+              "directory change, while the sandbox runs.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path("sandbox"), show_default=True,
               help="Where to write genesys-prov.yaml, mappings.yaml and the test CA.")
@@ -849,43 +907,80 @@ def apply_command(obj: Context, plan_path: str, max_age: str, allow_deletions: b
 @click.option("--entra-job", type=click.Choice(["gallery", "customised"]), default=None,
               help="Serve Entra's provisioning job for the app with this schema, and start "
                    "Genesys as one cycle of that job left it.")
-def sandbox(users: int | None, seed: int, directory: Path, quiet: bool,
-            entra_job: str | None) -> None:
+def sandbox(users: int | None, seed: int, directory_file: Path | None, directory: Path,
+            quiet: bool, entra_job: str | None) -> None:
     """Serve the Graph and Genesys emulators on 127.0.0.1 until Ctrl-C.
 
     Writes a configuration pointing at them (credentials are the sandbox's own, not
-    secrets), so any other command can be tried against it. With --entra-job, Graph also
-    serves Entra's provisioning job for the Genesys gallery app (the gallery default
-    schema, or a customised one) and Genesys starts as that job left it: a migration to
-    try (import the job's mappings, then a dry run that should plan nothing).
+    secrets), so any other command can be tried against it. With --directory FILE it
+    serves your own directory JSON and watches the file: edit a user and save, and the
+    next `sync` is an incremental run that sends just that change. With --entra-job,
+    Graph also serves Entra's provisioning job for the Genesys gallery app (the gallery
+    default schema, or a customised one) and Genesys starts as that job left it: a
+    migration to try (import the job's mappings, then a dry run that should plan nothing).
 
     Example:
 
         genesys-prov sandbox --users 1000
+
+        python -m genesys_prov.sandbox.data > my-directory.json
+        genesys-prov sandbox --directory my-directory.json
 
         genesys-prov sandbox --entra-job gallery
 
         genesys-prov --config sandbox/genesys-prov.yaml sync --dry-run
     """
     from genesys_prov.sandbox import Sandbox
+    from genesys_prov.sandbox.watch import load_directory_file
+
+    with errors_to_exit():
+        served = load_directory_file(directory_file) if directory_file else None
+        with Sandbox(users=users, seed=seed, workdir=directory.resolve(), directory=served,
+                     entra_job=entra_job) as sb:
+            _serve(sb, directory.resolve(), directory_file, quiet)
+
+
+def _serve(sb: Any, workdir: Path, directory_file: Path | None, quiet: bool) -> None:
+    """Write the sandbox's configuration, say where it listens, and serve until Ctrl-C
+    (watching --directory's file when given)."""
     from genesys_prov.sandbox.demo import write_sandbox_config
+    from genesys_prov.sandbox.watch import DirectoryWatcher
 
-    with errors_to_exit(), Sandbox(users=users, seed=seed, workdir=directory.resolve(),
-                                   entra_job=entra_job) as sb:
-        # A long-running server keeps counters, not a log of every request.
-        sb.graph.record_requests = sb.genesys.record_requests = False
-        path = write_sandbox_config(sb, directory.resolve())
-        if not quiet:
-            _sandbox_banner(sb, path)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
-        if not quiet:
-            console.print("stopped")
+    # A long-running server keeps counters, not a log of every request.
+    sb.graph.record_requests = sb.genesys.record_requests = False
+    path = write_sandbox_config(sb, workdir)
+    if not quiet:
+        _sandbox_banner(sb, path, directory_file)
+    watcher = DirectoryWatcher(directory_file, sb.graph, _say if not quiet else _silent) \
+        if directory_file else None
+    if watcher is not None:
+        watcher.start()
+    with contextlib.suppress(KeyboardInterrupt):
+        _wait_forever()
+    if watcher is not None:
+        watcher.stop()
+    if not quiet:
+        console.print("stopped")
 
 
-def _sandbox_banner(sb: Any, path: Path) -> None:
-    """Where the emulators listen and the configuration that points at them."""
+def _wait_forever() -> None:
+    """Sleep until Ctrl-C (KeyboardInterrupt)."""
+    while True:
+        time.sleep(3600)
+
+
+def _say(line: str) -> None:
+    """One line from the running sandbox (not markup)."""
+    console.print(line, markup=False, soft_wrap=True)
+
+
+def _silent(line: str) -> None:
+    """Nothing (--quiet)."""
+
+
+def _sandbox_banner(sb: Any, path: Path, directory_file: Path | None = None) -> None:
+    """Where the emulators listen, the configuration that points at them, and how to change
+    a user while it runs."""
     console.print(f"Graph emulator:   {sb.graph_url}  (authority {sb.authority_host})")
     console.print(f"Genesys emulator: {sb.genesys_url}")
     report = sb.entra_report
@@ -899,38 +994,60 @@ def _sandbox_banner(sb: Any, path: Path) -> None:
                       f"{len(report.failures)} failed", markup=False)
     console.print(f"Configuration:    {path}\n")
     console.print(path.read_text(encoding="utf-8"), markup=False)
-    console.print(f"Try: genesys-prov --config {path} sync --dry-run")
+    console.print(f"Try: genesys-prov --config {path} sync --dry-run", markup=False)
+    if directory_file is not None:
+        console.print(f"Directory:        {directory_file} (watched): edit a user and save; "
+                      "the next sync is an incremental run that sends just that change.",
+                      markup=False, soft_wrap=True)
+    else:
+        console.print("To change a user while it runs: serve your own directory — "
+                      "python -m genesys_prov.sandbox.data > my-directory.json, then "
+                      "genesys-prov sandbox --directory my-directory.json — and edit it.",
+                      markup=False, soft_wrap=True)
     console.print("Serving until Ctrl-C…")
 
 
 @cli.command()
-@click.option("--max-rows", type=click.IntRange(min=0), default=40, show_default=True,
-              help="Changes shown per table.")
-def demo(max_rows: int) -> None:
+@click.option("--max-rows", type=click.IntRange(min=0), default=6, show_default=True,
+              help="Example rows shown per step (--output json has every change).")
+@output_option("the story (json: each step's whole plan and result)")
+def demo(max_rows: int, output: str) -> None:
     """Run a real sync against the built-in sandbox: dry-run, sync, sync again, and a change.
 
-    Starts the Graph and Genesys emulators in-process, shows the plan of a dry-run (and
-    that it wrote nothing), applies it, syncs again to show that nothing is left to do
-    (an incremental run: no target request at all), then changes one user's job title in
-    the directory and shows the one minimal PATCH it costs.
+    Starts the Graph and Genesys emulators in-process, shows the plan of a dry-run (its
+    counts and a few example rows, and that it wrote nothing), applies it, syncs again to
+    show that nothing is left to do (an incremental run: no target request at all), then
+    changes one user's job title in the directory and shows the one minimal PATCH it costs.
+    --output json prints every step's whole plan and result instead.
 
     Example:
 
         genesys-prov demo
+
+        genesys-prov demo --output json > demo.json
     """
-    from genesys_prov.console import changes_table, sync_renderables
     from genesys_prov.sandbox.demo import demo_story
 
     with errors_to_exit():
+        if output == "json":
+            print_json({"scenes": [scene.data() for scene in demo_story()]})
+            return
         for scene in demo_story():
-            console.rule(scene.title)
-            if scene.result is not None and scene.show == "plan":
-                show(sync_renderables(scene.result, max_rows))
-            elif scene.result is not None:
-                show(([changes_table(scene.result.plan, max_rows)]
-                      if scene.show == "changes" else []) + [scene.result.summary()])
-            for note in scene.notes:
-                console.print(note, markup=False, soft_wrap=True)
+            _tell(scene, max_rows)
+
+
+def _tell(scene: Any, max_rows: int) -> None:
+    """One step of the demo, in a few lines."""
+    from genesys_prov.console import changes_table, plan_digest
+
+    console.rule(scene.title)
+    if scene.result is not None and scene.show == "digest":
+        show(plan_digest(scene.result, max_rows))
+    elif scene.result is not None:
+        show(([changes_table(scene.result.plan, max_rows)]
+              if scene.show == "changes" else []) + [scene.result.summary()])
+    for note in scene.notes:
+        console.print(note, markup=False, soft_wrap=True)
 
 
 def main() -> None:

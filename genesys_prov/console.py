@@ -24,6 +24,7 @@ from genesys_prov.mapping.scimpath import short_attribute
 from genesys_prov.plan.model import Action, Change, Plan
 from genesys_prov.source.scope import Progress
 from genesys_prov.sync.check import CheckResult
+from genesys_prov.sync.explain import named
 from genesys_prov.sync.mappings import Imported
 from genesys_prov.sync.result import SyncResult
 from genesys_prov.target.apply import FAILURE, Outcome
@@ -187,6 +188,74 @@ def plan_renderables(plan: Plan, max_rows: int = 200) -> list[RenderableType]:
     return out
 
 
+def counts_line(plan: Plan) -> str:
+    """The plan's counts on one line: the changes by action, then what was left alone."""
+    counts = plan.counts()
+    changes = [f"{counts[k]} {k}" for k in [a.value for a in Action] +
+               ["group create", "group update"] if counts[k]]
+    members = [f"{sign}{counts[f'members {word}']} members"
+               for sign, word in (("+", "added"), ("-", "removed")) if counts[f"members {word}"]]
+    alone = [f"{counts[k]} {k.replace('_', ' ')}" for k in
+             ("skipped", "failed", "unmanaged", "out_of_scope", "held") if counts[k]]
+    return ("Plan: " + (", ".join(changes) or "no changes")
+            + (f" ({', '.join(members)})" if members else "")
+            + (f"; not changed: {', '.join(alone)}" if alone else ""))
+
+
+def _example(change: Change) -> str:
+    """One change in a few words: a create's attributes, else the first old → new."""
+    names = [short_attribute(a.attribute) for a in change.attributes]
+    if change.action is Action.CREATE:
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+        return f"{len(names)} attributes: {shown}"
+    if not change.attributes:
+        return change.reason
+    data = change.attributes[0].data()
+    more = f" (+{len(names) - 1} more)" if len(names) > 1 else ""
+    return f"{names[0]}: {show_value(data['old'])} → {show_value(data['new'])}{more}"
+
+
+def plan_examples(plan: Plan, max_rows: int = 6) -> Table | None:
+    """A few example rows of a plan: the first change of each action, the first group
+    change and the first thing left alone (at most ``max_rows``); None when empty."""
+    rows: list[tuple[Text, str, str]] = []
+    seen: set[Action] = set()
+    for change in plan.changes:
+        if change.action not in seen:
+            seen.add(change.action)
+            rows.append((Text(change.action.value, style=STYLE[change.action]),
+                         change.identity, _example(change)))
+    for group in plan.group_changes[:1]:
+        parts = [f"+{len(group.add)} members"] * bool(group.add) + \
+            [f"-{len(group.remove)} members"] * bool(group.remove) + \
+            [short_attribute(a.attribute) for a in group.attributes]
+        rows.append((Text(group.action.value, style="magenta"), group.identity,
+                     ", ".join(parts)))
+    users_first = sorted(plan.skipped, key=lambda s: s.kind != "user")
+    for skipped in users_first[:1]:
+        rows.append((Text("skipped", style="dim"), skipped.identity, skipped.reason))
+    if not rows or max_rows <= 0:
+        return None
+    table = Table(title="Examples (one per kind)", title_justify="left", box=None,
+                  padding=(0, 2, 0, 0))
+    for column in ("action", "who", "what"):
+        table.add_column(column, overflow="fold")
+    for action, who, what in rows[:max_rows]:
+        table.add_row(action, Text(who), Text(what))
+    return table
+
+
+def plan_digest(result: SyncResult, max_rows: int = 6) -> list[RenderableType]:
+    """A run in a few lines (the demo's story): the counts by action, a few example rows,
+    the summary line. ``--output json`` has the whole plan."""
+    out: list[RenderableType] = [Text(counts_line(result.plan))]
+    examples = plan_examples(result.plan, max_rows)
+    if examples is not None:
+        out.append(examples)
+    out.append(Text(result.summary()))
+    return out
+
+
 def check_table(result: CheckResult) -> Table:
     """The steps of ``check`` with their outcome."""
     table = Table(title="Connection check", title_justify="left")
@@ -301,16 +370,30 @@ def _escrow_text(entries: list[dict[str, Any]]) -> Text:
     return Text("\n".join(lines))
 
 
-def explain_renderables(data: dict[str, Any]) -> list[RenderableType]:
-    """``explain`` as tables: source, scope, mappings, matching, plan."""
-    user = data["user"]
+def _mapping_value(m: dict[str, Any], names: dict[str, str]) -> str:
+    """A mapping's row value: what will be sent, with the mapped value beside it when the
+    target's data rules changed it (phone numbers, dateHire), names beside ids."""
+    if m.get("error"):
+        return f"error: {m['error']}"
+    value = m.get("value")
+    if "sent" not in m or m["sent"] == value:
+        return named(show_value(value), names)
+    return f"{show_value(m['sent'])}  (mapped: {show_value(value)}; target data rules)"
+
+
+def _source_table(user: dict[str, Any], names: dict[str, str]) -> Table:
     source = Table(title=f"Source: {user['userPrincipalName']} ({user['id']})",
                    title_justify="left", show_header=False)
     source.add_column("attribute")
     source.add_column("value", overflow="fold")
     for key, value in user["source"].items():
-        source.add_row(Text(key), Text(show_value(value)))
-    scope = data["scope"]
+        if key == "manager" and isinstance(value, dict) and value.get("id"):
+            value = str(value["id"])
+        source.add_row(Text(key), Text(named(show_value(value), names)))
+    return source
+
+
+def _scope_table(scope: dict[str, Any], names: dict[str, str]) -> Table:
     verdict = Text("in scope" if scope["in_scope"] else "OUT OF SCOPE",
                    style="green" if scope["in_scope"] else "red")
     scope_table = Table(title=Text.assemble("Scope (", scope["mode"], "): ", verdict),
@@ -318,18 +401,26 @@ def explain_renderables(data: dict[str, Any]) -> list[RenderableType]:
     scope_table.add_column("why", overflow="fold")
     scope_table.add_column("result")
     for reason in scope["reasons"]:
-        scope_table.add_row(Text(reason), "")
+        scope_table.add_row(Text(named(reason, names)), "")
     for clause in scope["user_scope"]:
         scope_table.add_row(Text(f"user_scope {clause['clause']}"),
                             Text(str(clause["result"]),
                                  style="green" if clause["result"] else "red"))
-    maps = Table(title="Mappings", title_justify="left")
+    return scope_table
+
+
+def explain_renderables(data: dict[str, Any]) -> list[RenderableType]:
+    """``explain`` as tables: source, scope, mappings (what will be sent), matching, plan;
+    directory objects named by id get their names beside the id."""
+    names: dict[str, str] = data.get("names") or {}
+    maps = Table(title="Mappings (the value sent, after the target's data rules)",
+                 title_justify="left")
     for column in ("target", "from", "value"):
         maps.add_column(column, overflow="fold")
     for m in data["mappings"]:
         origin = m.get("expression") or m.get("source") or "constant"
-        value = (m.get("error") and f"error: {m['error']}") or show_value(m.get("value"))
-        maps.add_row(Text(short_attribute(m["target"])), Text(origin), Text(value))
+        maps.add_row(Text(short_attribute(m["target"])), Text(origin),
+                     Text(_mapping_value(m, names)))
     match = Table(title="Matching (in precedence order)", title_justify="left")
     for column in ("by", "value", "found"):
         match.add_column(column, overflow="fold")
@@ -337,27 +428,32 @@ def explain_renderables(data: dict[str, Any]) -> list[RenderableType]:
         found = ", ".join(attempt["found"]) or attempt.get("note", "nothing")
         match.add_row(Text(attempt["by"]), Text(show_value(attempt["value"])), Text(found))
     plan = data["plan"]
-    out: list[RenderableType] = [source, scope_table, maps, match]
+    out: list[RenderableType] = [_source_table(data["user"], names),
+                                 _scope_table(data["scope"], names), maps, match]
     if plan["changes"]:
-        change_table = Table(title="Planned change", title_justify="left")
-        for column in ("action", "attribute", "old → new"):
-            change_table.add_column(column, overflow="fold")
-        for change in plan["changes"]:
-            for i, attr in enumerate(change["attributes"] or [{}]):
-                change_table.add_row(
-                    Text(change["action"] if i == 0 else ""),
-                    Text(short_attribute(attr.get("attribute", ""))),
-                    Text(f"{show_value(attr.get('old'))} → {show_value(attr.get('new'))}"
-                         if attr else change["reason"]))
-        out.append(change_table)
-    reasons = [s["reason"] for s in plan["skipped"]] + \
-        [f"{f['code']}: {f['reason']}" for f in plan["failures"]]
+        out.append(_planned_change(plan["changes"]))
+    reasons = [named(s["reason"], names) for s in plan["skipped"]] + \
+        [f"{f['code']}: {named(f['reason'], names)}" for f in plan["failures"]]
     if not plan["changes"]:
         out.append(Text("Planned change: none — " + ("; ".join(reasons) if reasons else
                                                     "the target already matches")))
     else:
         out += [Text(f"Note: {reason}", style="yellow") for reason in reasons]
     return out
+
+
+def _planned_change(changes: list[dict[str, Any]]) -> Table:
+    change_table = Table(title="Planned change", title_justify="left")
+    for column in ("action", "attribute", "old → new"):
+        change_table.add_column(column, overflow="fold")
+    for change in changes:
+        for i, attr in enumerate(change["attributes"] or [{}]):
+            change_table.add_row(
+                Text(change["action"] if i == 0 else ""),
+                Text(short_attribute(attr.get("attribute", ""))),
+                Text(f"{show_value(attr.get('old'))} → {show_value(attr.get('new'))}"
+                     if attr else change["reason"]))
+    return change_table
 
 
 def estimate_line(writes: int, rate_per_minute: int) -> str | None:
@@ -461,11 +557,15 @@ def sync_renderables(result: SyncResult, max_rows: int) -> list[RenderableType]:
 
 
 def provision_lines(data: dict[str, Any]) -> list[RenderableType]:
-    """``provision``: one line per step, ✓ or ✗."""
+    """``provision``: one line per step, ✓ or ✗ (a step that passed is cut to the width of
+    the terminal; a failing one is shown whole; ``--output json`` has every detail)."""
     out: list[RenderableType] = []
     for step in data["steps"]:
         mark = Text("✓ " if step["ok"] else "✗ ", style="green" if step["ok"] else "red")
-        out.append(Text.assemble(mark, (step["step"], "bold"), " — ", step["detail"]))
+        line = Text.assemble(mark, (step["step"], "bold"), " — ", step["detail"])
+        if step["ok"]:
+            line.no_wrap, line.overflow = True, "ellipsis"
+        out.append(line)
     if data["dry_run"]:
         out.append(Text("Dry run: nothing was written."))
     return out

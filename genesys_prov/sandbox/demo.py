@@ -37,14 +37,23 @@ def write_sandbox_config(sandbox: Any, directory: Path) -> Path:
 
 @dataclass
 class Scene:
-    """One step of the demo: a title, the run's result (if any), how to show it (``plan``:
-    the whole plan; ``summary``: one line; ``changes``: the changes table), and lines to
-    say after it."""
+    """One step of the demo: a title, the run's result (if any), how to show it
+    (``digest``: the counts and a few example rows; ``summary``: one line; ``changes``: the
+    changes table; ``none``), and lines to say after it."""
 
     title: str
     result: SyncResult | None = None
-    show: str = "plan"
+    show: str = "digest"
     notes: list[str] = field(default_factory=list)
+
+    def data(self) -> dict[str, Any]:
+        """JSON-ready form: the whole result (as ``sync --output json`` prints it)."""
+        return {"title": self.title, "result": self.result.data() if self.result else None,
+                "notes": [note.strip() for note in self.notes]}
+
+
+JSON_POINTER = ("Every change, with old → new: genesys-prov demo --output json "
+                "(each step's whole plan and result, as `sync --output json` prints them).")
 
 
 def demo_story() -> Iterator[Scene]:
@@ -54,15 +63,17 @@ def demo_story() -> Iterator[Scene]:
         config = load_config(write_sandbox_config(sb, Path(tmp)))
         yield Scene("genesys-prov demo", show="none", notes=[
             f"Directory: {len(sb.graph.users)} users in the Graph emulator; Genesys emulator "
-            f"holds {len(sb.genesys.users)} users.\n"])
+            f"holds {len(sb.genesys.users)} users."])
         result = run_sync(config, dry_run=True)
         yield Scene("1. sync --dry-run", result, notes=[
-            f"Genesys emulator received {len(sb.genesys.writes())} write(s).\n"])
-        yield Scene("2. sync", run_sync(config))
+            f"Genesys emulator received {len(sb.genesys.writes())} write(s).", JSON_POINTER])
+        result = run_sync(config)
+        yield Scene("2. sync", result, "summary", [
+            f"Genesys emulator now holds {len(sb.genesys.users)} users."])
         sb.genesys.reset_log()
         result = run_sync(config)
         yield Scene("3. sync again", result, "summary", [
-            f"Genesys emulator received {len(sb.genesys.writes())} write(s).\n"])
+            f"Genesys emulator received {len(sb.genesys.writes())} write(s)."])
         provisioned = {u["userName"].lower() for u in sb.genesys.users.values() if u["active"]}
         user = next(u for u in sb.graph.users
                     if u["userPrincipalName"].lower() in provisioned and u.get("jobTitle"))

@@ -10,9 +10,9 @@ from genesys_prov.config import Config
 from genesys_prov.mapping.mappings_file import load_mappings
 from genesys_prov.plan.model import GroupAction, GroupChange, MemberRef
 from genesys_prov.sync.bookkeeping import Bookkeeper
-from genesys_prov.sync.check import run_check
+from genesys_prov.sync.check import CheckResult, run_check
 from genesys_prov.sync.context import RunContext, run_context
-from genesys_prov.sync.explain import Investigation, investigate
+from genesys_prov.sync.explain import Investigation, investigate, named
 from genesys_prov.sync.run import match_attributes
 from genesys_prov.target.apply import FAILURE, Applier
 
@@ -30,8 +30,7 @@ def provision_user(config: Config, who: str, dry_run: bool = False) -> dict[str,
         provision_user(load_config("genesys-prov.yaml"), "ada@contoso.com")["steps"]
     """
     check = run_check(config)
-    steps: list[Step] = [{"step": "test connection", "ok": check.ok,
-                          "detail": "; ".join(f"{s.name}: {s.detail}" for s in check.steps)}]
+    steps: list[Step] = [_connection_step(check)]
     if not check.ok:
         return {"steps": steps, "dry_run": dry_run}
     found = investigate(config, who)
@@ -49,6 +48,21 @@ def provision_user(config: Config, who: str, dry_run: bool = False) -> dict[str,
     return {"steps": steps, "dry_run": dry_run, "explain": found.data}
 
 
+def _connection_step(check: CheckResult) -> Step:
+    """The connection test as one step: one short line (the checks that failed or warned,
+    else how many passed); ``checks`` has each check with its detail."""
+    failed = [s for s in check.steps if not s.ok]
+    warned = [s for s in check.steps if s.ok and s.warning]
+    if failed:
+        detail = "; ".join(f"{s.name} FAILED: {s.detail}" for s in failed)
+    else:
+        detail = f"Graph and the target answered ({len(check.steps)} checks passed)"
+    detail += "".join(f"; warning: {s.name}: {s.detail}" for s in warned)
+    return {"step": "test connection", "ok": check.ok, "detail": detail,
+            "checks": [{"name": s.name, "ok": s.ok, "warning": s.warning, "detail": s.detail}
+                       for s in check.steps]}
+
+
 def _read_steps(found: Investigation) -> list[Step]:
     """The import, scope, match and (planned) action steps."""
     data = found.data
@@ -62,7 +76,7 @@ def _read_steps(found: Investigation) -> list[Step]:
          "detail": f"read {data['user']['userPrincipalName']} "
                    f"({len(data['user']['source'])} attributes)"},
         {"step": "scope", "ok": True, "in_scope": scope["in_scope"],
-         "detail": "; ".join(scope["reasons"]) or "in scope"},
+         "detail": named("; ".join(scope["reasons"]), data["names"]) or "in scope"},
         {"step": "match", "ok": True,
          "detail": (f"matched by {match[0]['by']}: {', '.join(match[0]['found'])}"
                     if match else "no target user matches")},
