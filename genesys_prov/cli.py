@@ -172,10 +172,15 @@ def output_option(what: str = "the result", json_alias: bool = False,
 
 
 def print_json(data: Any) -> None:
-    """Stable, indented JSON on stdout."""
-    from genesys_prov.report import to_json
+    """Stable, indented JSON on stdout, written as it is encoded (a 100,000-user plan is
+    never held as one string)."""
+    from genesys_prov.report import iter_json
 
-    click.echo(to_json(data))
+    out = sys.stdout
+    for chunk in iter_json(data):
+        out.write(chunk)
+    out.write("\n")
+    out.flush()
 
 
 def show(renderables: list[Any]) -> None:

@@ -51,9 +51,18 @@ def check_output_path(option: str, path: str) -> None:
             (target.exists() and not os.access(target, os.W_OK)):
         raise ConfigError(f"{option} {path}: not writable")
 
+_ENCODER = json.JSONEncoder(indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
 def to_json(data: Any) -> str:
     """Stable, indented JSON."""
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+    return _ENCODER.encode(data)
+
+
+def iter_json(data: Any) -> Iterator[str]:
+    """:func:`to_json`'s text in pieces, as it is encoded (for writing a large document
+    without holding it)."""
+    return _ENCODER.iterencode(data)
 
 
 REPORT_SCHEMA = 1

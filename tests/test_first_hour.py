@@ -378,3 +378,19 @@ def test_mapping_validate_offline_needs_no_secret(tmp_path: Path,
     online = run_cli("--config", config, "mapping", "validate")
     assert online.exit_code == 2
     assert "GRAPH_CLIENT_SECRET is not set" in online.stderr
+
+
+def test_json_output_is_streamed_and_identical_to_one_string() -> None:
+    """`--output json` is written as it is encoded (a 100,000-user plan is never held as
+    one string): the pieces join to exactly what encoding it at once gives."""
+    import datetime as dt
+
+    from genesys_prov.report import iter_json, to_json
+
+    data = {"plan": {"changes": [{"identity": "zoë@contoso.com", "old": None, "new": [1, 2]}
+                                 for _ in range(3)], "empty": [], "nested": {}},
+            "when": dt.date(2026, 12, 4), "ok": True}
+    pieces = list(iter_json(data))
+    assert len(pieces) > 10
+    assert "".join(pieces) == to_json(data)
+    assert json.loads("".join(pieces))["when"] == "2026-12-04"
