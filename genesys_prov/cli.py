@@ -176,10 +176,14 @@ def print_json(data: Any) -> None:
     never held as one string)."""
     from genesys_prov.report import iter_json
 
-    out = sys.stdout
+    out, pending, size = sys.stdout, [], 0
     for chunk in iter_json(data):
-        out.write(chunk)
-    out.write("\n")
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= 1 << 16:  # a write per 64 KiB, not per token
+            out.write("".join(pending))
+            pending, size = [], 0
+    out.write("".join(pending) + "\n")
     out.flush()
 
 
