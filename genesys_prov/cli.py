@@ -264,6 +264,11 @@ QUARANTINE_PROBE = ("The job is quarantined: its next run probes the connection 
                     "when that passes, leaves quarantine with a full sync.")
 
 
+METRICS_HELP = ("After the run, however it ends, write Prometheus metrics to this file "
+                "(node_exporter's textfile collector: name it *.prom). Default: metrics_file "
+                "in the configuration.")
+
+
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Plan and print; send no writes.")
 @click.option("--allow-deletions", is_flag=True,
@@ -282,10 +287,7 @@ QUARANTINE_PROBE = ("The job is quarantined: its next run probes the connection 
               help="With --dry-run: write the plan for `genesys-prov apply` (checksummed).")
 @click.option("--retry-now", is_flag=True,
               help="Send the changes waiting in escrow now instead of at their next retry.")
-@click.option("--metrics-file", metavar="PATH",
-              help="After the run, however it ends, write Prometheus metrics to this file "
-                   "(node_exporter's textfile collector: name it *.prom). Default: "
-                   "metrics_file in the configuration.")
+@click.option("--metrics-file", metavar="PATH", help=METRICS_HELP)
 @click.pass_obj
 @output_option("the plan and the result")
 def sync(obj: Context, dry_run: bool, allow_deletions: bool, output: str,
@@ -872,10 +874,12 @@ def _check_after_init(config_path: Path) -> None:
 @click.option("--report", "reports", multiple=True, metavar="PATH",
               help="Also write the outcome to a file (.json, .csv, .md, .html).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and a summary line.")
+@click.option("--metrics-file", metavar="PATH", help=METRICS_HELP)
 @click.pass_obj
 @output_option()
 def apply_command(obj: Context, plan_path: str, max_age: str, allow_deletions: bool,
-                  output: str, reports: tuple[str, ...], quiet: bool) -> None:
+                  output: str, reports: tuple[str, ...], quiet: bool,
+                  metrics_file: str | None) -> None:
     """Apply a reviewed plan exactly, as made by `sync --dry-run --plan-out`.
 
     Refuses a plan whose checksum does not match, whose configuration or mappings changed,
@@ -888,16 +892,20 @@ def apply_command(obj: Context, plan_path: str, max_age: str, allow_deletions: b
         genesys-prov sync --dry-run --plan-out plan.json --report plan.html
 
         genesys-prov apply plan.json
+
+        genesys-prov apply plan.json --metrics-file genesys_prov.prom
     """
     from genesys_prov.plan.file import parse_age
     from genesys_prov.sync.run import apply_plan_file
 
     config = obj.config()
+    metrics = _metrics_file(config, metrics_file)
     with errors_to_exit():
-        _check_outputs(reports)
+        _check_outputs(reports, metrics=metrics)
+    with errors_to_exit(), metrics.measure():
         result = apply_plan_file(config, plan_path, max_age=parse_age(max_age),
                                  allow_deletions=allow_deletions)
-    _finish(result, output, 200, quiet, reports)
+    _finish(result, output, 200, quiet, reports, metrics)
 
 
 @cli.command()

@@ -321,3 +321,26 @@ def test_change_counts_by_outcome() -> None:
     assert {k: v for k, v in dry.items() if v} == {
         ("create", "planned"): 2, ("update", "planned"): 1, ("deactivate", "planned"): 1,
         ("delete", "held"): 1}
+
+
+def test_apply_of_a_reviewed_plan_writes_the_metrics_too(sandbox: Sandbox,
+                                                         tmp_path: Path) -> None:
+    """`apply PLAN --metrics-file`: the applied changes counted like a sync's, the run a
+    success, an unwritable path refused before the plan is applied."""
+    cfg, prom = configure(sandbox, tmp_path), tmp_path / "genesys_prov.prom"
+    plan = tmp_path / "plan.json"
+    made = run_cli("--config", cfg, "sync", "--dry-run", "--plan-out", str(plan))
+    assert made.exit_code == 0, made.stderr
+    refused = run_cli("--config", cfg, "apply", str(plan), "--metrics-file",
+                      str(tmp_path / "missing" / "x.prom"))
+    assert refused.exit_code == 2 and sandbox.genesys.writes() == []
+    applied = run_cli("--config", cfg, "apply", str(plan), "--output", "json",
+                      "--metrics-file", str(prom))
+    assert applied.exit_code == 0, applied.stderr
+    counts = json.loads(applied.stdout)["plan"]["counts"]
+    samples = read_metrics(prom)
+    succeeded = by_label(samples, "last_run_changes", "action", status="success")
+    assert succeeded["create"] == counts["create"] > 0
+    assert value(samples, "last_run_dry_run") == 0
+    assert value(samples, "last_success_timestamp_seconds") > 0
+    assert len([w for w in sandbox.genesys.writes() if w.method == "POST"]) == counts["create"]
