@@ -161,3 +161,24 @@ def test_provision_creates_the_user_with_the_domain(sandbox: Sandbox, tmp_path: 
                    if u["userName"].lower() == user["userPrincipalName"].lower())
     assert created["title"] == f"{user['displayName']} @ {DOMAIN}"
     assert sandbox.graph.counts[ORG] == 1
+
+
+def test_check_tests_the_permission_default_domain_needs(sandbox: Sandbox,
+                                                         tmp_path: Path) -> None:
+    """`check` reads the default domain when the mappings call DefaultDomain(): without
+    Organization.Read.All it fails (exit 4) naming the permission, before any sync would."""
+    cfg = str(write_config(tmp_path, sandbox.config(), mappings_text()))
+    refused = run_cli("--config", cfg, "check", "--output", "json")
+    assert refused.exit_code == 4
+    steps = {s["name"]: s for s in json.loads(refused.stdout)["steps"]}
+    assert not steps["graph: default domain"]["ok"]
+    assert "Organization.Read.All" in steps["graph: default domain"]["detail"]
+    sandbox.graph.granted_permissions.add("Organization.Read.All")
+    passed = run_cli("--config", cfg, "check", "--output", "json")
+    assert passed.exit_code == 0, passed.stdout
+    steps = {s["name"]: s for s in json.loads(passed.stdout)["steps"]}
+    assert steps["graph: default domain"]["detail"] == f"DefaultDomain() is {DOMAIN}"
+    plain = str(write_config(tmp_path, sandbox.config()))
+    names = [s["name"] for s in json.loads(run_cli("--config", plain, "check", "--output",
+                                                   "json").stdout)["steps"]]
+    assert "graph: default domain" not in names

@@ -104,10 +104,15 @@ def run_check(config: Config) -> CheckResult:
         more = " (more pages)" if body.get("@odata.nextLink") else ""
         return f"read {len(body.get('value') or [])} assignment(s) of the application{more}"
 
+    def graph_domain() -> str:
+        return f"DefaultDomain() is {conn.graph.default_domain()}"
+
     if step("graph: token", graph_token):
         step("graph: read users", graph_read)
         if config.source.scope == "assigned":
             step("graph: read app assignments", graph_assignments)
+        if mappings.uses_default_domain:  # needs Organization.Read.All
+            step("graph: default domain", graph_domain)
     if step("target: authenticate and filter", target_probe):
         step("target: /ServiceProviderConfig", spc, required=False)
         step("target: /Schemas", schemas, required=False)
