@@ -160,7 +160,8 @@ def test_provision_creates_the_user_with_the_domain(sandbox: Sandbox, tmp_path: 
     created = next(u for u in sandbox.genesys.users.values()
                    if u["userName"].lower() == user["userPrincipalName"].lower())
     assert created["title"] == f"{user['displayName']} @ {DOMAIN}"
-    assert sandbox.graph.counts[ORG] == 1
+    # once by provision's connection test (`check` tests the permission), once for the user
+    assert sandbox.graph.counts[ORG] == 2
 
 
 def test_check_tests_the_permission_default_domain_needs(sandbox: Sandbox,
