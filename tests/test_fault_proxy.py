@@ -337,6 +337,52 @@ def test_down_refuses_then_comes_back_on_the_same_port(upstream: Upstream,
     assert upstream.paths() == ["/api/v1/a", "/api/v1/c", "/api/v1/e"]
 
 
+def test_a_down_rule_takes_the_target_down_at_exactly_that_request(
+        upstream: Upstream, proxy: FaultProxy) -> None:
+    """``Fault.DOWN`` with ``skip=2``: two POSTs reach the upstream, the third is reset and
+    the target is down from then on (the kept-alive connection and new ones alike)."""
+    proxy.add(Rule(Fault.DOWN, method="POST", skip=2))
+    with requests.Session() as s:
+        for name in ("a", "b"):
+            assert s.post(f"{proxy.url}/Users?status=201", json={"userName": name},
+                          timeout=10).ok
+        with pytest.raises(requests.ConnectionError):
+            s.post(f"{proxy.url}/Users", json={"userName": "c"}, timeout=10)
+        assert not proxy.is_up
+        with pytest.raises(requests.ConnectionError):
+            s.get(f"{proxy.url}/x", timeout=10)
+    assert [s.method for s in upstream.seen] == ["POST", "POST"]
+    assert proxy.log[2] == Event("POST", "/api/v1/Users", Fault.DOWN, False, None, rule=0)
+    proxy.up()
+    assert requests.get(f"{proxy.url}/y", timeout=10).ok
+
+
+def test_a_down_rule_with_a_delay_comes_back(upstream: Upstream, proxy: FaultProxy) -> None:
+    proxy.add(Rule(Fault.DOWN, method="POST", times=1, delay=0.3))
+    with pytest.raises(requests.ConnectionError):
+        requests.post(f"{proxy.url}/Users", json={"userName": "a"}, timeout=10)
+    wait_for(lambda: proxy.is_up, "the proxy to come back up")
+    assert requests.post(f"{proxy.url}/Users?status=201", json={"userName": "a"},
+                         timeout=10).ok
+    assert [s.method for s in upstream.seen] == ["POST"]
+
+
+def test_requests_on_kept_alive_connections_are_refused_once_down_starts(
+        upstream: Upstream, proxy: FaultProxy) -> None:
+    """The moment ``down`` starts, a request arriving on an open connection is reset, not
+    forwarded (closing the listener takes a while; nothing slips through meanwhile)."""
+    with requests.Session() as s:
+        assert s.get(f"{proxy.url}/a", timeout=10).ok
+        proxy._refusing = True  # as down() sets it first, before the listener is closed
+        with pytest.raises(requests.ConnectionError):
+            s.get(f"{proxy.url}/b", timeout=10)
+        proxy.down()
+        proxy.up()
+        assert not proxy.refusing
+        assert s.get(f"{proxy.url}/c", timeout=10).ok
+    assert upstream.paths() == ["/api/v1/a", "/api/v1/c"]
+
+
 # ------------------------------------------------------------------------------ concurrency
 
 

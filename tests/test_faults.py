@@ -241,11 +241,10 @@ def test_target_down_for_two_seconds_mid_run(rig: Rig, record_property: Callable
         [str, object], None]) -> None:
     """The target stops answering (connection refused) after the first creates; requests
     that never reached it are sent again with backoff, so the run still completes."""
-    with when(lambda: len(rig.proxy.forwarded("POST")) >= 5, lambda: rig.proxy.down(2.0)) \
-            as fired:
-        code, out, err = sync(rig.cfg)
+    rig.proxy.add(Rule(Fault.DOWN, method="POST", path=r"/Users$", skip=5, times=1, delay=2.0))
+    code, out, err = sync(rig.cfg)
     figures(record_property, rig, code, out)
-    assert fired.is_set()
+    assert rig.proxy.applied(0) == 1
     assert code == 0, (err, failures(out))
     rig.assert_no_duplicates()
     rig.assert_converged()
@@ -329,10 +328,11 @@ def test_target_down_for_long_then_the_next_run_converges(rig: Rig) -> None:
 
     # down for good after 70 % of the creates: the rest fail (half failing would be over
     # the 40 % failure rate that quarantines the job, exit 4 — `make soak`, 1,000 users)
-    with when(lambda: len(rig.proxy.forwarded("POST")) >= planned * 7 // 10, rig.proxy.down):
-        result = run_cli("--config", rig.cfg, "sync", "--quiet")
+    rig.proxy.add(Rule(Fault.DOWN, method="POST", path=r"/Users$", skip=planned * 7 // 10))
+    result = run_cli("--config", rig.cfg, "sync", "--quiet")
     assert result.exit_code == 1, result.stderr
     assert "wait in escrow" in result.stdout and "sync --retry-now" in result.stdout
+    rig.proxy.clear()
     rig.proxy.up()
     code, out, err = sync(rig.cfg)  # the escrowed changes are due in 5 minutes, not now
     assert code == 0 and out["mode_reason"] == "no directory changes", err

@@ -3,6 +3,7 @@ the proxy's rules what to do with each, and forwards, answers, delays or resets.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -95,8 +96,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
         """Decide what to do with this request, do it, and log it."""
         proxy = self.server.proxy
         body = self._read_body()
-        if conn.reset:  # the proxy went down while the request was being read
-            self.close_connection = True
+        if conn.reset or proxy.refusing:  # the proxy went down while the request was read
+            self._reset()
             return
         if body is None:
             self.close_connection = True
@@ -118,9 +119,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
             record(False, rule.status)
             self._inject_status(rule)
             return
-        if fault is Fault.RESET_BEFORE:
+        if fault is Fault.RESET_BEFORE or fault is Fault.DOWN:
             record(False, None)
             self._reset()
+            if rule is not None and fault is Fault.DOWN:
+                with contextlib.suppress(RuntimeError):  # the proxy is being stopped
+                    proxy.down(rule.delay or None)
             return
         if rule is not None and fault is Fault.DELAY and proxy._halt.wait(rule.delay):
             record(False, None, error="proxy stopped during the delay")

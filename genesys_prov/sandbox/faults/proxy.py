@@ -67,6 +67,7 @@ class FaultProxy(RuleBook, EventLog):
         self._upstreams: set[http.client.HTTPConnection] = set()
         self._halt = threading.Event()
         self._started = False
+        self._refusing = False
 
     def start(self) -> str:
         """Bind 127.0.0.1 on an ephemeral port, start serving; returns :attr:`url`."""
@@ -142,6 +143,13 @@ class FaultProxy(RuleBook, EventLog):
                 self._listen(self.port)
 
     @property
+    def refusing(self) -> bool:
+        """Whether requests are being refused: set the moment :meth:`down` starts, so a
+        request arriving on a kept-alive connection while the listener closes is reset, not
+        forwarded."""
+        return self._refusing
+
+    @property
     def is_up(self) -> bool:
         """Whether the proxy is accepting connections."""
         with self._life:
@@ -162,6 +170,7 @@ class FaultProxy(RuleBook, EventLog):
     def _listen(self, port: int) -> None:
         """Bind a fresh listening socket and start its serving thread."""
         server = ProxyServer(self, port)
+        self._refusing = False
         self.port = server.server_address[1]
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                   name=f"fault-proxy-{self.port}", daemon=True)
@@ -170,6 +179,7 @@ class FaultProxy(RuleBook, EventLog):
 
     def _close_listener(self) -> None:
         """Stop accepting, close the listening socket, reset the open connections."""
+        self._refusing = True
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is not None:

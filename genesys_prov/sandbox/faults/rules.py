@@ -33,6 +33,10 @@ class Fault(StrEnum):
     GARBAGE = "garbage"
     #: Sleep ``Rule.delay`` seconds, then forward (even when the client has given up).
     DELAY = "delay"
+    #: Take the target down, starting with this request (reset, not forwarded), as
+    #: :meth:`FaultProxy.down` does; with ``Rule.delay`` > 0 it comes back after that long.
+    #: Decided with the request, so "down after the n-th create" is exact (``skip=n``).
+    DOWN = "down"
 
 
 @dataclass
@@ -65,7 +69,8 @@ class Rule:
     headers: dict[str, str] = field(default_factory=dict)
     #: STATUS / GARBAGE: the body to send instead of the default one.
     body: bytes | None = None
-    #: DELAY: seconds to sleep before forwarding.
+    #: DELAY: seconds to sleep before forwarding. DOWN: seconds until the target is back
+    #: (0: down until :meth:`FaultProxy.up`).
     delay: float = 0.0
 
 
