@@ -593,7 +593,8 @@ _AUTH_KEYS = {"client_secret": "secret", "certificate": "certificate",
               "federated_token_file": "federated"}
 FEDERATED_ENV = {"federated_token_file": "AZURE_FEDERATED_TOKEN_FILE",
                  "client_id": "AZURE_CLIENT_ID", "tenant_id": "AZURE_TENANT_ID"}
-"""The variables AKS workload identity (and CI systems) set, for ``auth: federated``."""
+"""The variables AKS workload identity (and CI systems) set, for ``auth: federated``; it
+also sets ``AZURE_AUTHORITY_HOST``, the default of ``source.authority_host`` then."""
 
 
 def _auth_method(data: dict[str, Any]) -> str:
@@ -645,6 +646,8 @@ def _auth(data: dict[str, Any], env: Mapping[str, str], base: Path) -> dict[str,
         if "federated_token_file" in data and not token_file.is_absolute():
             token_file = base / token_file
         fields["federated_token_file"] = token_file
+        if "authority_host" not in data and env.get("AZURE_AUTHORITY_HOST"):
+            fields["authority_host"] = env["AZURE_AUTHORITY_HOST"]  # a national cloud's
         return fields
     for key in ("tenant_id", "client_id"):
         if key not in data:
@@ -669,10 +672,11 @@ def _source(data: dict[str, Any], env: Mapping[str, str] | None = None,
             "source.service_principal_id: required when source.scope is 'assigned' (the "
             "default): the object id of the enterprise application; or set scope: all"
         )
+    authority = auth.pop("authority_host", None) or data.get("authority_host",
+                                                             SourceConfig.authority_host)
     return SourceConfig(
         **auth,
-        authority_host=check_url("source.authority_host",
-                                 data.get("authority_host", SourceConfig.authority_host)),
+        authority_host=check_url("source.authority_host", authority),
         graph_url=check_url("source.graph_url", data.get("graph_url", SourceConfig.graph_url)),
         scope=scope,
         service_principal_id=data.get("service_principal_id"),

@@ -19,14 +19,15 @@ from genesys_prov.sandbox import (
     USER_IDENTITY_CLIENT_ID,
     Sandbox,
 )
-from genesys_prov.sandbox.graph.login import MI_API_VERSION, MI_PATH
+from genesys_prov.sandbox.graph.login import IMDS_API_VERSION, IMDS_PATH, MI_API_VERSION, MI_PATH
 from genesys_prov.sync.connections import connect
 from tests.conftest import run_cli, write_config
 
 TARGET = "target: {url: https://api.mypurecloud.com/api/v2/scim/v2, token: t}\n"
 _MSAL_ENV = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT",
              "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT", "AZURE_FEDERATED_TOKEN_FILE",
-             "AZURE_CLIENT_ID", "AZURE_TENANT_ID")
+             "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST",
+             "AZURE_POD_IDENTITY_AUTHORITY_HOST")
 
 
 @pytest.fixture(autouse=True)
@@ -67,6 +68,21 @@ def test_federated_takes_the_workload_identity_variables(tmp_path: Path) -> None
                    tmp_path)
     assert (given.auth, given.client_id, given.federated_token_file) == \
         ("federated", "c", tmp_path / "tok")  # the file's keys win; relative to the config
+    assert fed.authority_host == "https://login.microsoftonline.com"
+
+
+def test_federated_takes_the_authority_host_workload_identity_sets() -> None:
+    """AKS workload identity sets ``AZURE_AUTHORITY_HOST`` (a national cloud's authority);
+    ``source.authority_host`` still wins, and other methods ignore the variable."""
+    env = {"AZURE_FEDERATED_TOKEN_FILE": "/t", "AZURE_CLIENT_ID": "c", "AZURE_TENANT_ID": "t",
+           "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.us/"}
+    assert source("  auth: federated\n", env).authority_host == \
+        "https://login.microsoftonline.us"
+    given = source("  auth: federated\n  authority_host: https://login.partner.microsoftonline.cn\n",
+                   env)
+    assert given.authority_host == "https://login.partner.microsoftonline.cn"
+    secret = source("  tenant_id: t\n  client_id: c\n  client_secret: s\n", env)
+    assert secret.authority_host == "https://login.microsoftonline.com"
 
 
 @pytest.mark.parametrize(("body", "message"), [
@@ -165,6 +181,51 @@ def test_user_assigned_managed_identity_sends_its_client_id(
     assert asked[0].query["client_id"] == [USER_IDENTITY_CLIENT_ID]
 
 
+def test_managed_identity_on_a_vm_asks_the_instance_metadata_service(
+        sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``IDENTITY_ENDPOINT``: MSAL asks IMDS (``Metadata: true``, api-version
+    2018-02-01), for the system-assigned identity and for a user-assigned one."""
+    for name, value in sandbox.managed_identity_env(host="vm").items():
+        monkeypatch.setenv(name, value)
+    cfg = _config(sandbox, tmp_path, "managed_identity")
+    _assert_synced_with(sandbox, cfg, f"managed_identity:{SYSTEM_IDENTITY_CLIENT_ID}")
+    asked = [r for r in sandbox.graph.requests if r.path == IMDS_PATH]
+    assert asked and all(r.method == "GET" and r.status == 200 for r in asked)
+    assert asked[0].query == {"api-version": [IMDS_API_VERSION],
+                              "resource": [sandbox.graph_url]}
+    assert asked[0].headers["Metadata"] == "true"
+    assert not any(r.path == MI_PATH or r.path.endswith("/oauth2/v2.0/token")
+                   for r in sandbox.graph.requests)
+    user = _config(sandbox, tmp_path, "managed_identity",
+                   managed_identity_client_id=USER_IDENTITY_CLIENT_ID)
+    code, out = _sync(user, "--dry-run")
+    assert code == 0, out
+    assert [r.query.get("client_id") for r in sandbox.graph.requests
+            if r.path == IMDS_PATH][-1] == [USER_IDENTITY_CLIENT_ID]
+    result = run_cli("--config", cfg, "check", "--output", "json")
+    detail = json.loads(result.stdout)["steps"][0]["detail"]
+    assert detail.endswith(f"from {sandbox.authority_host}{IMDS_PATH}")
+
+
+def test_the_instance_metadata_service_refuses_as_imds_does(
+        sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """IMDS' own refusals (no ``Metadata`` header, an identity not on the VM) in its
+    ``error`` / ``error_description`` shape; through genesys-prov, one line, exit 4."""
+    import requests
+
+    url = f"{sandbox.authority_host}{IMDS_PATH}"
+    params = {"api-version": IMDS_API_VERSION, "resource": sandbox.graph_url}
+    bare = requests.get(url, params=params, verify=str(sandbox.ca_bundle), timeout=10)
+    assert bare.status_code == 400 and bare.json() == {
+        "error": "invalid_request", "error_description": "Required metadata header not specified"}
+    for name, value in sandbox.managed_identity_env(host="vm").items():
+        monkeypatch.setenv(name, value)
+    cfg = _config(sandbox, tmp_path, "managed_identity", managed_identity_client_id="nobody")
+    sandbox.graph.requests.clear()
+    _assert_auth_failure(sandbox, cfg, "Identity not found", "managed_identity_client_id (nobody)",
+                         IMDS_PATH)
+
+
 def test_check_names_the_method(sandbox: Sandbox, tmp_path: Path,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     env = sandbox.managed_identity_env()
@@ -239,10 +300,12 @@ def test_federated_variables_alone_are_enough(sandbox: Sandbox, tmp_path: Path,
     for name, value in sandbox.federated_env().items():
         monkeypatch.setenv(name, value)
     config = sandbox.config(scope="all", auth="federated")
-    for key in ("tenant_id", "client_id", "federated_token_file"):
+    for key in ("tenant_id", "client_id", "federated_token_file", "authority_host"):
         del config["source"][key]
     cfg = str(write_config(tmp_path, config))
-    assert load_config(cfg).source.client_id == sandbox.client_id
+    loaded = load_config(cfg).source
+    assert (loaded.client_id, loaded.authority_host) == (sandbox.client_id,
+                                                         sandbox.authority_host)
     code, out = _sync(cfg, "--dry-run")
     assert code == 0 and out["plan"]["counts"]["create"] > 0
     assert set(sandbox.graph.token_origins.values()) == {"federated"}

@@ -297,11 +297,19 @@ class Sandbox:
             source["federated_token_file"] = str(self.federated_token_path())
         return source
 
-    def managed_identity_env(self) -> dict[str, str]:
-        """The variables an App Service-style host sets for its managed identity
-        (``IDENTITY_ENDPOINT``, ``IDENTITY_HEADER``): MSAL asks this sandbox's endpoint."""
+    def managed_identity_env(self, host: str = "app_service") -> dict[str, str]:
+        """The variables that send MSAL's ``ManagedIdentityClient`` to this sandbox.
+
+        ``host="app_service"``: what an App Service-style host sets (``IDENTITY_ENDPOINT``,
+        ``IDENTITY_HEADER``). ``host="vm"``: an Azure VM sets nothing and MSAL asks the
+        instance metadata service at 169.254.169.254; ``AZURE_POD_IDENTITY_AUTHORITY_HOST``
+        (MSAL's override of that address) points it here instead."""
         if not self.authority_host:
             raise RuntimeError("start the sandbox first")
+        if host == "vm":
+            return {"AZURE_POD_IDENTITY_AUTHORITY_HOST": self.authority_host}
+        if host != "app_service":
+            raise ValueError("host must be app_service or vm")
         return {"IDENTITY_ENDPOINT": f"{self.authority_host}{MI_PATH}",
                 "IDENTITY_HEADER": self.graph.identity_header}
 

@@ -18,7 +18,8 @@ from genesys_prov.errors import AuthError, ConfigError
 
 #: Where MSAL asks for a managed identity's token off App Service / Functions / Container
 #: Apps (which set ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``): the VM's IMDS.
-IMDS_ENDPOINT = "http://169.254.169.254/metadata/identity/oauth2/token"
+IMDS_HOST = "http://169.254.169.254"
+IMDS_PATH = "/metadata/identity/oauth2/token"
 
 
 def describe_auth(config: SourceConfig) -> str:
@@ -39,7 +40,8 @@ def token_endpoint(config: SourceConfig) -> str:
     """Where tokens come from: the managed identity endpoint MSAL will use, else the
     authority."""
     if config.auth == "managed_identity":
-        return os.environ.get("IDENTITY_ENDPOINT") or IMDS_ENDPOINT
+        imds = os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or IMDS_HOST  # as MSAL
+        return os.environ.get("IDENTITY_ENDPOINT") or imds.strip("/") + IMDS_PATH
     return config.authority_host
 
 

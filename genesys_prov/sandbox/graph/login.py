@@ -1,8 +1,9 @@
 """The Entra authority: OpenID discovery documents and the v2.0 token endpoint (client
 credentials with a secret, a certificate's client-assertion JWT, or a federated assertion
 matching one of the app's federated identity credentials), enough for MSAL; and the
-managed identity endpoint of an App Service-style host (``IDENTITY_ENDPOINT`` +
-``IDENTITY_HEADER``), as MSAL's ``ManagedIdentityClient`` calls it."""
+managed identity endpoints MSAL's ``ManagedIdentityClient`` calls: an App Service-style
+host's (``IDENTITY_ENDPOINT`` + ``IDENTITY_HEADER``) and an Azure VM's instance metadata
+service (IMDS)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,12 @@ FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 #: The App Service managed identity API version MSAL sends.
 MI_API_VERSION = "2019-08-01"
 MI_PATH = "/msi/token"
+#: The Azure VM instance metadata service's token path, and the API version MSAL sends it.
+IMDS_PATH = "/metadata/identity/oauth2/token"
+IMDS_API_VERSION = "2018-02-01"
 _NO_IDENTITY = ("No User Assigned or Delegated Managed Identity found for specified "
                 "ClientId/ResourceId/PrincipalId.")
+_IMDS_NO_IDENTITY = "Identity not found"
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,9 @@ class EntraLogin(GraphState):
             elif lowered == ["msi", "token"]:
                 route = MI_PATH
                 response = self._managed_identity(request)
+            elif lowered == ["metadata", "identity", "oauth2", "token"]:
+                route = IMDS_PATH
+                response = self._imds(request)
             else:
                 raise AadError(404, "invalid_request", "90019", f"No endpoint at {request.path}")
         except AadError as err:
@@ -312,6 +320,39 @@ class EntraLogin(GraphState):
         if request.param("api-version") != MI_API_VERSION:
             raise _MiError(400, f"api-version {request.param('api-version')!r} is not "
                                 f"supported; use {MI_API_VERSION}.")
+        return self._resource_and_identity(request, _NO_IDENTITY)
+
+    def _imds(self, request: Request) -> Response:
+        """The Azure VM instance metadata service: ``GET ?api-version=2018-02-01&resource=
+        ...[&client_id=...]`` with ``Metadata: true``; answers ``access_token``,
+        ``expires_in`` / ``expires_on`` (strings), ``resource``, ``token_type``; refusals are
+        ``{"error", "error_description"}``, as IMDS answers them."""
+        try:
+            if request.method != "GET":
+                raise _MiError(405, "The request method is not supported.")
+            if (request.header("Metadata") or "").lower() != "true":
+                raise _MiError(400, "Required metadata header not specified")
+            if request.param("api-version") != IMDS_API_VERSION:
+                raise _MiError(400, f"Invalid version: api-version "
+                                    f"{request.param('api-version')!r} (the sandbox serves "
+                                    f"{IMDS_API_VERSION})")
+            resource, identity = self._resource_and_identity(request, _IMDS_NO_IDENTITY)
+        except _MiError as err:
+            return Response.json(err.status, {"error": "invalid_request",
+                                              "error_description": err.message})
+        answer = self._issue_token(f"managed_identity:{identity}", appid=identity)
+        now = int(time.time())
+        return Response.json(200, {
+            "access_token": answer["access_token"], "client_id": identity,
+            "expires_in": str(self.token_lifetime), "ext_expires_in": str(self.token_lifetime),
+            "expires_on": str(now + self.token_lifetime), "not_before": str(now),
+            "resource": resource, "token_type": "Bearer",
+        })
+
+    def _resource_and_identity(self, request: Request, unknown: str) -> tuple[str, str]:
+        """The resource (Graph, else 400) and the client id of the identity a managed
+        identity request names (``client_id``: a user-assigned one attached to the host;
+        none: the system-assigned one); ``unknown`` is the endpoint's refusal of others."""
         resource = request.param("resource") or ""
         if resource.rstrip("/") not in (self.graph_url, *GRAPH_RESOURCE_IDS):
             raise _MiError(400, f"The resource '{resource}' is not valid.")
@@ -319,7 +360,7 @@ class EntraLogin(GraphState):
                   if request.param(name)]
         client_id = request.param("client_id")
         if others or (client_id is not None and client_id not in self.user_identities):
-            raise _MiError(400, _NO_IDENTITY)
+            raise _MiError(400, unknown)
         identity = client_id or self.system_identity
         if identity is None:
             raise _MiError(400, "No managed identity is assigned to this resource.")
