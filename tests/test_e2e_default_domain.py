@@ -77,15 +77,27 @@ def test_sync_sends_the_default_domain_reading_it_once_per_run(sandbox: Sandbox,
             "value": f"Renamed Person @ {DOMAIN}"} in write.body["Operations"]
     assert sandbox.graph.counts[ORG] == 2
 
-    # A new default domain reaches every user on the next full sync.
+    # A new default domain reaches every user on the next run, which reads everything and
+    # says why (a dry run first: every managed user planned, nothing written).
     use_default_domain(sandbox, "fabrikam.example")
-    code, out, err = sync(cfg, "--full")
+    sandbox.genesys.reset_log()
+    code, out, err = sync(cfg, "--dry-run")
     assert code == 0, err
+    assert out["mode"] == "full", out["mode_reason"]
+    assert out["mode_reason"] == (f"the tenant's default domain changed from {DOMAIN} to "
+                                  "fabrikam.example (DefaultDomain())")
+    assert out["plan"]["counts"]["update"] == len(held) - len(unmanaged)
+    assert sandbox.genesys.writes() == []
+    code, out, err = sync(cfg)
+    assert code == 0, err
+    assert out["mode"] == "full" and "default domain changed" in out["mode_reason"]
     renamed = {name: title for name, title in titles(sandbox).items() if name in users}
     assert renamed and all(t == f"{users[n]['displayName']} @ fabrikam.example"
                            for n, t in renamed.items())
     assert {n: t for n, t in titles(sandbox).items() if n not in users} == unmanaged
-    assert sandbox.graph.counts[ORG] == 3
+    assert sandbox.graph.counts[ORG] == 4
+    code, out, err = sync(cfg)  # the new domain is remembered: incremental again
+    assert code == 0 and out["mode"] != "full", out["mode_reason"]
 
 
 def test_without_organization_read_all_the_run_stops_before_any_write(

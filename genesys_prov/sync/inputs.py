@@ -321,14 +321,26 @@ INCREMENTAL_MIN_READS = 25
 NO_CHANGES = "no directory changes"
 
 
-def full_sync_reason(state: State, digest: str, full: bool, now: float) -> Why | None:
-    """Why this run must read everything (None: an incremental run may do)."""
+#: The state key of the default domain the last run's mappings evaluated DefaultDomain() to.
+DEFAULT_DOMAIN_META = "default_domain"
+
+
+def full_sync_reason(state: State, digest: str, full: bool, now: float,
+                     domain: str | None = None) -> Why | None:
+    """Why this run must read everything (None: an incremental run may do). ``domain``:
+    the tenant's default domain when the mappings call ``DefaultDomain()`` (a change
+    re-evaluates every user, as a mapping change does)."""
     if full:
         return FullReason.REQUESTED, FullReason.REQUESTED.value
     if state.delta_link("users") is None:
         return FullReason.FIRST_RUN, FullReason.FIRST_RUN.value
     if state.get_meta("settings_digest") != digest:
         return FullReason.SETTINGS_CHANGED, FullReason.SETTINGS_CHANGED.value
+    before = state.get_meta(DEFAULT_DOMAIN_META)
+    if domain is not None and before is not None and before != domain:
+        return (FullReason.DEFAULT_DOMAIN_CHANGED,
+                f"the tenant's default domain changed from {before} to {domain} "
+                f"(DefaultDomain())")
     last = state.last_run()
     if last is not None and last["status"] not in ("success", "incremental", "failed"):
         return FullReason.LAST_RUN, f"the last run ended with status {last['status']!r}"
@@ -369,7 +381,8 @@ def _forced(run: RunContext, ask: Ask) -> Why | None:
         return FullReason.LEFT_QUARANTINE, FullReason.LEFT_QUARANTINE.value
     if ask.plan_out:
         return FullReason.PLAN_FILE, FullReason.PLAN_FILE.value
-    why = full_sync_reason(run.state, ask.digest, ask.full, run.clock())
+    why = full_sync_reason(run.state, ask.digest, ask.full, run.clock(),
+                           run.mappings.default_domain)
     if why is None and ask.retry_now and run.state.escrowed("group"):
         return FullReason.RETRY_NOW, FullReason.RETRY_NOW.value
     return why

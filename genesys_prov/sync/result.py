@@ -17,6 +17,7 @@ class FullReason(StrEnum):
     REQUESTED = "--full was given"
     FIRST_RUN = "no delta links yet (first run, or after state reset)"
     SETTINGS_CHANGED = "the mappings or scope settings changed since the last run"
+    DEFAULT_DOMAIN_CHANGED = "the tenant's default domain (DefaultDomain()) changed"
     LAST_RUN = "the last run did not end well"
     GROUP_ESCROW_DUE = "escrowed group changes are due for a retry"
     LEFT_QUARANTINE = "the job just left quarantine"

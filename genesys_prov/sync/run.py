@@ -34,7 +34,7 @@ from genesys_prov.sync.incidents import (
     incidents_of,
     quarantine_gate,
 )
-from genesys_prov.sync.inputs import NO_CHANGES, Ask, Choice, choose_reading
+from genesys_prov.sync.inputs import DEFAULT_DOMAIN_META, NO_CHANGES, Ask, Choice, choose_reading
 from genesys_prov.sync.preflight import check_target_schema
 from genesys_prov.sync.result import SyncResult
 from genesys_prov.target import apply as applying
@@ -171,6 +171,8 @@ def _finish(run: RunContext, conn: Connections, result: SyncResult, choice: Choi
     for kind, link in choice.starts.items():
         state.set_delta_link(kind, link)
     state.set_meta("settings_digest", digest)
+    if run.mappings.default_domain is not None:
+        state.set_meta(DEFAULT_DOMAIN_META, run.mappings.default_domain)
     state.set_meta("assignments_digest", choice.reading.assignments_digest)
     state.set_meta(SNAPSHOT_META, digest)
     run.notify(incidents_of(result, result.quarantined))
