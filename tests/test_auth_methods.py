@@ -153,14 +153,26 @@ def _assert_synced_with(sb: Sandbox, cfg: str, origin: str) -> None:
     assert _graph_reads(sb) and set(_graph_reads(sb)) == {200}
 
 
+def _on_identity_host(sb: Sandbox, monkeypatch: pytest.MonkeyPatch,
+                      host: str = "app_service") -> None:
+    """Run as on a host with a managed identity (its variables point MSAL at ``sb``)."""
+    for name, value in sb.managed_identity_env(host=host).items():
+        monkeypatch.setenv(name, value)
+
+
+def _identity_requests(sb: Sandbox, path: str) -> list[Any]:
+    """The token requests MSAL sent to a managed identity endpoint: GETs, all answered."""
+    asked = [r for r in sb.graph.requests if r.path == path]
+    assert asked and all(r.method == "GET" and r.status == 200 for r in asked)
+    return asked
+
+
 def test_system_assigned_managed_identity_syncs(sandbox: Sandbox, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in sandbox.managed_identity_env().items():
-        monkeypatch.setenv(name, value)
+    _on_identity_host(sandbox, monkeypatch)
     cfg = _config(sandbox, tmp_path, "managed_identity")
     _assert_synced_with(sandbox, cfg, f"managed_identity:{SYSTEM_IDENTITY_CLIENT_ID}")
-    asked = [r for r in sandbox.graph.requests if r.path == MI_PATH]
-    assert asked and all(r.method == "GET" and r.status == 200 for r in asked)
+    asked = _identity_requests(sandbox, MI_PATH)
     assert asked[0].query == {"api-version": [MI_API_VERSION],
                               "resource": [sandbox.graph_url]}  # no client_id: system
     assert asked[0].headers["X-IDENTITY-HEADER"] == "[redacted]"  # kept out of the log
@@ -169,8 +181,7 @@ def test_system_assigned_managed_identity_syncs(sandbox: Sandbox, tmp_path: Path
 
 def test_user_assigned_managed_identity_sends_its_client_id(
         sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in sandbox.managed_identity_env().items():
-        monkeypatch.setenv(name, value)
+    _on_identity_host(sandbox, monkeypatch)
     cfg = _config(sandbox, tmp_path, "managed_identity",
                   managed_identity_client_id=USER_IDENTITY_CLIENT_ID)
     code, out = _sync(cfg, "--dry-run")
@@ -185,12 +196,10 @@ def test_managed_identity_on_a_vm_asks_the_instance_metadata_service(
         sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No ``IDENTITY_ENDPOINT``: MSAL asks IMDS (``Metadata: true``, api-version
     2018-02-01), for the system-assigned identity and for a user-assigned one."""
-    for name, value in sandbox.managed_identity_env(host="vm").items():
-        monkeypatch.setenv(name, value)
+    _on_identity_host(sandbox, monkeypatch, "vm")
     cfg = _config(sandbox, tmp_path, "managed_identity")
     _assert_synced_with(sandbox, cfg, f"managed_identity:{SYSTEM_IDENTITY_CLIENT_ID}")
-    asked = [r for r in sandbox.graph.requests if r.path == IMDS_PATH]
-    assert asked and all(r.method == "GET" and r.status == 200 for r in asked)
+    asked = _identity_requests(sandbox, IMDS_PATH)
     assert asked[0].query == {"api-version": [IMDS_API_VERSION],
                               "resource": [sandbox.graph_url]}
     assert asked[0].headers["Metadata"] == "true"
@@ -218,8 +227,7 @@ def test_the_instance_metadata_service_refuses_as_imds_does(
     bare = requests.get(url, params=params, verify=str(sandbox.ca_bundle), timeout=10)
     assert bare.status_code == 400 and bare.json() == {
         "error": "invalid_request", "error_description": "Required metadata header not specified"}
-    for name, value in sandbox.managed_identity_env(host="vm").items():
-        monkeypatch.setenv(name, value)
+    _on_identity_host(sandbox, monkeypatch, "vm")
     cfg = _config(sandbox, tmp_path, "managed_identity", managed_identity_client_id="nobody")
     sandbox.graph.requests.clear()
     _assert_auth_failure(sandbox, cfg, "Identity not found", "managed_identity_client_id (nobody)",
@@ -273,8 +281,7 @@ def test_managed_identity_wrong_header_fails_in_one_line(
 
 def test_unknown_user_assigned_identity_is_refused(
         sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in sandbox.managed_identity_env().items():
-        monkeypatch.setenv(name, value)
+    _on_identity_host(sandbox, monkeypatch)
     cfg = _config(sandbox, tmp_path, "managed_identity", managed_identity_client_id="nobody")
     _assert_auth_failure(sandbox, cfg, "No User Assigned", "managed_identity_client_id (nobody)")
 

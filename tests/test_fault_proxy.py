@@ -383,6 +383,18 @@ def test_requests_on_kept_alive_connections_are_refused_once_down_starts(
     assert upstream.paths() == ["/api/v1/a", "/api/v1/c"]
 
 
+def test_wait_closed_waits_for_a_delayed_request_whose_client_went_away(
+        upstream: Upstream, proxy: FaultProxy) -> None:
+    """The client gives up on a delayed request: the proxy still forwards it, and
+    ``wait_closed`` returns only once it has (and the connection has ended)."""
+    proxy.add(Rule(Fault.DELAY, method="POST", delay=0.3))
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(f"{proxy.url}/Users?status=201", json={"userName": "a"}, timeout=0.05)
+    assert proxy.wait_closed(10)
+    assert [s.method for s in upstream.seen] == ["POST"]
+    assert proxy.log[0].forwarded
+
+
 # ------------------------------------------------------------------------------ concurrency
 
 

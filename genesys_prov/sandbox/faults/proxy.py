@@ -142,6 +142,19 @@ class FaultProxy(RuleBook, EventLog):
             if self._server is None:
                 self._listen(self.port)
 
+    def wait_closed(self, timeout: float = 10.0) -> bool:
+        """Wait until every client connection has ended: after its client went away (e.g.
+        was killed), the request in hand is still handled (a delayed one is forwarded all
+        the same) before the connection ends. False if ``timeout`` seconds passed first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._conns:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+
     @property
     def refusing(self) -> bool:
         """Whether requests are being refused: set the moment :meth:`down` starts, so a
