@@ -383,6 +383,18 @@ def test_requests_on_kept_alive_connections_are_refused_once_down_starts(
     assert upstream.paths() == ["/api/v1/a", "/api/v1/c"]
 
 
+def test_a_rule_action_runs_at_exactly_the_request_it_decides(
+        upstream: Upstream, proxy: FaultProxy) -> None:
+    seen_before: list[int] = []
+    proxy.add(Rule(Fault.PASS, method="POST", skip=2, times=1,
+                   action=lambda: seen_before.append(len(upstream.seen))))
+    for name in "abcd":
+        assert requests.post(f"{proxy.url}/Users?status=201", json={"userName": name},
+                             timeout=10).ok
+    assert seen_before == [2]  # once, as the third POST arrived, before it was forwarded
+    assert proxy.applied(0) == 1 and len(upstream.seen) == 4
+
+
 def test_wait_closed_waits_for_a_delayed_request_whose_client_went_away(
         upstream: Upstream, proxy: FaultProxy) -> None:
     """The client gives up on a delayed request: the proxy still forwards it, and

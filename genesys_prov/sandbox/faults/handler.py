@@ -109,6 +109,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
         index, rule = proxy._decide(self.command, self.path,
                                     body.decode("utf-8", errors="replace"))
         fault = rule.fault if rule is not None else Fault.PASS
+        if rule is not None and rule.action is not None:
+            rule.action()
 
         def record(forwarded: bool, status: int | None, upstream: Upstream | None = None,
                    error: str = "") -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -72,6 +73,9 @@ class Rule:
     #: DELAY: seconds to sleep before forwarding. DOWN: seconds until the target is back
     #: (0: down until :meth:`FaultProxy.up`).
     delay: float = 0.0
+    #: Called (in the request's thread, before the fault) each time the rule applies: e.g.
+    #: with ``Fault.PASS``, ``skip=8, times=1``, revoke the tokens at the ninth create.
+    action: Callable[[], object] | None = None
 
 
 @dataclass
