@@ -17,7 +17,8 @@ from genesys_prov.config import SourceConfig
 from genesys_prov.errors import AuthError, ConfigError
 
 #: Where MSAL asks for a managed identity's token off App Service / Functions / Container
-#: Apps (which set ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``): the VM's IMDS.
+#: Apps (which set ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``): the VM's IMDS (MSAL takes
+#: its host from ``AZURE_POD_IDENTITY_AUTHORITY_HOST`` when set; the sandbox uses that).
 IMDS_HOST = "http://169.254.169.254"
 IMDS_PATH = "/metadata/identity/oauth2/token"
 
