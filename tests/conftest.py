@@ -35,6 +35,17 @@ def write_config(directory: Path, config: dict[str, Any], mappings: str | None =
     return path
 
 
+def sales_agent_not_in_target(sb: Sandbox) -> dict[str, Any]:
+    """An enabled member of the sandbox's "Sales Agents" group whom Genesys does not hold
+    yet (a user `provision` would create, with a group to add them to)."""
+    held = {u["userName"].lower() for u in sb.genesys.users.values()}
+    sales = next(g for g in sb.graph.groups if g["displayName"] == "Sales Agents")
+    by_id = {u["id"]: u for u in sb.graph.users}
+    return next(by_id[m] for m in sales["members"] if m in by_id
+                and by_id[m].get("accountEnabled", True)
+                and by_id[m]["userPrincipalName"].lower() not in held)
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
     """Invoke the CLI in-process; stdout and stderr are kept apart."""
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)

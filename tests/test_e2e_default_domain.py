@@ -13,7 +13,7 @@ import pytest
 from genesys_prov.mapping.mappings_file import default_mappings_text
 from genesys_prov.sandbox import Sandbox
 from genesys_prov.sandbox.directory.tenant import DOMAIN
-from tests.conftest import run_cli, write_config
+from tests.conftest import run_cli, sales_agent_not_in_target, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -160,12 +160,7 @@ def test_mapping_test_reads_the_domain_from_graph_or_takes_it_offline(
 
 def test_provision_creates_the_user_with_the_domain(sandbox: Sandbox, tmp_path: Path) -> None:
     cfg = configure(sandbox, tmp_path)
-    held = {u["userName"].lower() for u in sandbox.genesys.users.values()}
-    sales = next(g for g in sandbox.graph.groups if g["displayName"] == "Sales Agents")
-    by_id = {u["id"]: u for u in sandbox.graph.users}
-    user = next(by_id[m] for m in sales["members"] if m in by_id
-                and by_id[m].get("accountEnabled", True)
-                and by_id[m]["userPrincipalName"].lower() not in held)
+    user = sales_agent_not_in_target(sandbox)
     result = run_cli("--config", cfg, "provision", user["userPrincipalName"], "--output",
                      "json")
     assert result.exit_code == 0, result.stdout + result.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from genesys_prov.sandbox import Sandbox
-from tests.conftest import run_cli, write_config
+from tests.conftest import run_cli, sales_agent_not_in_target, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -58,12 +58,7 @@ def test_explain_out_of_scope_and_unknown_users(sandbox: Sandbox, tmp_path: Path
 def test_provision_on_demand_creates_one_user_with_groups_and_logs_it(sandbox: Sandbox,
                                                                       tmp_path: Path) -> None:
     cfg = str(write_config(tmp_path, sandbox.config()))
-    held = {u["userName"].lower() for u in sandbox.genesys.users.values()}
-    sales = next(g for g in sandbox.graph.groups if g["displayName"] == "Sales Agents")
-    by_id = {u["id"]: u for u in sandbox.graph.users}
-    user = next(by_id[m] for m in sales["members"] if m in by_id
-                and by_id[m].get("accountEnabled", True)
-                and by_id[m]["userPrincipalName"].lower() not in held)
+    user = sales_agent_not_in_target(sandbox)
     dry = run_cli("--config", cfg, "provision", user["userPrincipalName"], "--dry-run")
     assert dry.exit_code == 0, dry.stdout + dry.stderr
     for step in ("test connection", "import", "scope", "match", "action"):
